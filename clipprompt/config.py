@@ -1,0 +1,61 @@
+"""Config keys this toolkit adds to Dassl's defaults (yacs; no Dassl import).
+
+CoOp's keys and defaults are kept as they are so that CoOp/CoCoOp config
+files work unchanged.
+"""
+
+from yacs.config import CfgNode as CN
+
+
+def extend_cfg(cfg):
+    cfg.CONFIG_NAME = ""  # stem of --config-file, recorded in results.json
+
+    cfg.MODEL.BACKBONE.PATH = ""  # local CLIP file (TorchScript or OpenAI-layout state dict)
+
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+    cfg.DATASET.CUSTOM = CN()
+    cfg.DATASET.CUSTOM.IMAGE_DIR = ""  # absolute, or relative to DATASET.ROOT
+    cfg.DATASET.CUSTOM.SPLIT_FILE = ""  # CoOp split JSON; absolute, or relative to DATASET.ROOT
+    cfg.DATASET.CUSTOM.TEMPLATE = ""  # hand-crafted prompt, default "a photo of a {}."
+
+    cfg.TRAINER.ZEROSHOTCLIP = CN()
+    cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES = ["dataset"]  # see HAND_TEMPLATES below
+    cfg.TRAINER.ZEROSHOTCLIP.PREC = "fp16"
+
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16
+    cfg.TRAINER.COOP.CSC = False  # class-specific context
+    cfg.TRAINER.COOP.CTX_INIT = ""  # e.g. "a photo of a" (then N_CTX = its token count)
+    cfg.TRAINER.COOP.PREC = "fp16"  # fp16, fp32 or amp
+    cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = "end"  # end, middle or front
+
+    cfg.TRAINER.COCOOP = CN()
+    cfg.TRAINER.COCOOP.N_CTX = 16
+    cfg.TRAINER.COCOOP.CTX_INIT = ""
+    cfg.TRAINER.COCOOP.PREC = "fp16"
+
+    d = cfg.TRAINER.DUALPROMPTMI = CN()
+    d.N_CTX = 4
+    d.CTX_INIT = "a photo of a"
+    d.CSC = False
+    d.CLASS_TOKEN_POSITION = "end"
+    d.PREC = "fp16"
+    # Each entry: a template with "{}", "dataset" (the dataset's hand-crafted
+    # template) or "imagenet_ensemble" (CoOp's 7 ImageNet templates); the hand
+    # view is the normalised mean over all of them.
+    d.HAND_TEMPLATES = ["dataset"]
+    d.INFER_WEIGHT = 0.5  # w in t = normalise(w t^s + (1 - w) t^h); 1 = soft view only
+    d.MI = CN()
+    d.MI.WEIGHT = 1.0  # 0 turns the view MI term off
+    d.MI.MODE = "posterior"  # posterior or critic
+    d.MI.ESTIMATOR = "infonce"  # critic bound: infonce, jsd or dv
+    d.MI.TAU = 0.07  # critic temperature
+    d.MI.LEARN_TAU = False  # learnable, bounded critic temperature
+    d.MI.LEARN_TEMPERATURE = False  # learnable temperature of the posterior MI
+    d.AUG = CN()
+    d.AUG.WEIGHT = 1.0  # 0 turns the class-wise augmentation off
+    d.AUG.MODE = "intra"  # intra (own-class prototype) or inter (another class, mixed targets)
+    d.AUG.ALPHA = 1.0  # lambda ~ Beta(alpha, alpha)
+    d.AUG.MI_WEIGHT = 1.0  # weight of the visual-text MI bound inside L_aug
+    d.AUG.PROTOTYPES = "precomputed"  # precomputed (one pass over the train set) or running
+    return cfg

@@ -1,0 +1,374 @@
+"""FashionMNIST as a small real-image benchmark for CLIP prompt learning (no Dassl).
+
+The protocol keeps pretraining and few-shot evaluation apart:
+
+* the mini CLIP (``tools/pretrain_mini_clip.py``) is pretrained on the official
+  TRAIN split (60,000 images) only;
+* the downstream dataset (few-shot train pool, val, test) is drawn from the
+  official TEST split (10,000 images, 1,000 per class), so no downstream image
+  was seen during pretraining.
+
+Downstream partition (``downstream_split``): for every class separately, the
+official-test indices of that class are shuffled with
+``numpy.random.RandomState(seed)`` (NumPy keeps this legacy generator's stream
+fixed across versions) and cut into 50% train pool, 10% val and 40% test.
+With the real data and ``seed=0`` this is 500 / 100 / 400 images per class,
+i.e. 5,000 / 1,000 / 4,000 in total. The few-shot sampler then draws its K
+shots per class from the train pool.
+
+Base-to-new: labels 0-4 (t-shirt, trouser, pullover, dress, coat) are the base
+half, labels 5-9 (sandal, shirt, sneaker, bag, ankle boot) the new half.
+
+Where the IDX files come from (either works):
+
+* Debian: ``apt-get install dataset-fashion-mnist`` puts them, gzipped, in
+  ``/usr/share/datasets/fashion-mnist``;
+* torchvision: ``torchvision.datasets.FashionMNIST(root, download=True)``
+  writes ``<root>/FashionMNIST/raw/*-ubyte[.gz]``.
+"""
+
+import gzip
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from clipprompt.errors import UserError
+
+# Index = official label. Lower-case words that read naturally in "a photo of a {}.".
+CLASSNAMES = [
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+]
+NUM_CLASSES = len(CLASSNAMES)
+BASE_LABELS = list(range(0, 5))
+NEW_LABELS = list(range(5, 10))
+
+# Where the Debian package dataset-fashion-mnist installs the IDX files.
+SYSTEM_IDX_DIR = "/usr/share/datasets/fashion-mnist"
+
+# Official file stems per split: (images, labels).
+IDX_STEMS = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+# IDX magic numbers: two zero bytes, type code 0x08 (unsigned byte), number of dimensions.
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
+# Fractions of each class's official-test images per downstream split; test gets the rest.
+DOWNSTREAM_FRACTIONS = {"train": 0.5, "val": 0.1}
+DOWNSTREAM_SPLITS = ("train", "val", "test")
+
+SPLIT_FILENAME = "split_fashion_mnist.json"
+IMAGE_DIRNAME = "images"
+
+HOW_TO_GET_FILES = (
+    "install them with `apt-get install dataset-fashion-mnist` "
+    f"(files land in {SYSTEM_IDX_DIR}) or download with "
+    "torchvision.datasets.FashionMNIST(<root>, download=True) (files land in <root>/FashionMNIST/raw)"
+)
+
+
+def _candidate_dirs(root):
+    """Folders that may hold the IDX files for a user-given root, in search order."""
+    return [
+        root,
+        os.path.join(root, "FashionMNIST", "raw"),  # torchvision's download layout
+        os.path.join(root, "fashion-mnist"),  # e.g. root=/usr/share/datasets
+    ]
+
+
+def _find_file(folder, stem):
+    """The plain file if present (torchvision keeps both), else the .gz one, else None."""
+    for name in (stem, stem + ".gz"):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def find_idx_files(root):
+    """Locate the four official IDX files under ``root``.
+
+    ``root`` may be one folder or a list of folders; for each, the folder
+    itself, ``<folder>/FashionMNIST/raw`` and ``<folder>/fashion-mnist`` are
+    searched, and the first one holding all four files wins (files are not
+    mixed across folders). Each file may be plain or gzipped.
+
+    Returns ``{"train": {"images": path, "labels": path}, "test": {...}}``.
+    Raises ``UserError`` naming every folder searched if none is complete.
+    """
+    roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)
+    searched = []
+    for one_root in roots:
+        for folder in _candidate_dirs(os.fspath(one_root)):
+            searched.append(folder)
+            found = {}
+            for split, (image_stem, label_stem) in IDX_STEMS.items():
+                images = _find_file(folder, image_stem)
+                labels = _find_file(folder, label_stem)
+                if images is None or labels is None:
+                    break
+                found[split] = {"images": images, "labels": labels}
+            else:
+                return found
+    raise UserError(
+        "FashionMNIST IDX files (train-images-idx3-ubyte[.gz] and the other three) not found in "
+        + ", ".join(searched)
+        + "; "
+        + HOW_TO_GET_FILES
+    )
+
+
+def _read_bytes(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise UserError(f"cannot read IDX file {path}: {exc}") from None
+
+
+def read_idx(path, expected_magic):
+    """Read an unsigned-byte IDX file (plain or .gz) into a numpy uint8 array.
+
+    The magic number must equal ``expected_magic`` (``IMAGES_MAGIC`` or
+    ``LABELS_MAGIC``) and the payload size must match the header's dims.
+    """
+    data = _read_bytes(path)
+    if len(data) < 4:
+        raise UserError(f"IDX file {path} is truncated (no header); re-download it")
+    magic = int.from_bytes(data[:4], "big")
+    if magic != expected_magic:
+        raise UserError(
+            f"IDX file {path} has magic number 0x{magic:08x}, expected 0x{expected_magic:08x}; "
+            "is it the right file and not corrupted?"
+        )
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise UserError(f"IDX file {path} is truncated (short header); re-download it")
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected_size = header_size + int(np.prod(dims, dtype=np.int64))
+    if len(data) != expected_size:
+        raise UserError(
+            f"IDX file {path} has {len(data)} bytes but its header says {expected_size}; re-download it"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def load_split(root, split):
+    """Load an official split: ``(images uint8 [N, 28, 28], labels int64 [N])``.
+
+    ``split`` is ``"train"`` (60,000 images) or ``"test"`` (10,000 images);
+    ``root`` is searched as in ``find_idx_files``.
+    """
+    if split not in IDX_STEMS:
+        raise UserError(f"unknown FashionMNIST split {split!r}; use 'train' or 'test'")
+    paths = find_idx_files(root)[split]
+    images = read_idx(paths["images"], IMAGES_MAGIC)
+    labels = read_idx(paths["labels"], LABELS_MAGIC).astype(np.int64)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(
+            f"FashionMNIST {split} files do not match: images {paths['images']} have shape "
+            f"{images.shape}, labels {paths['labels']} have shape {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise UserError(f"labels in {paths['labels']} are outside 0..{NUM_CLASSES - 1}")
+    return images, labels
+
+
+def downstream_split(labels, seed=0, fractions=None):
+    """Partition official-TEST indices into downstream train pool / val / test.
+
+    For each class (in label order) its indices are permuted with
+    ``numpy.random.RandomState(seed)`` (one generator shared across classes),
+    then the first ``round(fractions["train"] * n)`` go to train, the next
+    ``round(fractions["val"] * n)`` to val and the rest to test. Defaults are
+    ``DOWNSTREAM_FRACTIONS`` (50% / 10% / 40%: 500 / 100 / 400 per class on the
+    real data). Returns ``{"train": idx, "val": idx, "test": idx}``, each a
+    sorted int64 array; together they cover every index exactly once.
+    """
+    labels = np.asarray(labels)
+    fractions = dict(DOWNSTREAM_FRACTIONS if fractions is None else fractions)
+    if fractions["train"] + fractions["val"] >= 1:
+        raise ValueError(f"downstream fractions {fractions} leave nothing for test")
+    rng = np.random.RandomState(seed)
+    parts = {name: [] for name in DOWNSTREAM_SPLITS}
+    for label in np.unique(labels):
+        indices = rng.permutation(np.flatnonzero(labels == label))
+        n_train = int(round(fractions["train"] * len(indices)))
+        n_val = int(round(fractions["val"] * len(indices)))
+        parts["train"].append(indices[:n_train])
+        parts["val"].append(indices[n_train : n_train + n_val])
+        parts["test"].append(indices[n_train + n_val :])
+    return {name: np.sort(np.concatenate(chunks)).astype(np.int64) if chunks else np.zeros(0, np.int64)
+            for name, chunks in parts.items()}
+
+
+def image_filename(test_index):
+    """PNG name of an official-test image inside the downstream image folder."""
+    return f"test_{test_index:05d}.png"
+
+
+def downstream_split_json(labels, seed=0):
+    """The CoOp-format split dict for the downstream images.
+
+    ``{"train": [[relpath, label, classname], ...], "val": ..., "test": ...}``
+    with relpaths relative to the image folder.
+    """
+    labels = np.asarray(labels)
+    split = downstream_split(labels, seed=seed)
+    return {
+        name: [[image_filename(int(i)), int(labels[i]), CLASSNAMES[int(labels[i])]] for i in indices]
+        for name, indices in split.items()
+    }
+
+
+def _atomic_write_bytes(path, write):
+    """Write via a temporary file in the same folder, then rename over ``path``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+@dataclass
+class DownstreamExport:
+    """Where ``export_downstream_images`` put things and how much it wrote."""
+
+    image_dir: str
+    split_path: str
+    num_images_written: int
+
+
+def export_downstream_images(root, out_dir, seed=0):
+    """Write the downstream images as PNGs plus a CoOp-format split JSON.
+
+    Reads the official TEST split from ``root`` (see ``find_idx_files``) and
+    writes ``<out_dir>/images/test_<index>.png`` (28x28 grayscale, the raw
+    pixels) for every image of ``downstream_split(labels, seed)`` and
+    ``<out_dir>/split_fashion_mnist.json``. Idempotent: if the JSON already
+    holds exactly this split and every listed PNG exists, nothing is written.
+    Each file is written atomically (temporary file + rename) and the JSON
+    last, so an interrupted export is completed by the next call.
+    """
+    from PIL import Image  # imported here so the IDX reader works without Pillow
+
+    images, labels = load_split(root, "test")
+    split_json = downstream_split_json(labels, seed=seed)
+    image_dir = os.path.join(out_dir, IMAGE_DIRNAME)
+    split_path = os.path.join(out_dir, SPLIT_FILENAME)
+
+    if os.path.isfile(split_path):
+        try:
+            with open(split_path) as f:
+                existing = json.load(f)
+        except (OSError, ValueError):
+            existing = None
+        listed = [row[0] for rows in split_json.values() for row in rows]
+        if existing == split_json and all(os.path.isfile(os.path.join(image_dir, name)) for name in listed):
+            return DownstreamExport(image_dir, split_path, 0)
+
+    os.makedirs(image_dir, exist_ok=True)
+    num_written = 0
+    for rows in split_json.values():
+        for filename, _, _ in rows:
+            path = os.path.join(image_dir, filename)
+            if os.path.isfile(path):
+                continue
+            index = int(filename[len("test_") : -len(".png")])
+            picture = Image.fromarray(images[index])
+            _atomic_write_bytes(path, lambda f: picture.save(f, format="PNG"))
+            num_written += 1
+    payload = json.dumps(split_json, indent=1).encode()
+    _atomic_write_bytes(split_path, lambda f: f.write(payload))
+    return DownstreamExport(image_dir, split_path, num_written)
+
+
+# CLIP's normalisation constants (also INPUT.PIXEL_MEAN/STD in CoOp's configs).
+CLIP_PIXEL_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def preprocess_images(images, size, mean=CLIP_PIXEL_MEAN, std=CLIP_PIXEL_STD):
+    """Turn uint8 grayscale images [N, H, W] into normalised float tensors [N, 3, size, size].
+
+    Matches Dassl's test transform with ``INPUT.INTERPOLATION: bicubic`` on the
+    exported PNGs: PIL reads the PNG and converts it to RGB (three equal
+    channels), resizes the shorter side to ``size`` with PIL's bicubic filter,
+    center-crops ``size x size``, scales to [0, 1] and normalises with
+    ``mean``/``std``. Resizing the grayscale image once and copying it to three
+    channels gives the same pixels, at a third of the cost.
+    """
+    import torch
+    from PIL import Image
+
+    images = np.asarray(images, dtype=np.uint8)
+    if images.ndim != 3:
+        raise ValueError(f"expected grayscale images [N, H, W], got shape {images.shape}")
+    height, width = images.shape[1:]
+    # Shorter side to `size`, the other scaled as torchvision's Resize(int) does.
+    if height <= width:
+        new_height, new_width = size, int(size * width / height)
+    else:
+        new_height, new_width = int(size * height / width), size
+    top = int(round((new_height - size) / 2.0))
+    left = int(round((new_width - size) / 2.0))
+    resized = np.empty((len(images), size, size), dtype=np.uint8)
+    for i, image in enumerate(images):
+        # PIL directly: torchvision's functional wrappers cost 10x more per tiny image.
+        picture = Image.fromarray(image).resize((new_width, new_height), Image.BICUBIC)
+        resized[i] = np.asarray(picture)[top : top + size, left : left + size]
+    pixels = torch.from_numpy(resized).float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((pixels - mean_t) / std_t).contiguous()
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an IDX file (gzipped if ``path`` ends in .gz); the inverse of ``read_idx``."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = (0x00000800 | array.ndim).to_bytes(4, "big")
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def write_synthetic_idx_root(folder, train_per_class, test_per_class, seed=0, gzipped=True):
+    """Write four small IDX files in FashionMNIST's naming, for tests and dry runs.
+
+    Each class gets a distinct brightness band plus noise, so a model can
+    learn something from them; labels are interleaved like the real files.
+    Returns ``folder``.
+    """
+    rng = np.random.RandomState(seed)
+    os.makedirs(folder, exist_ok=True)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = np.tile(np.arange(NUM_CLASSES), per_class)
+        base = (labels * 25).reshape(-1, 1, 1)
+        images = np.clip(base + rng.randint(0, 30, size=(len(labels), 28, 28)), 0, 255)
+        image_stem, label_stem = IDX_STEMS[split]
+        suffix = ".gz" if gzipped else ""
+        write_idx(os.path.join(folder, image_stem + suffix), images)
+        write_idx(os.path.join(folder, label_stem + suffix), labels)
+    return folder

@@ -1,0 +1,158 @@
+"""Prompt construction: learnable context tokens around class names, and
+frozen hand-crafted prompts.
+
+A soft prompt for class c is the token sequence ``[SOS] v_1 ... v_M [CLASS_c] . [EOS]``
+(CoOp), where ``v_j`` are learnable vectors in CLIP's token-embedding space.
+The class token can also sit in the middle of the context or in front of it.
+"""
+
+import torch
+import torch.nn.functional as F
+from clip import clip as clip_api
+from torch import nn
+
+from .errors import UserError
+from .templates import fill
+
+CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
+
+
+def tokenize(texts, clip_model):
+    return clip_api.tokenize(texts, context_length=clip_model.context_length)
+
+
+def class_name_length(classname):
+    """Number of BPE tokens of a class name (what the class occupies in a prompt)."""
+    return len(clip_api._tokenizer.encode(classname.replace("_", " ")))
+
+
+def _assembly_index(name_lens, n_ctx, seq_len, position):
+    """Per-class gather index that reorders ``[SOS | ctx | name . EOS pad]``.
+
+    Building prompts as one ``gather`` keeps every class-token position
+    vectorised over classes (and over images for CoCoOp) instead of looping.
+    """
+    rows = []
+    for name_len in name_lens:
+        sos = [0]
+        ctx = list(range(1, 1 + n_ctx))
+        name = list(range(1 + n_ctx, 1 + n_ctx + name_len))
+        rest = list(range(1 + n_ctx + name_len, seq_len))
+        if position == "end":
+            order = sos + ctx + name + rest
+        elif position == "middle":
+            half = n_ctx // 2
+            order = sos + ctx[:half] + name + ctx[half:] + rest
+        else:  # front
+            order = sos + name + ctx + rest
+        rows.append(order)
+    return torch.tensor(rows, dtype=torch.long)
+
+
+class SoftPrompt(nn.Module):
+    """CoOp's learnable context for a fixed class set.
+
+    Persistent state (what checkpoints hold) is only ``ctx``; the token
+    embeddings of the class names are non-persistent buffers rebuilt for any
+    class set, which is what lets a prompt trained on base classes be evaluated
+    on new ones. Class-specific context (``csc``) is tied to its class set.
+    """
+
+    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False,
+                 class_token_position="end", init_std=0.02):
+        super().__init__()
+        if class_token_position not in CLASS_TOKEN_POSITIONS:
+            raise UserError(f"CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_TOKEN_POSITIONS)}, got {class_token_position!r}")
+        dtype = clip_model.dtype
+        ctx_dim = clip_model.ln_final.weight.shape[0]
+        n_cls = len(classnames)
+        if ctx_init:
+            ctx_init = ctx_init.replace("_", " ").strip()
+            n_ctx = class_name_length(ctx_init)
+            with torch.no_grad():
+                init_embed = clip_model.token_embedding(tokenize(ctx_init, clip_model)).type(dtype)
+            ctx_vectors = init_embed[0, 1:1 + n_ctx].clone()
+            if csc:
+                ctx_vectors = ctx_vectors.unsqueeze(0).repeat(n_cls, 1, 1)
+            prefix_text = ctx_init
+        else:
+            if n_ctx < 1:
+                raise UserError(f"N_CTX must be at least 1 without CTX_INIT, got {n_ctx}")
+            shape = (n_cls, n_ctx, ctx_dim) if csc else (n_ctx, ctx_dim)
+            ctx_vectors = torch.empty(shape, dtype=dtype)
+            nn.init.normal_(ctx_vectors, std=init_std)
+            prefix_text = " ".join(["X"] * n_ctx)
+        self.ctx = nn.Parameter(ctx_vectors)
+        self.n_ctx = n_ctx
+        self.csc = csc
+        self.prefix_text = prefix_text
+        self.class_token_position = class_token_position
+        self.set_classnames(clip_model, classnames)
+
+    def set_classnames(self, clip_model, classnames):
+        """(Re)build the class-set-dependent token embeddings."""
+        if self.csc and self.ctx.dim() == 3 and self.ctx.shape[0] != len(classnames):
+            raise UserError(
+                f"class-specific context (CSC) was built for {self.ctx.shape[0]} classes and cannot be used "
+                f"for {len(classnames)}; class-specific prompts do not transfer to another class set"
+            )
+        names = [name.replace("_", " ") for name in classnames]
+        prompts = [f"{self.prefix_text} {name}." for name in names]
+        tokenized = tokenize(prompts, clip_model)
+        with torch.no_grad():
+            embedding = clip_model.token_embedding(tokenized).type(clip_model.dtype)
+        name_lens = [class_name_length(name) for name in names]
+        self.classnames = list(classnames)
+        self.register_buffer("tokenized_prompts", tokenized, persistent=False)
+        self.register_buffer("token_prefix", embedding[:, :1].clone(), persistent=False)
+        self.register_buffer("token_suffix", embedding[:, 1 + self.n_ctx:].clone(), persistent=False)
+        index = _assembly_index(name_lens, self.n_ctx, tokenized.shape[1], self.class_token_position)
+        self.register_buffer("assembly_index", index, persistent=False)
+
+    @property
+    def num_classes(self):
+        return self.token_prefix.shape[0]
+
+    def assemble(self, ctx):
+        """Prompt embeddings from context ``ctx``.
+
+        ``ctx``: (M, d) shared, (C, M, d) class-specific, or (B, M, d) /
+        (B, C, M, d) per image (CoCoOp). Returns (C, L, d) or (B, C, L, d).
+        """
+        n_cls = self.num_classes
+        per_image = ctx.dim() == 4 or (ctx.dim() == 3 and not self.csc)
+        if per_image and ctx.dim() == 3:
+            ctx = ctx.unsqueeze(1).expand(-1, n_cls, -1, -1)
+        elif not per_image and ctx.dim() == 2:
+            ctx = ctx.unsqueeze(0).expand(n_cls, -1, -1)
+        lead = ctx.shape[:-3] + (n_cls,)
+        prefix = self.token_prefix.expand(*lead, -1, -1)
+        suffix = self.token_suffix.expand(*lead, -1, -1)
+        prompts = torch.cat([prefix, ctx.type(prefix.dtype), suffix], dim=-2)
+        if self.class_token_position == "end":
+            return prompts
+        index = self.assembly_index.expand(*lead, -1).unsqueeze(-1).expand(*lead, -1, prompts.shape[-1])
+        return torch.gather(prompts, -2, index)
+
+    def forward(self):
+        return self.assemble(self.ctx)
+
+
+@torch.no_grad()
+def encode_hand_crafted(clip_model, classnames, templates):
+    """Frozen, L2-normalised text features of hand-crafted prompts, (C, D).
+
+    With several templates the per-template features are normalised, averaged
+    and normalised again (CLIP's prompt ensembling).
+    """
+    if isinstance(templates, str):
+        templates = [templates]
+    if not templates:
+        raise UserError("no hand-crafted prompt template given")
+    per_template = []
+    for template in templates:
+        texts = [fill(template, name) for name in classnames]
+        features = clip_model.encode_text(tokenize(texts, clip_model).to(clip_model.token_embedding.weight.device))
+        per_template.append(F.normalize(features.float(), dim=-1))
+    mean = torch.stack(per_template).mean(dim=0)
+    return F.normalize(mean, dim=-1)

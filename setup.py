@@ -1,0 +1,44 @@
+"""Install the DualPromptMI toolkit.
+
+Only the Dassl-free library ``clipprompt`` is installed as a package. The
+CoOp-style root folders (``trainers/``, ``datasets/``) are imported from the
+repository root by ``train.py`` and the tests, so nothing named ``datasets``
+lands in site-packages (it would hide HuggingFace's ``datasets``).
+Dassl is not on PyPI: install it with ``bash scripts/install_dassl.sh``.
+"""
+
+from setuptools import find_packages, setup
+
+# What ``import dassl`` (v0.6.3) needs at run time, besides torch.
+DASSL_RUNTIME = [
+    "yacs",
+    "gdown",
+    "tensorboard",
+    "scipy",
+    "scikit-learn",
+    "tqdm",
+    "tabulate",
+    "wilds",
+]
+
+setup(
+    name="clipprompt",
+    version="0.1.0",
+    description="Prompt learning on CLIP (ZeroshotCLIP, CoOp, CoCoOp, DualPromptMI) as a Dassl plug-in",
+    python_requires=">=3.9",
+    packages=find_packages(include=["clipprompt", "clipprompt.*"]),
+    install_requires=[
+        "torch>=2.0",
+        "torchvision>=0.15",
+        "clip-anytorch>=2.5",
+        # clip-anytorch imports pkg_resources, removed from setuptools 81.
+        "setuptools<81",
+        "ftfy",
+        "regex",
+        "numpy",
+        "Pillow",
+        "matplotlib",
+        *DASSL_RUNTIME,
+    ],
+    extras_require={"test": ["pytest>=7"]},
+)

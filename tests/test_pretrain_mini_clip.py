@@ -1,0 +1,164 @@
+"""tools/pretrain_mini_clip.py: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from clipprompt import fashion_mnist as fm
+from clipprompt.errors import UserError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "tools", "pretrain_mini_clip.py")
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("pretrain_mini_clip", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pretrain_mini_clip = _load_script()
+
+
+@pytest.fixture(scope="module")
+def idx_root(tmp_path_factory):
+    # --quick needs 16 train images per class and 8 downstream test images per class (40% of 20)
+    return fm.write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=20, test_per_class=20)
+
+
+def _quick(out, idx_root, *extra):
+    return pretrain_mini_clip.main(["--out", str(out), "--data-root", idx_root, "--quick", "--no-progress", *extra])
+
+
+@pytest.fixture(scope="module")
+def quick_run(idx_root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "mini.pt"
+    report = _quick(out, idx_root)
+    return out, report
+
+
+def test_quick_checkpoint_loads_with_openai_build_model(quick_run):
+    from clip.model import build_model
+
+    out, report = quick_run
+    state_dict = torch.load(out, map_location="cpu", weights_only=True)
+    assert all(v.dtype == torch.float32 for v in state_dict.values() if v.is_floating_point())
+    model = build_model(dict(state_dict)).float()
+    assert model.visual.input_resolution == report["recipe"]["image_resolution"] == 32
+    assert model.context_length == 77 and model.vocab_size == 49408
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state_dict[key], rtol=0, atol=1e-3)  # fp16 round trip in build_model
+
+
+def test_quick_checkpoint_works_with_clip_tokenize_and_project_loader(quick_run):
+    import clip
+
+    from clipprompt.clip_loader import load_clip
+
+    out, _ = quick_run
+    model = load_clip("ViT-B/16", str(out))  # a local path wins over the name
+    with torch.no_grad():
+        text = model.encode_text(clip.tokenize(["a photo of a sneaker.", "a photo of a bag."]))
+        image = model.encode_image(torch.zeros(2, 3, 32, 32))
+    assert text.shape == image.shape == (2, 64)
+
+
+def test_quick_report_and_sidecar(quick_run):
+    out, report = quick_run
+    with open(os.path.splitext(str(out))[0] + ".json") as f:
+        sidecar = json.load(f)
+    assert sidecar["recipe"] == report["recipe"]
+    for kind in ("zero_shot", "16_shot_class_mean"):
+        assert set(sidecar[kind]) == {"base", "new", "all"}
+        assert all(0 <= value <= 100 for value in sidecar[kind].values())
+    assert sidecar["num_test_images"] == 10 * 8
+
+
+def test_same_seed_gives_identical_weights(quick_run, idx_root, tmp_path):
+    out, _ = quick_run
+    again = tmp_path / "again.pt"
+    _quick(again, idx_root)
+    first = torch.load(out, weights_only=True)
+    second = torch.load(again, weights_only=True)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+def test_other_seed_gives_other_weights(quick_run, idx_root, tmp_path):
+    out, _ = quick_run
+    other = tmp_path / "seed1.pt"
+    _quick(other, idx_root, "--seed", "1")
+    first = torch.load(out, weights_only=True)
+    second = torch.load(other, weights_only=True)
+    assert not torch.equal(first["visual.proj"], second["visual.proj"])
+
+
+def test_training_changes_the_weights(quick_run, idx_root, tmp_path):
+    out, _ = quick_run
+    untrained = tmp_path / "untrained.pt"
+    _quick(untrained, idx_root, "--steps", "0")
+    trained = torch.load(out, weights_only=True)
+    initial = torch.load(untrained, weights_only=True)
+    assert not torch.equal(trained["text_projection"], initial["text_projection"])
+
+
+def test_refuses_to_overwrite_without_flag(quick_run, idx_root):
+    out, _ = quick_run
+    before = open(out, "rb").read()
+    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+        _quick(out, idx_root, "--seed", "1")
+    assert open(out, "rb").read() == before
+    _quick(out, idx_root, "--seed", "1", "--overwrite")
+    assert open(out, "rb").read() != before
+
+
+def test_cli_reports_a_user_error_in_one_line(quick_run, idx_root):
+    out, _ = quick_run
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, SCRIPT, "--out", str(out), "--data-root", idx_root, "--quick"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out} already exists")
+    assert "Traceback" not in result.stderr
+
+
+def test_widths_must_be_multiples_of_64(idx_root, tmp_path):
+    with pytest.raises(UserError, match="multiple of 64"):
+        _quick(tmp_path / "bad.pt", idx_root, "--vision-width", "96")
+
+
+def test_trimmed_text_encoding_equals_the_full_77_tokens():
+    import clip
+
+    recipe = pretrain_mini_clip.Recipe(**{**pretrain_mini_clip.Recipe().__dict__, **pretrain_mini_clip.QUICK_OVERRIDES})
+    torch.manual_seed(0)
+    model = pretrain_mini_clip.build_clip(recipe).eval()
+    tokens = clip.tokenize(["a photo of a t-shirt.", "look at this ankle boot on a plain background!"])
+    trimmed = pretrain_mini_clip.trim_tokens(tokens)
+    assert trimmed.shape[1] < 77
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_text(trimmed), model.encode_text(tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_captions_follow_the_noise_recipe():
+    recipe = pretrain_mini_clip.Recipe(canonical_prob=1.0, wrong_word_prob=0.0, generic_prob=0.0)
+    sampler = pretrain_mini_clip.CaptionSampler(recipe)
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(5)
+    tokens = sampler.sample(labels, generator)
+    captions = [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
+    for label, caption in zip(labels.tolist(), captions):
+        assert fm.CLASSNAMES[label] in caption
+
+    noisy = pretrain_mini_clip.CaptionSampler(
+        pretrain_mini_clip.Recipe(canonical_prob=0.0, wrong_word_prob=0.0, generic_prob=1.0))
+    tokens = noisy.sample(labels, generator)
+    captions = [noisy.captions[(noisy.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
+    assert all(any(word in caption for word in pretrain_mini_clip.GENERIC_WORDS) for caption in captions)

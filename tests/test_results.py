@@ -1,0 +1,390 @@
+"""Results aggregation, the base-to-new table, parse_test_res.py and the Base/New plot.
+
+Every test writes a small synthetic output tree into tmp_path with the
+results.json schema the trainers produce, and checks the numbers against a
+hand computation.
+"""
+
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clipprompt.errors import UserError
+from clipprompt.results import (
+    GENERATED_MARKER,
+    base_to_new_table,
+    harmonic_mean,
+    load_results,
+    summarize,
+    write_table_files,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+FOLDER_OF_DATASET = {"OxfordPets": "oxford_pets", "EuroSAT": "eurosat", "DescribableTextures": "dtd"}
+
+
+def write_result(folder: Path, **fields) -> Path:
+    record = {
+        "trainer": "CoOp",
+        "dataset": "OxfordPets",
+        "split": "test",
+        "subsample": "all",
+        "seed": 1,
+        "shots": 16,
+        "config": "vit_b16_ep50",
+        "backbone": "ViT-B/16",
+        "accuracy": 50.0,
+        "macro_f1": 49.0,
+        "num_samples": 100,
+        "epoch": 10,
+        "timestamp": "2026-11-27T06:00:00",
+    }
+    record.update(fields)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def write_half(root: Path, half: str, dataset: str, trainer: str, seed: int, accuracy: float, **fields):
+    """One run in CoOp's base-to-new layout; half is 'base' or 'new'."""
+    top = "train_base" if half == "base" else "test_new"
+    config = fields.pop("config", "vit_b16_ep50")
+    folder = root / top / FOLDER_OF_DATASET[dataset] / "shots_16" / trainer / config / f"seed{seed}"
+    return write_result(
+        folder,
+        trainer=trainer,
+        dataset=dataset,
+        subsample=half,
+        seed=seed,
+        config=config,
+        accuracy=accuracy,
+        macro_f1=accuracy - 1.0,
+        **fields,
+    )
+
+
+def write_pair(root, dataset, trainer, seed, base, new, **fields):
+    write_half(root, "base", dataset, trainer, seed, base, **fields)
+    write_half(root, "new", dataset, trainer, seed, new, **fields)
+
+
+def only_row(table, dataset, trainer):
+    matches = [row for row in table.rows if row.dataset == dataset and row.trainer == trainer]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def run_script(*args):
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+
+
+# ---------------------------------------------------------------- base-to-new
+
+
+def test_hm_is_taken_of_seed_averaged_base_and_new(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_pair(tmp_path, "OxfordPets", "CoOp", 2, base=90.0, new=70.0)
+    table = base_to_new_table(load_results(tmp_path).runs)
+    row = only_row(table, "OxfordPets", "CoOp")
+    assert row.base_mean == pytest.approx(85.0)
+    assert row.new_mean == pytest.approx(65.0)
+    assert row.hm == pytest.approx(2 * 85.0 * 65.0 / (85.0 + 65.0))  # 73.667
+    per_seed = [2 * 80 * 60 / 140, 2 * 90 * 70 / 160]
+    assert row.hm_per_seed_mean == pytest.approx(sum(per_seed) / 2)  # 73.661, a different number
+    assert row.hm != pytest.approx(row.hm_per_seed_mean, abs=1e-4)
+    assert row.seeds == (1, 2)
+    assert table.warnings == []
+
+
+def test_mean_and_std_over_seeds(tmp_path):
+    for seed, (base, new) in enumerate([(80.0, 50.0), (90.0, 54.0), (70.0, 58.0)], start=1):
+        write_pair(tmp_path, "EuroSAT", "CoCoOp", seed, base, new)
+    runs = load_results(tmp_path).runs
+    row = only_row(base_to_new_table(runs), "EuroSAT", "CoCoOp")
+    assert row.base_mean == pytest.approx(80.0)
+    assert row.base_spread == pytest.approx(math.sqrt(200 / 3))  # population std, as CoOp reports
+    assert row.new_spread == pytest.approx(math.sqrt(32 / 3))
+    ci_row = only_row(base_to_new_table(runs, ci95=True), "EuroSAT", "CoCoOp")
+    assert ci_row.base_spread == pytest.approx(1.96 * math.sqrt(200 / 3) / math.sqrt(3))
+
+
+def test_seed_with_one_half_is_reported_not_averaged(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_pair(tmp_path, "OxfordPets", "CoOp", 2, base=90.0, new=70.0)
+    write_half(tmp_path, "base", "OxfordPets", "CoOp", 3, 10.0)  # its test_new run never happened
+    write_half(tmp_path, "new", "EuroSAT", "CoOp", 1, 40.0)  # only a new half for this dataset
+    table = base_to_new_table(load_results(tmp_path).runs)
+
+    pets = only_row(table, "OxfordPets", "CoOp")
+    assert pets.seeds == (1, 2)
+    assert pets.base_mean == pytest.approx(85.0)  # seed 3's 10.0 is not in the mean
+    assert pets.incomplete == ("seed3: base only",)
+    assert any("seed 3" in w and "test_new missing" in w and "OxfordPets" in w for w in table.warnings)
+
+    eurosat = only_row(table, "EuroSAT", "CoOp")  # kept as a row, with no numbers
+    assert eurosat.base_mean is None and eurosat.hm is None
+    assert eurosat.incomplete == ("seed1: new only",)
+    assert any("EuroSAT" in w and "train_base missing" in w for w in table.warnings)
+    assert "seed3: base only" in "\n".join(" ".join(line) for line in table.display_rows())
+
+
+def test_average_row_is_hm_of_dataset_averages(tmp_path):
+    for seed, shift in ((1, -1.0), (2, 1.0)):
+        write_pair(tmp_path, "OxfordPets", "CoOp", seed, base=80.0 + shift, new=60.0 - shift)
+        write_pair(tmp_path, "EuroSAT", "CoOp", seed, base=90.0 + shift, new=80.0 + shift)
+        write_pair(tmp_path, "OxfordPets", "CoCoOp", seed, base=70.0, new=70.0)
+    table = base_to_new_table(load_results(tmp_path).runs)
+
+    coop_average = [row for row in table.averages if row.trainer == "CoOp"]
+    assert len(coop_average) == 1
+    average = coop_average[0]
+    assert average.is_average and average.num_datasets == 2
+    assert average.base_mean == pytest.approx(85.0)
+    assert average.new_mean == pytest.approx(70.0)
+    assert average.hm == pytest.approx(2 * 85.0 * 70.0 / 155.0)  # 76.77
+    mean_of_dataset_hms = (harmonic_mean(80, 60) + harmonic_mean(90, 80)) / 2  # 76.64
+    assert average.hm != pytest.approx(mean_of_dataset_hms, abs=1e-3)
+    # spread over seeds of the dataset-averaged Base: seed1 84, seed2 86 -> std 1; New: 70, 70 -> 0
+    assert average.base_spread == pytest.approx(1.0)
+    assert average.new_spread == pytest.approx(0.0)
+    assert average.label == "Average (2)"
+
+    # CoCoOp ran one of the two datasets: its Average is flagged as not comparable.
+    assert any("CoCoOp" in w and "1 of 2 datasets" in w and "EuroSAT" in w for w in table.warnings)
+    assert table.all_rows[-len(table.averages):] == table.averages
+
+
+def test_metric_selects_a_variant(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "DualPromptMI", 1, base=80.0, new=60.0)
+    # variants.soft_only differs from the headline accuracy: base 75, new 65
+    write_half(tmp_path, "base", "OxfordPets", "DualPromptMI", 2, 82.0, variants={"soft_only": {"accuracy": 75.0}})
+    write_half(tmp_path, "new", "OxfordPets", "DualPromptMI", 2, 62.0, variants={"soft_only": {"accuracy": 65.0}})
+    runs = load_results(tmp_path).runs
+
+    table = base_to_new_table(runs, metric="variants.soft_only.accuracy")
+    row = only_row(table, "OxfordPets", "DualPromptMI")
+    assert (row.base_mean, row.new_mean, row.seeds) == (75.0, 65.0, (2,))
+    assert any("missing from 2 result file(s)" in w for w in table.warnings)  # seed 1 has no variants
+
+    f1_row = only_row(base_to_new_table(runs, metric="macro_f1"), "OxfordPets", "DualPromptMI")
+    assert f1_row.base_mean == pytest.approx(statistics.fmean([79.0, 81.0]))
+
+    with pytest.raises(UserError, match="variants.soft_only.accuracy"):  # lists what exists
+        base_to_new_table(runs, metric="variants.no_such.accuracy")
+    with pytest.raises(UserError, match="bad metric"):
+        base_to_new_table(runs, metric="variants..accuracy")
+
+
+def test_half_is_taken_from_subsample_field_without_folders(tmp_path):
+    write_result(tmp_path / "my_runs" / "a", subsample="base", accuracy=88.0)
+    write_result(tmp_path / "my_runs" / "b", subsample="new", accuracy=66.0)
+    report = summarize(tmp_path)
+    assert report.summary is None
+    row = only_row(report.base2new, "OxfordPets", "CoOp")
+    assert (row.base_mean, row.new_mean) == (88.0, 66.0)
+
+
+def test_duplicate_runs_keep_the_latest(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_result(
+        tmp_path / "copy" / "train_base" / "seed1",
+        subsample="base",
+        accuracy=99.0,
+        timestamp="2026-12-01T00:00:00",
+    )
+    table = base_to_new_table(load_results(tmp_path).runs)
+    assert only_row(table, "OxfordPets", "CoOp").base_mean == 99.0
+    assert any(w.startswith("duplicate results") for w in table.warnings)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_malformed_json_is_skipped_with_a_warning_or_raised_when_strict(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    broken = tmp_path / "train_base" / "oxford_pets" / "shots_16" / "CoOp" / "vit_b16_ep50" / "seed2" / "results.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text('{"trainer": "CoOp", ')
+    no_seed = write_result(tmp_path / "test_new" / "x" / "seed9")
+    record = json.loads(no_seed.read_text())
+    del record["seed"]
+    no_seed.write_text(json.dumps(record))
+
+    loaded = load_results(tmp_path)
+    assert len(loaded.runs) == 2
+    assert any(str(broken) in w and "malformed JSON" in w for w in loaded.warnings)
+    assert any(str(no_seed) in w and "seed" in w for w in loaded.warnings)
+    with pytest.raises(UserError, match=r"seed9/results.json lacks the key\(s\) seed"):
+        load_results(tmp_path, strict=True)
+    no_seed.unlink()
+    with pytest.raises(UserError, match="malformed JSON in .*seed2"):
+        load_results(tmp_path, strict=True)
+
+
+def test_missing_or_empty_root_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="results root not found"):
+        load_results(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no results.json found under"):
+        load_results(tmp_path / "empty")
+
+
+# ---------------------------------------------------------------- other protocols
+
+
+def test_generic_table_mean_std_and_average_per_protocol(tmp_path):
+    for seed, values in ((1, (60.0, 40.0)), (2, (62.0, 44.0))):
+        for dataset, value in zip(("ImageNetV2", "ImageNetSketch"), values):
+            write_result(
+                tmp_path / "evaluation" / "CoOp" / "vit_b16_ep50" / dataset.lower() / f"seed{seed}",
+                dataset=dataset,
+                seed=seed,
+                accuracy=value,
+            )
+    for seed, value in ((1, 70.0), (2, 71.0), (3, 75.0)):
+        folder = tmp_path / "imagenet" / "shots_4" / "CoOp" / "vit_b16_ep50" / f"seed{seed}"
+        write_result(folder, dataset="ImageNet", seed=seed, shots=4, accuracy=value)
+
+    report = summarize(tmp_path)
+    assert report.base2new is None
+    table = report.summary
+    imagenet = [row for row in table.rows if row.dataset == "ImageNet"]
+    assert len(imagenet) == 1 and imagenet[0].protocol == "few-shot" and imagenet[0].shots == 4
+    assert imagenet[0].mean == pytest.approx(72.0)
+    assert imagenet[0].spread == pytest.approx(statistics.pstdev([70.0, 71.0, 75.0]))
+
+    sketch = [row for row in table.rows if row.dataset == "ImageNetSketch"][0]
+    assert sketch.protocol == "evaluation" and sketch.mean == pytest.approx(42.0)
+    # one Average, over the two evaluation datasets only (ImageNet is another protocol)
+    assert len(table.averages) == 1
+    average = table.averages[0]
+    assert (average.protocol, average.num_datasets) == ("evaluation", 2)
+    assert average.mean == pytest.approx((61.0 + 42.0) / 2)
+    assert average.spread == pytest.approx(statistics.pstdev([50.0, 53.0]))
+    assert "Protocol" in table.display_headers()
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_csv_and_markdown_are_written_and_foreign_files_are_kept(tmp_path):
+    root = tmp_path / "base2new"
+    write_pair(root, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_pair(root, "OxfordPets", "CoOp", 2, base=90.0, new=70.0)
+    table = summarize(root).base2new
+    csv_path, md_path = write_table_files(table, root / "results")
+    assert csv_path == root / "results_base2new.csv" and md_path == root / "results_base2new.md"
+
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1
+    assert rows[0]["dataset"] == "OxfordPets" and rows[0]["num_seeds"] == "2"
+    assert float(rows[0]["hm"]) == pytest.approx(2 * 85 * 65 / 150, abs=1e-3)
+    assert float(rows[0]["base_std"]) == pytest.approx(5.0, abs=1e-3)
+    markdown = md_path.read_text()
+    assert markdown.splitlines()[0] == GENERATED_MARKER
+    assert "| OxfordPets" in markdown and "85.00 ± 5.00" in markdown and "73.67" in markdown
+
+    write_table_files(table, root / "results")  # our own files: regenerated without complaint
+
+    other_csv, _ = write_table_files(summarize(root, "macro_f1").base2new, root / "results")
+    assert other_csv.name == "results_base2new_macro_f1.csv"  # another metric does not clobber accuracy
+
+    mine = tmp_path / "mine_base2new.csv"
+    mine.write_text("my,own,notes\n")
+    with pytest.raises(UserError, match="refusing to overwrite .*mine_base2new.csv"):
+        write_table_files(table, tmp_path / "mine")
+    assert mine.read_text() == "my,own,notes\n"
+    write_table_files(table, tmp_path / "mine", overwrite=True)
+    assert mine.read_text().startswith("dataset,trainer,config")
+
+
+# ---------------------------------------------------------------- command lines
+
+
+def test_cli_prints_table_and_writes_files(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_pair(tmp_path, "EuroSAT", "CoOp", 1, base=90.0, new=80.0)
+    write_half(tmp_path, "base", "EuroSAT", "CoOp", 2, 91.0)
+    result = run_script("parse_test_res.py", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Average (2)" in result.stdout and "70.00" in result.stdout  # Base 85, New 70
+    assert f"{2 * 85 * 70 / 155:.2f}" in result.stdout
+    assert "seed 2 has only the base result" in result.stderr
+    assert (tmp_path / "results_base2new.csv").is_file()
+    assert (tmp_path / "results_base2new.md").is_file()
+
+    prefix = tmp_path / "tables" / "run1"
+    result = run_script("parse_test_res.py", tmp_path, "--out-prefix", prefix, "--metric", "macro_f1")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "tables" / "run1_base2new_macro_f1.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "make_root, message",
+    [
+        (lambda tmp: tmp / "missing", "error: results root not found:"),
+        (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "error: no results.json found under"),
+    ],
+)
+def test_cli_bad_root_exits_2_with_one_line(tmp_path, make_root, message):
+    result = run_script("parse_test_res.py", make_root(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(message)
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unknown_metric_and_foreign_output_exit_2(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    result = run_script("parse_test_res.py", tmp_path, "--metric", "variants.nothing.accuracy")
+    assert result.returncode == 2
+    assert "variants.nothing.accuracy" in result.stderr and "available: accuracy, macro_f1" in result.stderr
+
+    (tmp_path / "results_base2new.md").write_text("# my notes\n")
+    result = run_script("parse_test_res.py", tmp_path)
+    assert result.returncode == 2 and "refusing to overwrite" in result.stderr
+    assert (tmp_path / "results_base2new.md").read_text() == "# my notes\n"
+    assert run_script("parse_test_res.py", tmp_path, "--force").returncode == 0
+
+
+def test_plot_writes_a_png(tmp_path):
+    for trainer, new in (("CoOp", 60.0), ("CoCoOp", 70.0)):
+        for seed in (1, 2):
+            write_pair(tmp_path, "OxfordPets", trainer, seed, base=80.0 + seed, new=new + seed)
+            write_pair(tmp_path, "EuroSAT", trainer, seed, base=90.0 - seed, new=new - 10 + seed)
+    out = tmp_path / "plots" / "base_new.png"
+    result = run_script("tools/plot_base_new.py", tmp_path, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    assert out.stat().st_size > 10_000  # a real figure, not an empty canvas
+
+    single = tmp_path / "pets.png"
+    result = run_script("tools/plot_base_new.py", tmp_path, "--out", single, "--dataset", "OxfordPets")
+    assert result.returncode == 0, result.stderr
+    assert single.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_plot_without_base_to_new_results_exits_2(tmp_path):
+    write_result(tmp_path / "imagenet" / "seed1")
+    result = run_script("tools/plot_base_new.py", tmp_path, "--out", tmp_path / "p.png")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no base-to-new results")
+    assert not (tmp_path / "p.png").exists()

@@ -1,0 +1,178 @@
+"""Scatter Base (x) against New (y) accuracy per trainer, over iso-HM curves.
+
+    python tools/plot_base_new.py output/base2new --out base_new.png
+    python tools/plot_base_new.py output/base2new --dataset EuroSAT --out eurosat.png
+
+Uses the same aggregation as parse_test_res.py (clipprompt.results): one point
+per (trainer, config, shots), averaged over datasets (the table's Average
+rows), or that dataset's rows when the tree (or --dataset) holds a single
+dataset. Error bars are the spread over seeds (std, or the 95% confidence
+interval with --ci95). The grey curves are points of equal harmonic mean
+HM = 2BN/(B+N), so a point further up-right on them has a better trade-off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+try:
+    from clipprompt.errors import UserError
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from clipprompt.errors import UserError
+from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+NICE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 20)
+
+
+def points_to_plot(rows: list[Base2NewRow], averages: list[Base2NewRow]) -> tuple[list[Base2NewRow], str]:
+    """The rows to draw and a description: per-dataset rows for one dataset, else the Average rows."""
+    datasets = sorted({row.dataset for row in rows})
+    complete = [row for row in rows if row.seeds]
+    if len(datasets) == 1:
+        return complete, datasets[0]
+    return averages, f"average over {len(datasets)} datasets"
+
+
+def point_labels(points: list[Base2NewRow]) -> list[str]:
+    """Trainer name, plus the config when a trainer has several, plus shots when they vary."""
+    configs_per_trainer: dict[str, set[str]] = {}
+    for row in points:
+        configs_per_trainer.setdefault(row.trainer, set()).add(row.config)
+    several_shots = len({row.shots for row in points}) > 1
+    labels = []
+    for row in points:
+        label = row.trainer
+        if len(configs_per_trainer[row.trainer]) > 1:
+            label += f" / {row.config}"
+        if several_shots and row.shots is not None:
+            label += f" ({row.shots}-shot)"
+        labels.append(f"{label}: HM {row.hm:.2f}")
+    return labels
+
+
+def axis_range(centres: list[float], errors: list[float]) -> tuple[float, float]:
+    low = min(c - e for c, e in zip(centres, errors))
+    high = max(c + e for c, e in zip(centres, errors))
+    margin = max(0.15 * (high - low), 2.0)
+    return max(0.0, low - margin), min(100.0, high + margin)
+
+
+def hm_levels(low: float, high: float, wanted: int = 7) -> list[float]:
+    """Round HM values between low and high, about ``wanted`` of them."""
+    step = next((s for s in NICE_STEPS if (high - low) / s <= wanted), NICE_STEPS[-1])
+    first = math.ceil(low / step) * step
+    levels = []
+    value = first
+    while value < high:
+        levels.append(round(value, 2))
+        value += step
+    return levels
+
+
+def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    base = [row.base_mean for row in points]
+    new = [row.new_mean for row in points]
+    base_err = [row.base_spread or 0.0 for row in points]
+    new_err = [row.new_spread or 0.0 for row in points]
+    x_low, x_high = axis_range(base, base_err)
+    y_low, y_high = axis_range(new, new_err)
+
+    fig, ax = plt.subplots(figsize=(7.0, 6.0), dpi=150)
+    grid_x, grid_y = np.meshgrid(np.linspace(x_low, x_high, 300), np.linspace(y_low, y_high, 300))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        grid_hm = np.where(grid_x + grid_y > 0, 2 * grid_x * grid_y / (grid_x + grid_y), 0.0)
+    levels = hm_levels(float(grid_hm.min()), float(grid_hm.max()))
+    if levels:
+        contours = ax.contour(grid_x, grid_y, grid_hm, levels=levels, colors="0.65", linewidths=0.8, zorder=1)
+        ax.clabel(contours, fmt=lambda value: f"HM {value:g}", fontsize=8, inline=True)
+    diagonal = [max(x_low, y_low), min(x_high, y_high)]
+    if diagonal[0] < diagonal[1]:
+        ax.plot(diagonal, diagonal, linestyle=":", color="0.6", linewidth=0.8, zorder=1, label="Base = New")
+
+    colours = plt.get_cmap("tab10")
+    for index, (row, label) in enumerate(zip(points, point_labels(points))):
+        ax.errorbar(
+            row.base_mean,
+            row.new_mean,
+            xerr=row.base_spread or None,
+            yerr=row.new_spread or None,
+            fmt=MARKERS[index % len(MARKERS)],
+            color=colours(index % 10),
+            markersize=8,
+            capsize=3,
+            label=label,
+            zorder=3,
+        )
+
+    ax.set_xlim(x_low, x_high)
+    ax.set_ylim(y_low, y_high)
+    ax.set_xlabel(f"Base {metric} (%)")
+    ax.set_ylabel(f"New {metric} (%)")
+    ax.set_title(f"Base vs. new classes, {description}\nerror bars: {spread_name} over seeds; grey: iso-HM curves")
+    ax.grid(True, linewidth=0.3, alpha=0.5)
+    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Plot Base against New accuracy with iso-HM curves.")
+    parser.add_argument("root", help="base-to-new output folder (holding train_base/ and test_new/)")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument(
+        "--metric",
+        default=DEFAULT_METRIC,
+        help="accuracy (default), macro_f1 or e.g. variants.soft_only.accuracy",
+    )
+    parser.add_argument("--dataset", default=None, help="plot only this dataset (Dassl name, e.g. OxfordPets)")
+    parser.add_argument("--ci95", action="store_true", help="error bars: 95%% confidence interval instead of std")
+    parser.add_argument("--strict", action="store_true", help="fail on a malformed results.json instead of skipping it")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_results(args.root, strict=args.strict)
+    runs = loaded.runs
+    if args.dataset is not None:
+        names = sorted({run.dataset for run in runs})
+        runs = [run for run in runs if run.dataset == args.dataset]
+        if not runs:
+            raise UserError(f"--dataset {args.dataset}: not among the results under {args.root} ({', '.join(names)})")
+    table = base_to_new_table(runs, args.metric, ci95=args.ci95)
+    points, description = points_to_plot(table.rows, table.averages)
+    if not points:
+        raise UserError(f"no (dataset, trainer) under {args.root} has both train_base and test_new results to plot")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: give a .png file name")
+    plot(points, description, table.metric, table.spread_name, out)
+    for warning in loaded.warnings + table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""Pretrain a mini CLIP on FashionMNIST's official TRAIN split, on a CPU.
+
+Why: the published base-to-new benchmark needs GPUs and OpenAI's weights. This
+script makes a small stand-in with OpenAI's architecture (``clip.model.CLIP``,
+ViT image encoder) in minutes on a CPU, so prompt learners can be checked on
+real images: the downstream few-shot split comes from the official TEST split
+(``clipprompt.fashion_mnist``), so no downstream image is seen here.
+
+Recipe (defaults; ``--quick`` shrinks everything for tests) and why:
+
+* Architecture: ViT-style image encoder on 32x32 inputs with 8x8 patches
+  (16 patches + class token), width 128 (2 heads, since OpenAI's loader sets
+  heads = width / 64), 4 layers; text transformer width 128, 3 layers, the
+  full 77-token context and 49,408-token vocabulary so ``clip.tokenize`` and
+  ``clip.model.build_model`` work unchanged; joint embedding 128.
+  Small widths keep a step near a quarter of a second on one core.
+* Images: the official train split, a fixed random subset of
+  ``images_per_class`` per class, preprocessed exactly like Dassl's test
+  transform on the exported PNGs (gray -> 3 channels, bicubic resize to 32,
+  CLIP mean/std; ``clipprompt.fashion_mnist.preprocess_images``), plus random
+  horizontal flips.
+* Captions, built to look like noisy web alt-text rather than clean labels:
+  a template drawn from ``CAPTION_TEMPLATES`` (the downstream prompt
+  "a photo of a {}." is one of 14, so zero-shot prompting is not tuned to it),
+  filled with
+  - the dataset's own class name with probability ``canonical_prob``,
+  - otherwise a synonym or a loose word ("top", "shoe") that several classes
+    share, as real captions are ambiguous,
+  - with probability ``wrong_word_prob`` a word of a random other class
+    (mislabelled alt-text),
+  - with probability ``generic_prob`` a word with no class information
+    ("item of clothing").
+  Loose shared words, wrong words and generic words leave the text tower with
+  a blurrier idea of each class name than the image tower has of the images,
+  which is the gap prompt learning closes on real CLIP.
+* Optimisation: symmetric InfoNCE with CLIP's learnable temperature
+  (init 1/0.07, capped at 100), AdamW (betas 0.9/0.98, eps 1e-6, weight decay
+  0.1 on matrices only), linear warm-up then cosine decay, a short schedule.
+  Training stops well before convergence on purpose, like CLIP relative to
+  any one downstream task: zero-shot accuracy on each 5-class half should sit
+  roughly in the 50-80% range, with image features good enough that few-shot
+  tuning has room to gain (the script prints a 16-shot class-mean probe on
+  the image features as a rough ceiling) and room to overfit.
+* Speed trick (exact): the text transformer is causal and reads its feature at
+  the end-of-text token, so tokens after the longest caption's end-of-text
+  token cannot change any output; training feeds only that prefix instead of
+  all 77 positions (the installed ``clip`` slices its causal mask to the input
+  length). The saved model is the ordinary 77-token CLIP.
+
+Determinism: ``torch.manual_seed(seed)``, one seeded ``torch.Generator`` for
+subset choice, shuffling, flips and captions, and
+``torch.use_deterministic_algorithms(True)``; two runs with the same seed and
+the same number of threads give identical weights.
+
+Output: ``torch.save(model.state_dict())`` (float32, OpenAI's key layout) at
+``--out``, written atomically; ``clip.model.build_model(state_dict)`` rebuilds
+the model. A ``<out>.json`` next to it records the recipe, the wall time and
+the zero-shot accuracies. An existing file is never replaced without
+``--overwrite``.
+
+Usage::
+
+    python tools/pretrain_mini_clip.py --out /data/mini_clip/fashion_vit32.pt
+    python tools/pretrain_mini_clip.py --out /tmp/tiny.pt --quick   # seconds
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Make `clipprompt` importable when run as `python tools/pretrain_mini_clip.py` from a checkout.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from clipprompt import fashion_mnist as fm  # noqa: E402
+from clipprompt.errors import UserError  # noqa: E402
+
+ZERO_SHOT_TEMPLATE = "a photo of a {}."
+
+CAPTION_TEMPLATES = [
+    "a photo of a {}.",
+    "a blurry photo of the {}.",
+    "a {} on a plain background.",
+    "a black and white photo of a {}.",
+    "a low resolution photo of the {}.",
+    "a close-up photo of a {}.",
+    "{} for sale.",
+    "a picture of my {}.",
+    "a product shot of the {}.",
+    "a grayscale image of a {}.",
+    "this {} is on sale today.",
+    "an old {}.",
+    "look at this {}!",
+    "a small photo of a {}.",
+]
+
+# Per official label: the class name used downstream first, then other words for it.
+# "top" and "shoe" are shared on purpose: captions in the wild are ambiguous.
+CLASS_WORDS = [
+    ["t-shirt", "tee", "tshirt", "top"],
+    ["trouser", "trousers", "pants", "jeans"],
+    ["pullover", "sweater", "jumper", "top"],
+    ["dress", "gown", "frock", "summer dress"],
+    ["coat", "jacket", "parka", "top"],
+    ["sandal", "flip-flop", "summer shoe", "shoe"],
+    ["shirt", "blouse", "button-down", "top"],
+    ["sneaker", "trainer", "running shoe", "shoe"],
+    ["bag", "handbag", "purse", "tote"],
+    ["ankle boot", "boot", "bootie", "shoe"],
+]
+GENERIC_WORDS = ["item of clothing", "fashion item", "product", "thing", "garment"]
+
+MODEL_FIELDS = (
+    "embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
+    "text_width", "text_layers",
+)
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Everything that shapes the checkpoint (saved next to it)."""
+
+    # architecture (widths must be multiples of 64: OpenAI's loader sets heads = width // 64)
+    embed_dim: int = 128
+    image_resolution: int = 32  # must equal INPUT.SIZE in configs/datasets/fashion_mnist.yaml
+    vision_patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 4
+    text_width: int = 128
+    text_layers: int = 3
+    # data
+    images_per_class: int = 6000
+    canonical_prob: float = 0.4
+    wrong_word_prob: float = 0.1
+    generic_prob: float = 0.1
+    flip_prob: float = 0.5
+    # optimisation
+    steps: int = 1500
+    batch_size: int = 128
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    # evaluation (downstream test split; <= 0 means all 400 per class)
+    eval_images_per_class: int = 0
+
+
+QUICK_OVERRIDES = dict(
+    embed_dim=64, vision_width=64, vision_layers=1, text_width=64, text_layers=1,
+    images_per_class=16, steps=3, batch_size=32, warmup_steps=1, eval_images_per_class=8,
+)
+
+
+def build_clip(recipe):
+    """A freshly initialised ``clip.model.CLIP`` (float32) for the recipe."""
+    from clip.model import CLIP
+
+    for field in ("vision_width", "text_width"):
+        if getattr(recipe, field) % 64:
+            raise UserError(f"--{field.replace('_', '-')} must be a multiple of 64 (heads = width / 64)")
+    if recipe.image_resolution % recipe.vision_patch_size:
+        raise UserError("--image-resolution must be a multiple of --vision-patch-size")
+    return CLIP(
+        embed_dim=recipe.embed_dim,
+        image_resolution=recipe.image_resolution,
+        vision_layers=recipe.vision_layers,
+        vision_width=recipe.vision_width,
+        vision_patch_size=recipe.vision_patch_size,
+        context_length=77,
+        vocab_size=49408,
+        transformer_width=recipe.text_width,
+        transformer_heads=recipe.text_width // 64,
+        transformer_layers=recipe.text_layers,
+    )
+
+
+class CaptionSampler:
+    """Draws noisy captions (as rows of a pre-tokenised table) for class labels."""
+
+    def __init__(self, recipe):
+        import clip
+
+        words = sorted({w for ws in CLASS_WORDS for w in ws} | set(GENERIC_WORDS))
+        self.word_index = {w: i for i, w in enumerate(words)}
+        self.captions = [t.format(w) for t in CAPTION_TEMPLATES for w in words]
+        self.tokens = clip.tokenize(self.captions)  # [templates * words, 77]
+        self.num_words = len(words)
+        self.class_word_ids = [torch.tensor([self.word_index[w] for w in ws]) for ws in CLASS_WORDS]
+        self.all_class_word_ids = torch.tensor([self.word_index[w] for ws in CLASS_WORDS for w in ws])
+        self.generic_word_ids = torch.tensor([self.word_index[w] for w in GENERIC_WORDS])
+        # words of other classes (never one of the class's own words, even a shared one like "top")
+        self.wrong_word_ids = [self.all_class_word_ids[~torch.isin(self.all_class_word_ids, own)]
+                               for own in self.class_word_ids]
+        self.recipe = recipe
+
+    def sample(self, labels, generator):
+        """Token rows [B, 77] for labels [B]."""
+        n = len(labels)
+        roll = torch.rand(n, generator=generator)
+        pick = torch.rand(n, generator=generator)  # uniform choice within a word list
+        canonical = torch.rand(n, generator=generator) < self.recipe.canonical_prob
+        word_ids = torch.empty(n, dtype=torch.long)
+        for i, label in enumerate(labels.tolist()):
+            own = self.class_word_ids[label]
+            if roll[i] < self.recipe.generic_prob:
+                pool = self.generic_word_ids
+            elif roll[i] < self.recipe.generic_prob + self.recipe.wrong_word_prob:
+                pool = self.wrong_word_ids[label]
+            elif canonical[i]:
+                pool = own[:1]
+            else:
+                pool = own[1:]
+            word_ids[i] = pool[int(pick[i] * len(pool))]
+        template_ids = torch.randint(len(CAPTION_TEMPLATES), (n,), generator=generator)
+        return self.tokens[template_ids * self.num_words + word_ids]
+
+
+def trim_tokens(tokens):
+    """Drop the padding columns after the last end-of-text token (exact for CLIP's causal text tower)."""
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    return tokens[:, :length]
+
+
+def clip_loss(model, images, tokens):
+    logits_per_image, _ = model(images, trim_tokens(tokens))
+    targets = torch.arange(len(images))
+    return (F.cross_entropy(logits_per_image, targets) + F.cross_entropy(logits_per_image.t(), targets)) / 2
+
+
+def make_optimizer(model, recipe):
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        # weight decay on matrices only; not on embeddings, gains, biases or the temperature
+        (decay if param.ndim >= 2 and "embedding" not in name else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def lr_at(step, recipe):
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+    return recipe.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def pick_per_class(labels, per_class, generator):
+    """Indices of a random subset with ``per_class`` items of each class (all if per_class <= 0)."""
+    labels = torch.as_tensor(labels)
+    chosen = []
+    for label in range(fm.NUM_CLASSES):
+        indices = torch.nonzero(labels == label).flatten()
+        if per_class > 0:
+            indices = indices[torch.randperm(len(indices), generator=generator)[:per_class]]
+        chosen.append(indices)
+    return torch.sort(torch.cat(chosen)).values
+
+
+@torch.no_grad()
+def encode_images(model, images, batch_size=500):
+    features = torch.cat([model.encode_image(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+    return F.normalize(features, dim=-1)
+
+
+@torch.no_grad()
+def zero_shot_weights(model, template=ZERO_SHOT_TEMPLATE):
+    import clip
+
+    prompts = [template.format(name) for name in fm.CLASSNAMES]
+    return F.normalize(model.encode_text(clip.tokenize(prompts)), dim=-1)
+
+
+@torch.no_grad()
+def evaluate(model, data_root, recipe, seed):
+    """Zero-shot and 16-shot class-mean accuracy (%) per half on the downstream split."""
+    model.eval()
+    images, labels = fm.load_split(data_root, "test")
+    split = fm.downstream_split(labels, seed=0)  # the fixed split the Dassl dataset uses
+    generator = torch.Generator().manual_seed(seed)
+    test_idx = split["test"][pick_per_class(labels[split["test"]], recipe.eval_images_per_class, generator).numpy()]
+    pool_idx = split["train"]
+    shot_idx = pool_idx[pick_per_class(labels[pool_idx], 16, generator).numpy()]
+
+    size = recipe.image_resolution
+    test_features = encode_images(model, fm.preprocess_images(images[test_idx], size))
+    shot_features = encode_images(model, fm.preprocess_images(images[shot_idx], size))
+    test_labels = torch.from_numpy(labels[test_idx])
+    shot_labels = torch.from_numpy(labels[shot_idx])
+    text_features = zero_shot_weights(model)
+    prototypes = F.normalize(torch.stack([shot_features[shot_labels == c].mean(0) for c in range(fm.NUM_CLASSES)]), dim=-1)
+
+    def accuracy(class_weights, classes):
+        classes = torch.tensor(classes)
+        keep = torch.isin(test_labels, classes)
+        scores = test_features[keep] @ class_weights[classes].t()
+        return 100.0 * (classes[scores.argmax(-1)] == test_labels[keep]).float().mean().item()
+
+    halves = {"base": fm.BASE_LABELS, "new": fm.NEW_LABELS, "all": list(range(fm.NUM_CLASSES))}
+    return {
+        "zero_shot": {name: accuracy(text_features, classes) for name, classes in halves.items()},
+        "16_shot_class_mean": {name: accuracy(prototypes, classes) for name, classes in halves.items()},
+        "num_test_images": int(len(test_idx)),
+    }
+
+
+def pretrain(recipe, data_root, seed=0, progress=True):
+    """Train a mini CLIP; returns the model (float32, eval mode)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    generator = torch.Generator().manual_seed(seed)
+
+    images, labels = fm.load_split(data_root, "train")
+    subset = pick_per_class(labels, recipe.images_per_class, generator).numpy()
+    pixels = fm.preprocess_images(images[subset], recipe.image_resolution)
+    targets = torch.from_numpy(labels[subset])
+    if len(targets) < recipe.batch_size:
+        raise UserError(f"--batch-size {recipe.batch_size} exceeds the {len(targets)} pretraining images")
+
+    model = build_clip(recipe)
+    model.train()
+    optimizer = make_optimizer(model, recipe)
+    captions = CaptionSampler(recipe)
+
+    order, cursor = torch.randperm(len(targets), generator=generator), 0
+    bar = tqdm(range(recipe.steps), desc="pretrain mini CLIP", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        if cursor + recipe.batch_size > len(order):  # new epoch; drop the ragged tail
+            order, cursor = torch.randperm(len(targets), generator=generator), 0
+        batch = order[cursor : cursor + recipe.batch_size]
+        cursor += recipe.batch_size
+
+        batch_pixels = pixels[batch]
+        flip = torch.rand(len(batch), generator=generator) < recipe.flip_prob
+        batch_pixels = torch.where(flip.view(-1, 1, 1, 1), batch_pixels.flip(-1), batch_pixels)
+        tokens = captions.sample(targets[batch], generator)
+
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, recipe)
+        loss = clip_loss(model, batch_pixels, tokens)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+    return model.eval()
+
+
+def atomic_torch_save(obj, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".pt", dir=folder)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def atomic_write_text(text, path):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="checkpoint path (state dict in OpenAI's layout)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--data-root", default=None,
+                        help=f"folder with the FashionMNIST IDX files (default: {fm.SYSTEM_IDX_DIR})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--quick", action="store_true", help="tiny model, a few steps: for tests (seconds)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    for field in dataclasses.fields(Recipe):
+        parser.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=None, help=f"recipe (default {field.default})")
+    return parser.parse_args(argv)
+
+
+def recipe_from_args(args):
+    values = dataclasses.asdict(Recipe())
+    if args.quick:
+        values.update(QUICK_OVERRIDES)
+    for name in values:
+        given = getattr(args, name)
+        if given is not None:
+            values[name] = given
+    return Recipe(**values)
+
+
+def metrics_path_for(out):
+    return os.path.splitext(out)[0] + ".json"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    recipe = recipe_from_args(args)
+    sidecar = metrics_path_for(args.out)
+    for path in (args.out, sidecar):
+        if os.path.exists(path) and not args.overwrite:
+            raise UserError(f"{path} already exists; pass --overwrite to replace it or choose another --out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data_root = args.data_root or fm.SYSTEM_IDX_DIR
+
+    start = time.time()
+    model = pretrain(recipe, data_root, seed=args.seed, progress=not args.no_progress)
+    train_seconds = time.time() - start
+    metrics = evaluate(model, data_root, recipe, seed=args.seed)
+
+    atomic_torch_save({k: v.float() for k, v in model.state_dict().items()}, args.out)
+    report = {
+        "checkpoint": os.path.abspath(args.out),
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+        "train_seconds": round(train_seconds, 1),
+        "recipe": dataclasses.asdict(recipe),
+        **metrics,
+    }
+    atomic_write_text(json.dumps(report, indent=1) + "\n", sidecar)
+
+    print(f"saved {args.out} ({train_seconds / 60:.1f} min of training, {report['threads']} threads)")
+    print(f"accuracy (%) on the downstream test split ({metrics['num_test_images']} images), "
+          "each half among its own 5 classes:")
+    print(f"{'':28s}{'base':>8s}{'new':>8s}{'all 10':>8s}")
+    for name, title in (("zero_shot", f'zero-shot "{ZERO_SHOT_TEMPLATE}"'),
+                        ("16_shot_class_mean", "16-shot class-mean probe")):
+        row = metrics[name]
+        print(f"{title:28s}{row['base']:8.1f}{row['new']:8.1f}{row['all']:8.1f}")
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,269 @@
+"""Dassl glue shared by every trainer of this toolkit.
+
+Trainers subclass ``PromptTrainer`` and implement ``build_prompt_model``;
+everything else (CLIP loading, freezing, precision, optimiser and scheduler,
+safe checkpoints, explicit resume, cached evaluation, results.json) is here.
+"""
+
+import contextlib
+import datetime
+import io
+import json
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from dassl.engine import TrainerX
+from dassl.evaluation import build_evaluator
+from dassl.metrics import compute_accuracy
+from dassl.optim import build_optimizer
+
+from clipprompt import checkpoint as ckpt
+from clipprompt.clip_loader import load_clip
+from clipprompt.errors import UserError
+from clipprompt.scheduler import build_lr_scheduler
+from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, dataset_template
+
+PRECISIONS = ("fp16", "fp32", "amp")
+MODEL_NAME = "prompt_learner"  # checkpoint sub-folder, as in CoOp
+
+
+def write_json_atomic(path, record):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, path)
+
+
+class PromptTrainer(TrainerX):
+    CONFIG_KEY = None  # cfg.TRAINER.<CONFIG_KEY> holds this trainer's options
+    # State-dict prefixes tied to the class set; not loaded on another class set.
+    CLASS_DEPENDENT_PREFIXES = ()
+    CLASS_SPECIFIC_CONTEXT = False  # set when CSC makes the context itself class-bound
+
+    # ----- configuration ----------------------------------------------------
+    @property
+    def options(self):
+        return self.cfg.TRAINER[self.CONFIG_KEY]
+
+    def check_cfg(self, cfg):
+        prec = cfg.TRAINER[self.CONFIG_KEY].PREC
+        if prec not in PRECISIONS:
+            raise UserError(f"TRAINER.{self.CONFIG_KEY}.PREC must be one of {', '.join(PRECISIONS)}, got {prec!r}")
+
+    @property
+    def precision(self):
+        """fp16/amp need a GPU; on a CPU the same model runs in fp32."""
+        prec = self.options.PREC
+        if prec != "fp32" and self.device.type != "cuda":
+            if not getattr(self, "_told_precision", False):
+                print(f"Note: PREC {prec} needs a GPU; running in fp32 on {self.device.type}")
+                self._told_precision = True
+            return "fp32"
+        return prec
+
+    def hand_crafted_templates(self, entries):
+        """Expand template entries ("dataset", "imagenet_ensemble", or a "{}" template)."""
+        dataset_tpl = getattr(self.dm.dataset, "template", None) or dataset_template(self.cfg.DATASET.NAME)
+        templates = []
+        for entry in entries:
+            if entry == "dataset":
+                templates.append(dataset_tpl)
+            elif entry == "imagenet_ensemble":
+                templates.extend(IMAGENET_ENSEMBLE_TEMPLATES)
+            elif "{}" in entry:
+                templates.append(entry)
+            else:
+                raise UserError(f"template entry {entry!r} is not 'dataset', 'imagenet_ensemble' or a template with '{{}}'")
+        return list(dict.fromkeys(templates))
+
+    # ----- model ------------------------------------------------------------
+    def build_prompt_model(self, clip_model, classnames):
+        raise NotImplementedError
+
+    def build_model(self):
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        source = cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME
+        print(f"Loading CLIP ({source})")
+        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision)
+        resolution = clip_model.visual.input_resolution
+        if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
+            raise UserError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the CLIP image resolution {resolution}; set INPUT.SIZE ({resolution}, {resolution})")
+        self.model = self.build_prompt_model(clip_model, classnames)
+        trainable = []
+        for name, param in self.model.named_parameters():
+            frozen = name.startswith(("image_encoder.", "text_encoder.", "logit_scale"))
+            param.requires_grad_(not frozen)
+            if not frozen:
+                trainable.append(param)
+        self.model.to(self.device)
+        print(f"Trainable parameters: {sum(p.numel() for p in trainable):,}")
+        self.optim = build_optimizer(trainable, cfg.OPTIM) if trainable else None
+        self.sched = build_lr_scheduler(self.optim, cfg.OPTIM) if trainable else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+        self.register_model(MODEL_NAME, self.model, self.optim, self.sched)
+
+    # ----- training -----------------------------------------------------------
+    def autocast(self):
+        if self.precision == "amp":
+            return torch.autocast(self.device.type)
+        return contextlib.nullcontext()
+
+    def compute_loss(self, image, label):
+        """(loss, logits, extra terms to log). Plain cross-entropy by default."""
+        logits = self.model(image)
+        return F.cross_entropy(logits, label), logits, {}
+
+    def parse_batch_train(self, batch):
+        return batch["img"].to(self.device), batch["label"].to(self.device)
+
+    def forward_backward(self, batch):
+        image, label = self.parse_batch_train(batch)
+        with self.autocast():
+            loss, logits, terms = self.compute_loss(image, label)
+        self.optim.zero_grad()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optim)
+            self.scaler.update()
+        else:
+            self.detect_anomaly(loss)
+            loss.backward()
+            self.optim.step()
+        summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
+        summary.update({k: float(v) for k, v in terms.items()})
+        if (self.batch_idx + 1) == self.num_batches:
+            self.update_lr()
+        return summary
+
+    def resume_model_if_exist(self, directory):
+        """Resume only when asked (``--resume DIR``); never from the output dir by surprise."""
+        if not self.cfg.RESUME:
+            return 0
+        path = ckpt.find_checkpoint(self.cfg.RESUME, MODEL_NAME)
+        payload = ckpt.load_checkpoint(path, expected_trainer=self.trainer_name)
+        ckpt.load_matching_state(self.model, payload["state_dict"], source=path)
+        if self.optim is not None and payload["optimizer"] is not None:
+            self.optim.load_state_dict(payload["optimizer"])
+        if self.sched is not None and payload["scheduler"] is not None:
+            self.sched.load_state_dict(payload["scheduler"])
+        if payload["extra"].get("rng_state") is not None:
+            torch.set_rng_state(payload["extra"]["rng_state"])
+        print(f"Resuming from {path} (completed epochs: {payload['epoch']})")
+        return payload["epoch"]
+
+    evaluated_epoch = None  # completed epochs of the weights being evaluated
+
+    def after_epoch(self):
+        super().after_epoch()
+        self.evaluated_epoch = self.epoch + 1
+
+    def after_train(self):
+        print("Finish training")
+        if not self.cfg.TEST.NO_TEST:
+            if self.cfg.TEST.FINAL_MODEL == "best_val":
+                print("Deploy the model with the best val performance")
+                self.load_model(self.output_dir, epoch=ckpt.BEST)
+            else:
+                print("Deploy the last-epoch model")
+            self.test()
+        print(f"Elapsed: {datetime.timedelta(seconds=round(time.time() - self.time_start))}")
+        self.close_writer()
+
+    # ----- checkpoints --------------------------------------------------------
+    @property
+    def trainer_name(self):
+        return type(self).__name__
+
+    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        """Dassl's signature; writes a weights-only-loadable checkpoint."""
+        completed = epoch + 1
+        target = ckpt.BEST if model_name == "model-best.pth.tar" else completed
+        path = ckpt.checkpoint_path(directory, MODEL_NAME, target)
+        ckpt.save_checkpoint(
+            path,
+            trainer=self.trainer_name,
+            model_state=self.model.trainable_state_dict(),
+            epoch=completed,
+            optimizer_state=self.optim.state_dict() if self.optim is not None else None,
+            scheduler_state=self.sched.state_dict() if self.sched is not None else None,
+            class_count=self.num_classes,
+            extra={"classnames": list(self.dm.dataset.classnames), "val_result": val_result,
+                   "rng_state": torch.get_rng_state()},
+        )
+
+    def load_model(self, directory, epoch=None):
+        """Load a trained prompt; on another class set only class-independent state."""
+        if not directory:
+            raise UserError("--model-dir is required with --eval-only for a trained prompt")
+        path = ckpt.find_checkpoint(directory, MODEL_NAME, epoch)
+        payload = ckpt.load_checkpoint(path, expected_trainer=self.trainer_name)
+        same_classes = payload["extra"].get("classnames") == list(self.dm.dataset.classnames)
+        if not same_classes and self.CLASS_SPECIFIC_CONTEXT:
+            raise UserError(f"{path} holds class-specific context (CSC) trained on other classes; "
+                            "it cannot be evaluated on a different class set")
+        skip = () if same_classes else self.CLASS_DEPENDENT_PREFIXES
+        ckpt.load_matching_state(self.model, payload["state_dict"], skip_prefixes=skip, source=path)
+        self.evaluated_epoch = payload["epoch"]
+        print(f"Loaded {path} (epoch {payload['epoch']}{'' if same_classes else ', class-independent state only'})")
+
+    # ----- evaluation -------------------------------------------------------
+    def model_inference(self, input):
+        return self.model.predict(input)["main"]
+
+    @torch.no_grad()
+    def test(self, split=None):
+        """Evaluate once with cached text features; write results(.json) beside the log."""
+        self.set_model_mode("eval")
+        split = split or self.cfg.TEST.SPLIT
+        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
+        split = "val" if loader is self.val_loader and split == "val" else "test"
+        print(f"Evaluate on the *{split}* set")
+        evaluators = {}
+        with self.model.cached_text_features():
+            for batch in loader:
+                image, label = self.parse_batch_test(batch)
+                with self.autocast():
+                    outputs = self.model.predict(image)
+                for name, logits in outputs.items():
+                    if name not in evaluators:
+                        with contextlib.redirect_stdout(io.StringIO()):  # Dassl announces each evaluator
+                            evaluators[name] = build_evaluator(self.cfg, lab2cname=self.lab2cname)
+                        evaluators[name].reset()
+                    evaluators[name].process(logits.float(), label)
+        results = evaluators.pop("main").evaluate()  # prints Dassl's familiar summary
+        for key, value in results.items():
+            self.write_scalar(f"{split}/{key}", value, self.epoch)
+        variants = {}
+        for name, evaluator in evaluators.items():
+            with contextlib.redirect_stdout(io.StringIO()):
+                res = evaluator.evaluate()
+            variants[name] = {"accuracy": res["accuracy"], "macro_f1": res["macro_f1"]}
+            print(f"* {name}: accuracy {res['accuracy']:.2f}%, macro_f1 {res['macro_f1']:.2f}%")
+        self.write_results(split, results, variants)
+        return list(results.values())[0]
+
+    def write_results(self, split, results, variants):
+        cfg = self.cfg
+        record = {
+            "trainer": self.trainer_name,
+            "dataset": cfg.DATASET.NAME,
+            "split": split,
+            "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
+            "seed": cfg.SEED,
+            "shots": cfg.DATASET.NUM_SHOTS,
+            "config": cfg.CONFIG_NAME,
+            "backbone": cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME,
+            "accuracy": float(results["accuracy"]),
+            "macro_f1": float(results["macro_f1"]),
+            "num_samples": len(self.dm.dataset.test if split == "test" else self.dm.dataset.val),
+            "epoch": self.evaluated_epoch,
+            "output_dir": cfg.OUTPUT_DIR,
+            "variants": variants,
+            "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        name = "results.json" if split == "test" else f"results_{split}.json"
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, name), record)
