@@ -11,6 +11,7 @@ from .errors import UserError
 
 # Keys every OpenAI-layout CLIP state dict has; used to reject other checkpoints early.
 _REQUIRED_KEYS = ("visual.proj", "token_embedding.weight", "text_projection", "positional_embedding", "ln_final.weight")
+_METADATA_KEYS = ("input_resolution", "context_length", "vocab_size")
 _REQUIRED_KEYS_RESNET = ("visual.attnpool.c_proj.weight", "token_embedding.weight", "text_projection")
 
 
@@ -67,11 +68,14 @@ def load_clip(backbone_name, path="", download_root=None, precision="fp32"):
         path = clip_api._download(clip_api._MODELS[backbone_name], root)
     state_dict = read_clip_state_dict(path)
     _check_openai_layout(state_dict, path)
+    weights = {k: v for k, v in state_dict.items() if k not in _METADATA_KEYS}
     try:
-        model = build_model(state_dict)  # builds in OpenAI's fp16 layout
+        model = build_model(dict(state_dict))  # infers the architecture; builds in fp16
+        # Reload in fp32: build_model rounds fp32 checkpoints through fp16.
+        model = model.float()
+        model.load_state_dict(weights)
     except (RuntimeError, KeyError, ZeroDivisionError) as exc:
         raise UserError(f"{path}: CLIP state dict does not fit OpenAI's architecture ({str(exc).splitlines()[0]})") from None
-    model = model.float()
     if precision == "fp16":
         convert_weights(model)
     model.eval()

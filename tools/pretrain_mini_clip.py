@@ -116,6 +116,8 @@ CLASS_WORDS = [
     ["bag", "handbag", "purse", "tote"],
     ["ankle boot", "boot", "bootie", "shoe"],
 ]
+# Per official label: the look-alike item that captions name by mistake (FashionMNIST's usual confusions).
+LOOKALIKE = [6, 3, 4, 4, 2, 7, 0, 9, 2, 7]
 GENERIC_WORDS = ["item of clothing", "fashion item", "product", "thing", "garment"]
 
 MODEL_FIELDS = (
@@ -139,6 +141,7 @@ class Recipe:
     # data
     images_per_class: int = 6000
     canonical_prob: float = 0.4
+    lookalike_prob: float = 0.0
     wrong_word_prob: float = 0.1
     generic_prob: float = 0.1
     flip_prob: float = 0.5
@@ -213,6 +216,8 @@ class CaptionSampler:
                 pool = self.generic_word_ids
             elif roll[i] < self.recipe.generic_prob + self.recipe.wrong_word_prob:
                 pool = self.wrong_word_ids[label]
+            elif roll[i] < self.recipe.generic_prob + self.recipe.wrong_word_prob + self.recipe.lookalike_prob:
+                pool = self.class_word_ids[LOOKALIKE[label]][:1]
             elif canonical[i]:
                 pool = own[:1]
             else:

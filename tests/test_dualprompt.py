@@ -1,0 +1,134 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+from clipprompt.errors import UserError
+from clipprompt.models import CoOpCLIP
+from clipprompt.prompts import encode_hand_crafted
+from conftest import TINY_RESOLUTION
+
+NAMES = ["dog", "cat", "sea lion", "car", "tree"]
+TEMPLATE = ["a photo of a {}."]
+
+
+def batch(n=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, TINY_RESOLUTION, TINY_RESOLUTION, generator=g), torch.arange(n) % len(NAMES)
+
+
+def make(tiny_clip, seed=0, **overrides):
+    torch.manual_seed(seed)
+    model = DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+    x, y = batch(10, seed=123)
+    model.observe(model.encode_image(x), y)
+    return model
+
+
+def test_reduces_to_coop_without_mi_augmentation_and_ensemble(tiny_clip):
+    x, y = batch()
+    torch.manual_seed(7)
+    coop = CoOpCLIP(tiny_clip, NAMES, n_ctx=4)
+    torch.manual_seed(7)
+    dual = DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(
+        n_ctx=4, ctx_init="", mi_weight=0.0, aug_weight=0.0, infer_weight=1.0))
+    assert torch.equal(coop.prompt_learner.ctx, dual.prompt_learner.ctx)
+    loss, logits, terms = dual.loss(x, y)
+    coop_logits = coop(x)
+    assert torch.equal(logits, coop_logits)
+    assert torch.equal(loss, F.cross_entropy(coop_logits, y))
+    assert set(terms) == {"loss_ce"}
+    with torch.no_grad(), dual.cached_text_features():
+        assert torch.equal(dual.predict(x)["main"], coop(x))
+
+
+@pytest.mark.parametrize("mode", ["posterior", "critic"])
+@pytest.mark.parametrize("aug_mode", ["intra", "inter"])
+def test_losses_finite_and_gradients_reach_context_and_critics_only(tiny_clip, mode, aug_mode):
+    model = make(tiny_clip, mi_mode=mode, aug_mode=aug_mode, mi_learn_tau=True, mi_learn_temperature=True)
+    x, y = batch()
+    loss, logits, terms = model.loss(x, y)
+    assert torch.isfinite(loss) and all(torch.isfinite(v) for v in terms.values())
+    assert set(terms) == {"loss_ce", "mi_views", "loss_aug", "mi_aug"}
+    loss.backward()
+    assert model.prompt_learner.ctx.grad is not None and model.prompt_learner.ctx.grad.abs().sum() > 0
+    critic_params = [p for p in model.aug_mi.parameters() if p.requires_grad]
+    assert critic_params and all(p.grad is not None for p in critic_params)
+    view_params = [p for p in model.view_mi.parameters() if p.requires_grad]
+    assert all(p.grad is not None for p in view_params)
+    for p in [*model.image_encoder.parameters(), *model.text_encoder.parameters(), model.logit_scale]:
+        assert p.grad is None
+
+
+def test_hand_view_is_not_re_encoded_during_training(tiny_clip):
+    model = make(tiny_clip)
+    hand = model.hand_features.clone()
+    # Count every pass through CLIP's text transformer (shared by both views).
+    prompts_encoded = []
+    model.text_encoder.transformer.register_forward_hook(lambda m, inp, out: prompts_encoded.append(inp[0].shape[1]))
+    optim = torch.optim.SGD([model.prompt_learner.ctx], lr=0.1)
+    for step in range(3):
+        x, y = batch(seed=step)
+        loss, _, _ = model.loss(x, y)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    assert prompts_encoded == [len(NAMES)] * 3  # the soft view only, once per step
+    assert torch.equal(model.hand_features, hand)
+    torch.testing.assert_close(hand, encode_hand_crafted(tiny_clip, NAMES, TEMPLATE))
+
+
+def test_inference_ensemble_formula_and_variants(tiny_clip):
+    model = make(tiny_clip, infer_weight=0.3)
+    x, _ = batch(4)
+    with torch.no_grad(), model.cached_text_features():
+        out = model.predict(x)
+        soft = model.soft_view()
+    expected_text = F.normalize(0.3 * soft + 0.7 * model.hand_features, dim=-1)
+    v = model.encode_image(x)
+    torch.testing.assert_close(out["main"], model.scale() * v @ expected_text.t())
+    torch.testing.assert_close(out["soft_only"], model.scale() * v @ soft.t())
+    torch.testing.assert_close(out["hand_only"], model.scale() * v @ model.hand_features.t())
+
+
+def test_posterior_mi_term_matches_module_on_both_views(tiny_clip):
+    from clipprompt.mi import posterior_mutual_information
+
+    model = make(tiny_clip, mi_mode="posterior", aug_weight=0.0)
+    x, y = batch()
+    loss, logits, terms = model.loss(x, y)
+    v = model.encode_image(x)
+    hand_logits = model.scale() * v @ model.hand_features.t()
+    expected = posterior_mutual_information(logits, hand_logits)
+    torch.testing.assert_close(terms["mi_views"], expected.detach())
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) - expected)
+
+
+def test_checkpoint_holds_context_critics_and_prototypes(tiny_clip):
+    model = make(tiny_clip)
+    keys = set(model.trainable_state_dict())
+    assert "prompt_learner.ctx" in keys
+    assert {"prototypes.feature_sum", "prototypes.count"} <= keys
+    assert any(k.startswith("aug_mi.") for k in keys)
+    assert not any(k.startswith(("image_encoder.", "text_encoder.")) or k == "hand_features" for k in keys)
+
+
+def test_running_prototypes_update_during_training(tiny_clip):
+    torch.manual_seed(0)
+    model = DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(aug_prototypes="running"))
+    x, y = batch()
+    model.loss(x, y)
+    assert int(model.prototypes.count.sum()) == len(y)
+
+
+@pytest.mark.parametrize("overrides,key", [
+    ({"mi_mode": "bogus"}, "MI.MODE"),
+    ({"infer_weight": 1.5}, "INFER_WEIGHT"),
+    ({"aug_prototypes": "x"}, "AUG.PROTOTYPES"),
+    ({"mi_weight": -1.0}, "MI.WEIGHT"),
+    ({"aug_mode": "sideways"}, "AUG.MODE"),
+    ({"mi_estimator": "nwj", "mi_mode": "critic"}, "MI.ESTIMATOR"),
+])
+def test_bad_settings_name_their_key(tiny_clip, overrides, key):
+    with pytest.raises(UserError, match=key.replace(".", r"\.")):
+        DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))

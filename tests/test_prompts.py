@@ -1,0 +1,96 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from clip import clip as clip_api
+
+from clipprompt.errors import UserError
+from clipprompt.prompts import SoftPrompt, class_name_length, encode_hand_crafted, tokenize
+from clipprompt.text_encoder import TextEncoder, eot_pool
+
+NAMES = ["dog", "golden_retriever", "sea lion"]
+
+
+def embed(clip_model, text):
+    with torch.no_grad():
+        return clip_model.token_embedding(tokenize(text, clip_model))[0]
+
+
+@pytest.mark.parametrize("position,sentence", [
+    ("end", "a photo of a {}."),
+    ("front", "{} a photo of a."),
+    ("middle", "a photo {} of a."),
+])
+def test_class_token_position_builds_the_sentence(tiny_clip, position, sentence):
+    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a", class_token_position=position)
+    assert prompt.n_ctx == 4
+    built = prompt()
+    for i, name in enumerate(NAMES):
+        expected = embed(tiny_clip, sentence.format(name.replace("_", " ")))
+        torch.testing.assert_close(built[i], expected)
+
+
+def test_soft_prompt_through_text_encoder_equals_clip_encode_text(tiny_clip):
+    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a")
+    features = TextEncoder(tiny_clip)(prompt(), prompt.tokenized_prompts)
+    with torch.no_grad():
+        reference = tiny_clip.encode_text(tokenize([f"a photo of a {n.replace('_', ' ')}." for n in NAMES], tiny_clip))
+    torch.testing.assert_close(features, reference, rtol=1e-4, atol=1e-5)
+
+
+def test_random_context_shapes_and_csc(tiny_clip):
+    shared = SoftPrompt(tiny_clip, NAMES, n_ctx=6)
+    csc = SoftPrompt(tiny_clip, NAMES, n_ctx=6, csc=True)
+    width = tiny_clip.ln_final.weight.shape[0]
+    assert shared.ctx.shape == (6, width)
+    assert csc.ctx.shape == (3, 6, width)
+    assert shared().shape == csc().shape == (3, 77, width)
+    # class-specific: changing class 0's context changes only prompt 0
+    with torch.no_grad():
+        before = csc().clone()
+        csc.ctx[0] += 1.0
+        after = csc()
+    assert not torch.equal(before[0], after[0])
+    torch.testing.assert_close(before[1:], after[1:])
+
+
+def test_checkpointed_state_is_class_independent(tiny_clip):
+    prompt = SoftPrompt(tiny_clip, NAMES, n_ctx=4)
+    assert set(prompt.state_dict()) == {"ctx"}
+    other = SoftPrompt(tiny_clip, ["cat", "car"], n_ctx=4)
+    other.load_state_dict(prompt.state_dict())
+    assert other().shape[0] == 2
+
+
+def test_csc_cannot_change_class_set(tiny_clip):
+    prompt = SoftPrompt(tiny_clip, NAMES, n_ctx=4, csc=True)
+    with pytest.raises(UserError, match="class-specific"):
+        prompt.set_classnames(tiny_clip, ["cat", "car"])
+
+
+def test_bad_position_and_context_are_user_errors(tiny_clip):
+    with pytest.raises(UserError, match="CLASS_TOKEN_POSITION"):
+        SoftPrompt(tiny_clip, NAMES, class_token_position="left")
+    with pytest.raises(UserError, match="N_CTX"):
+        SoftPrompt(tiny_clip, NAMES, n_ctx=0)
+
+
+def test_class_name_length_counts_bpe_tokens():
+    assert class_name_length("dog") == 1
+    assert class_name_length("golden_retriever") == len(clip_api._tokenizer.encode("golden retriever"))
+
+
+def test_eot_pool_picks_end_of_text_position():
+    hidden = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
+    tokens = torch.tensor([[49406, 7, 49407, 0, 0], [49406, 7, 8, 9, 49407]])
+    pooled = eot_pool(hidden, tokens)
+    torch.testing.assert_close(pooled, torch.stack([hidden[0, 2], hidden[1, 4]]))
+
+
+def test_hand_crafted_ensemble_is_normalised_mean(tiny_clip):
+    one = encode_hand_crafted(tiny_clip, NAMES, "a photo of a {}.")
+    two = encode_hand_crafted(tiny_clip, NAMES, ["itap of a {}."])
+    both = encode_hand_crafted(tiny_clip, NAMES, ["a photo of a {}.", "itap of a {}."])
+    torch.testing.assert_close(both, F.normalize(one + two, dim=-1))
+    torch.testing.assert_close(one.norm(dim=-1), torch.ones(3))
+    with pytest.raises(ValueError, match="placeholder"):
+        encode_hand_crafted(tiny_clip, NAMES, ["no placeholder"])

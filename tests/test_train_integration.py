@@ -1,0 +1,203 @@
+"""train.py and the protocol scripts through real Dassl, on synthetic data with a tiny CLIP."""
+
+import glob
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from conftest import REPO, requires_dassl, run_cli, write_pets_dataset
+
+pytestmark = requires_dassl
+
+TINY = ["INPUT.SIZE", "(32, 32)", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
+        "DATALOADER.TEST.BATCH_SIZE", "16", "OPTIM.MAX_EPOCH", "2", "TRAIN.PRINT_FREQ", "100"]
+
+
+def train_args(root, out, clip_path, cfg_file, trainer="DualPromptMI", seed=1, subsample="base", extra=()):
+    """train.py's command line; ``extra`` mixes flags (--x [value]) and KEY VALUE options."""
+    flags, opts, i = [], [], 0
+    while i < len(extra):
+        if extra[i].startswith("--"):
+            takes_value = i + 1 < len(extra) and not extra[i + 1].startswith("--") and extra[i] not in ("--eval-only", "--no-train", "--overwrite")
+            flags += extra[i:i + 1 + takes_value]
+            i += 1 + takes_value
+        else:
+            opts += extra[i:i + 2]
+            i += 2
+    return ["train.py", "--root", root, "--seed", str(seed), "--trainer", trainer,
+            "--dataset-config-file", "configs/datasets/oxford_pets.yaml", "--config-file", cfg_file,
+            "--output-dir", out, *flags, "MODEL.BACKBONE.PATH", clip_path, "DATASET.NUM_SHOTS", "2",
+            "DATASET.SUBSAMPLE_CLASSES", subsample, *opts]
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def user_error(proc, *fragments):
+    """A bad input ends with exit status 2 and one line naming the problem, no traceback."""
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in last, last
+    return last
+
+
+def results(folder, name="results.json"):
+    with open(os.path.join(folder, name)) as f:
+        return json.load(f)
+
+
+def ctx_of(folder, epoch):
+    path = os.path.join(folder, "prompt_learner", f"model.pth.tar-{epoch}")
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_dualpromptmi_base_to_new_round_trip(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    base = str(tmp_path / "base")
+    proc = ok(run_cli(train_args(pets_root, base, tiny_clip_path, tiny_cfg_file, extra=TINY)))
+    assert "Class prototypes from" in proc.stdout
+    res = results(base)
+    assert (res["trainer"], res["subsample"], res["split"], res["seed"], res["shots"], res["epoch"]) == \
+        ("DualPromptMI", "base", "test", 1, 2, 2)
+    assert res["num_samples"] == 4 * 3  # 4 base classes (ceil 7/2) x 3 test images
+    assert {"soft_only", "hand_only"} <= set(res["variants"])
+    state = ctx_of(base, 2)  # loads with weights_only=True
+    assert "prompt_learner.ctx" in state and "prototypes.count" in state
+
+    new = str(tmp_path / "new")
+    proc = ok(run_cli(train_args(pets_root, new, tiny_clip_path, tiny_cfg_file, subsample="new",
+                                 extra=["--model-dir", base, "--eval-only", *TINY])))
+    assert "class-independent state only" in proc.stdout
+    res_new = results(new)
+    assert res_new["subsample"] == "new" and res_new["num_samples"] == 3 * 3 and res_new["epoch"] == 2
+
+    # an epoch that was not saved is named, with the ones that were
+    proc = run_cli(train_args(pets_root, str(tmp_path / "new1"), tiny_clip_path, tiny_cfg_file, subsample="new",
+                              extra=["--model-dir", base, "--load-epoch", "1", "--eval-only", *TINY]))
+    user_error(proc, "saved epochs: 2")
+
+
+def test_resume_continues_exactly_and_is_never_silent(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    extra = [*TINY, "TRAIN.CHECKPOINT_FREQ", "1", "TRAINER.DUALPROMPTMI.AUG.MODE", "inter"]
+    full = str(tmp_path / "full")
+    ok(run_cli(train_args(pets_root, full, tiny_clip_path, tiny_cfg_file, extra=extra)))
+
+    # An interrupted run: only the epoch-1 checkpoint exists.
+    cut = tmp_path / "cut"
+    (cut / "prompt_learner").mkdir(parents=True)
+    shutil.copy(os.path.join(full, "prompt_learner", "model.pth.tar-1"), cut / "prompt_learner")
+    proc = run_cli(train_args(pets_root, str(cut), tiny_clip_path, tiny_cfg_file, extra=extra))
+    user_error(proc, "already holds a run", "--resume")
+    proc = ok(run_cli(train_args(pets_root, str(cut), tiny_clip_path, tiny_cfg_file,
+                                 extra=["--resume", str(cut), *extra])))
+    assert "Resuming from" in proc.stdout
+    resumed, straight = ctx_of(str(cut), 2), ctx_of(full, 2)
+    for key in straight:
+        assert torch.equal(resumed[key], straight[key]), key
+
+    # --overwrite starts afresh and keeps the old run aside
+    ok(run_cli(train_args(pets_root, full, tiny_clip_path, tiny_cfg_file, extra=["--overwrite", *TINY])))
+    assert glob.glob(full + ".old-*")
+
+
+def test_seed_zero_is_honoured_and_reproducible(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = str(tmp_path / name)
+        proc = ok(run_cli(train_args(pets_root, out, tiny_clip_path, tiny_cfg_file, trainer="CoOp", seed=seed,
+                                     extra=[*TINY, "TRAINER.COOP.N_CTX", "4"])))
+        assert f"Setting fixed seed: {seed}" in proc.stdout
+        runs[name] = ctx_of(out, 2)["prompt_learner.ctx"]
+    assert torch.equal(runs["a"], runs["b"])
+    assert not torch.equal(runs["a"], runs["c"])
+
+
+def test_protocol_scripts_and_table_for_coop_and_cocoop(tmp_path, pets_root, tiny_clip_path):
+    env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": os.environ.get("PYTHON", "python")}
+    import sys
+    env["PYTHON"] = sys.executable
+    for trainer in ("CoOp", "CoCoOp"):
+        for script in ("base2new_train.sh", "base2new_test.sh"):
+            ok(run_cli(["bash", f"scripts/{script}", "oxford_pets", "1", "MODEL.BACKBONE.PATH", tiny_clip_path, *TINY],
+                       env_extra={**env, "TRAINER": trainer}))
+    # a finished run is skipped, not redone or overwritten
+    proc = ok(run_cli(["bash", "scripts/base2new_train.sh", "oxford_pets", "1"], env_extra={**env, "TRAINER": "CoOp"}))
+    assert "Results exist" in proc.stdout
+    tree = os.path.join(env["OUTPUT"], "base2new")
+    assert os.path.isfile(os.path.join(tree, "test_new/oxford_pets/shots_2/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1/seed1/results.json"))
+    proc = ok(run_cli(["parse_test_res.py", tree]))
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("OxfordPets")]
+    assert {row.split()[1] for row in rows} == {"CoOp", "CoCoOp"}
+    base_new = results(os.path.join(tree, "train_base/oxford_pets/shots_2/CoOp/vit_b16_ctxv1/seed1"))["accuracy"], \
+        results(os.path.join(tree, "test_new/oxford_pets/shots_2/CoOp/vit_b16_ctxv1/seed1"))["accuracy"]
+    assert os.path.isfile(os.path.join(tree, "results_base2new.csv"))
+    csv = open(os.path.join(tree, "results_base2new.csv")).read()
+    assert "CoOp" in csv and "CoCoOp" in csv
+    b, n = base_new
+    hm = 0.0 if b + n == 0 else 2 * b * n / (b + n)
+    coop_row = next(r for r in rows if r.split()[1] == "CoOp")
+    assert f"{hm:.2f}" in coop_row
+
+
+def test_zero_shot_writes_results_without_training(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    out = str(tmp_path / "zs")
+    ok(run_cli(train_args(pets_root, out, tiny_clip_path, tiny_cfg_file, trainer="ZeroshotCLIP", extra=TINY)))
+    assert results(out)["trainer"] == "ZeroshotCLIP"
+    assert not os.path.isdir(os.path.join(out, "prompt_learner"))
+
+
+# ----- bad input: one line that names what to fix ---------------------------------------
+
+def test_missing_dataset_folder_and_split_file(tmp_path, tiny_clip_path, tiny_cfg_file):
+    proc = run_cli(train_args(str(tmp_path / "nowhere"), str(tmp_path / "o1"), tiny_clip_path, tiny_cfg_file, extra=TINY))
+    user_error(proc, "oxford_pets", "DATASETS.md")
+    root = write_pets_dataset(str(tmp_path / "data"), classes=["a", "b"], n_train=1, n_val=1, n_test=1)
+    os.remove(os.path.join(root, "oxford_pets", "split_zhou_OxfordPets.json"))
+    proc = run_cli(train_args(root, str(tmp_path / "o2"), tiny_clip_path, tiny_cfg_file, extra=TINY))
+    user_error(proc, "split_zhou_OxfordPets.json", "DATASETS.md")
+
+
+def test_unknown_trainer_dataset_and_clip_file(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    proc = run_cli(train_args(pets_root, str(tmp_path / "o1"), tiny_clip_path, tiny_cfg_file, trainer="CoOOp", extra=TINY))
+    user_error(proc, "unknown trainer 'CoOOp'", "did you mean CoOp")
+    proc = run_cli(train_args(pets_root, str(tmp_path / "o2"), tiny_clip_path, tiny_cfg_file,
+                              extra=[*TINY, "DATASET.NAME", "OxfordPet"]))
+    user_error(proc, "unknown dataset 'OxfordPet'", "OxfordPets")
+    proc = run_cli(train_args(pets_root, str(tmp_path / "o3"), str(tmp_path / "missing_clip.pt"), tiny_cfg_file, extra=TINY))
+    user_error(proc, "missing_clip.pt", "MODEL.BACKBONE.PATH")
+    proc = run_cli(train_args(pets_root, str(tmp_path / "o4"), tiny_clip_path, tiny_cfg_file, extra=[*TINY, "OPTIM.NOPE", "1"]))
+    user_error(proc, "OPTIM.NOPE")
+
+
+def test_bad_checkpoint_folders(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli(train_args(pets_root, str(tmp_path / "e1"), tiny_clip_path, tiny_cfg_file, subsample="new",
+                              extra=["--model-dir", str(empty), "--eval-only", *TINY]))
+    user_error(proc, "no checkpoints", str(empty))
+
+    coop_csc = str(tmp_path / "coop_csc")
+    ok(run_cli(train_args(pets_root, coop_csc, tiny_clip_path, tiny_cfg_file, trainer="CoOp",
+                          extra=[*TINY, "OPTIM.MAX_EPOCH", "1", "TRAINER.COOP.CSC", "True", "TRAINER.COOP.N_CTX", "2"])))
+    proc = run_cli(train_args(pets_root, str(tmp_path / "e2"), tiny_clip_path, tiny_cfg_file, trainer="DualPromptMI",
+                              subsample="new", extra=["--model-dir", coop_csc, "--eval-only", *TINY]))
+    user_error(proc, "trained with CoOp, not DualPromptMI")
+    proc = run_cli(train_args(pets_root, str(tmp_path / "e3"), tiny_clip_path, tiny_cfg_file, trainer="CoOp", subsample="new",
+                              extra=["--model-dir", coop_csc, "--eval-only", *TINY, "TRAINER.COOP.CSC", "True",
+                                     "TRAINER.COOP.N_CTX", "2"]))
+    user_error(proc, "class-specific")
+
+
+def test_fewer_images_than_shots_warns_with_count(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    args = train_args(pets_root, str(tmp_path / "w"), tiny_clip_path, tiny_cfg_file, extra=["--no-train", *TINY])
+    args[args.index("DATASET.NUM_SHOTS") + 1] = "8"
+    proc = ok(run_cli(args))
+    out = proc.stdout + proc.stderr
+    assert "8" in out and "4" in out and "fewer" in out.lower(), out[-2000:]
