@@ -52,6 +52,7 @@ def extend_cfg(cfg):
     d.MI.TAU = 0.07  # critic temperature
     d.MI.LEARN_TAU = False  # learnable, bounded critic temperature
     d.MI.LEARN_TEMPERATURE = False  # learnable temperature of the posterior MI
+    d.MI.LEARN_PROJECTION = False  # learnable critic projections (critic mode; can saturate the bound alone)
     d.AUG = CN()
     d.AUG.WEIGHT = 1.0  # 0 turns the class-wise augmentation off
     d.AUG.MODE = "intra"  # intra (own-class prototype) or inter (another class, mixed targets)

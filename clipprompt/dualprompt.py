@@ -43,11 +43,34 @@ class DualPromptMIConfig:
     mi_tau: float = 0.07
     mi_learn_tau: bool = False
     mi_learn_temperature: bool = False
+    mi_learn_projection: bool = False
     aug_weight: float = 1.0
     aug_mode: str = "intra"
     aug_alpha: float = 1.0
     aug_mi_weight: float = 1.0
     aug_prototypes: str = "precomputed"
+
+    # yacs key under TRAINER.DUALPROMPTMI -> field (PREC and HAND_TEMPLATES are the trainer's).
+    CFG_KEYS = {
+        "N_CTX": "n_ctx", "CTX_INIT": "ctx_init", "CSC": "csc", "CLASS_TOKEN_POSITION": "class_token_position",
+        "INFER_WEIGHT": "infer_weight", "MI.WEIGHT": "mi_weight", "MI.MODE": "mi_mode",
+        "MI.ESTIMATOR": "mi_estimator", "MI.TAU": "mi_tau", "MI.LEARN_TAU": "mi_learn_tau",
+        "MI.LEARN_TEMPERATURE": "mi_learn_temperature", "MI.LEARN_PROJECTION": "mi_learn_projection",
+        "AUG.WEIGHT": "aug_weight", "AUG.MODE": "aug_mode", "AUG.ALPHA": "aug_alpha",
+        "AUG.MI_WEIGHT": "aug_mi_weight", "AUG.PROTOTYPES": "aug_prototypes",
+    }
+
+    @classmethod
+    def from_cfg(cls, node):
+        """From the yacs node ``cfg.TRAINER.DUALPROMPTMI``."""
+        values = {}
+        for key, field in cls.CFG_KEYS.items():
+            value = node
+            for part in key.split("."):
+                value = value[part]
+            default = cls.__dataclass_fields__[field].default
+            values[field] = float(value) if isinstance(default, float) else value
+        return cls(**values)
 
     def validate(self):
         if not 0.0 <= self.infer_weight <= 1.0:
@@ -77,7 +100,8 @@ class DualPromptMICLIP(PromptCLIP):
         dim = self.hand_features.shape[1]
         try:
             self.view_mi = build_view_mi(cfg.mi_mode, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau,
-                                         learn_tau=cfg.mi_learn_tau, learn_temperature=cfg.mi_learn_temperature)
+                                         learn_tau=cfg.mi_learn_tau, learn_temperature=cfg.mi_learn_temperature,
+                                         learn_projection=cfg.mi_learn_projection)
             self.aug_mi = CriticMI(dim, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau, learn_tau=cfg.mi_learn_tau)
             self.mixup = ClassWiseMixup(cfg.aug_mode, cfg.aug_alpha)
         except ValueError as exc:

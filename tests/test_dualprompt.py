@@ -132,3 +132,28 @@ def test_running_prototypes_update_during_training(tiny_clip):
 def test_bad_settings_name_their_key(tiny_clip, overrides, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
         DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+
+
+def test_every_config_key_reaches_the_model():
+    from clipprompt.config import extend_cfg
+    from yacs.config import CfgNode as CN
+
+    cfg = CN()
+    cfg.MODEL = CN()
+    cfg.MODEL.BACKBONE = CN()
+    cfg.DATASET = CN()
+    cfg.TRAINER = CN()
+    extend_cfg(cfg)
+    node = cfg.TRAINER.DUALPROMPTMI
+
+    def leaves(n, prefix=""):
+        for k, v in n.items():
+            yield from leaves(v, f"{prefix}{k}.") if isinstance(v, CN) else [f"{prefix}{k}"]
+
+    assert set(leaves(node)) - {"PREC", "HAND_TEMPLATES"} == set(DualPromptMIConfig.CFG_KEYS)
+    defaults = DualPromptMIConfig.from_cfg(node)
+    assert defaults == DualPromptMIConfig()  # yacs defaults and dataclass defaults agree
+    node.MI.MODE = "critic"
+    node.AUG.ALPHA = 2
+    changed = DualPromptMIConfig.from_cfg(node)
+    assert changed.mi_mode == "critic" and changed.aug_alpha == 2.0
