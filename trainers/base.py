@@ -218,8 +218,10 @@ class PromptTrainer(TrainerX):
         """Evaluate once with cached text features; write results(.json) beside the log."""
         self.set_model_mode("eval")
         split = split or self.cfg.TEST.SPLIT
-        loader = self.val_loader if split == "val" and self.val_loader is not None else self.test_loader
-        split = "val" if loader is self.val_loader and split == "val" else "test"
+        if split == "val" and self.val_loader is not None:
+            loader = self.val_loader
+        else:
+            split, loader = "test", self.test_loader
         print(f"Evaluate on the *{split}* set")
         evaluators = {}
         with self.model.cached_text_features():

@@ -1,3 +1,5 @@
+import time
+
 from dassl.engine import TRAINER_REGISTRY
 
 from clipprompt.models import ZeroShotCLIP as ZeroShotModel
@@ -24,7 +26,7 @@ class ZeroshotCLIP(PromptTrainer):
 
     def train(self):
         """Nothing to learn: evaluate and record the result like any run."""
-        self.time_start = __import__("time").time()
+        self.time_start = time.time()
         self.test()
 
     def load_model(self, directory, epoch=None):

@@ -1,0 +1,43 @@
+"""The whole CPU benchmark path in miniature: pretraining, dataset, scripts, aggregation, plot."""
+
+import csv
+import glob
+import os
+
+from conftest import requires_dassl, run_cli
+
+pytestmark = requires_dassl
+
+EXPECTED = {
+    ("ZeroshotCLIP", "mini"),
+    ("CoOp", "mini_c4_ep20_batch8_ctxv1"),
+    ("CoCoOp", "mini_c4_ep10_batch1_ctxv1"),
+    ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ensemble_only"),
+    ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"),
+}
+
+
+def test_quick_mini_benchmark_end_to_end(tmp_path):
+    import sys
+
+    from clipprompt.fashion_mnist import write_synthetic_idx_root
+
+    data = tmp_path / "data"
+    write_synthetic_idx_root(str(data), train_per_class=20, test_per_class=40)
+    out = tmp_path / "mini"
+    env = {"QUICK": "1", "DATA": str(data), "OUTPUT": str(out), "SEEDS": "1", "SHOTS": "2", "PYTHON": sys.executable}
+    proc = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert os.path.isfile(out / "mini_clip" / "mini_clip.pt")
+    assert len(glob.glob(str(out / "base2new" / "*" / "fashion_mnist" / "shots_2" / "*" / "*" / "seed1" / "results.json"))) == 10
+    with open(out / "base2new" / "results_base2new.csv") as f:
+        rows = list(csv.DictReader(f))
+    found = {(r["trainer"], r["config"]) for r in rows if r["dataset"] == "FashionMNIST"}
+    assert found == EXPECTED
+    assert open(out / "base_new.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "wall time:" in proc.stdout and "HM" in proc.stdout
+
+    # a second call reuses the checkpoint and the finished runs
+    again = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Reusing the mini CLIP" in again.stdout
