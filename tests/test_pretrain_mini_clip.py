@@ -147,18 +147,56 @@ def test_trimmed_text_encoding_equals_the_full_77_tokens():
         torch.testing.assert_close(model.encode_text(trimmed), model.encode_text(tokens), rtol=1e-5, atol=1e-5)
 
 
-def test_captions_follow_the_noise_recipe():
-    recipe = pretrain_mini_clip.Recipe(canonical_prob=1.0, wrong_word_prob=0.0, generic_prob=0.0)
+def _captions(recipe, labels, seed=0):
     sampler = pretrain_mini_clip.CaptionSampler(recipe)
-    generator = torch.Generator().manual_seed(0)
-    labels = torch.arange(10).repeat(5)
-    tokens = sampler.sample(labels, generator)
-    captions = [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
-    for label, caption in zip(labels.tolist(), captions):
-        assert fm.CLASSNAMES[label] in caption
+    tokens = sampler.sample(labels, torch.Generator().manual_seed(seed))
+    return [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
 
-    noisy = pretrain_mini_clip.CaptionSampler(
-        pretrain_mini_clip.Recipe(canonical_prob=0.0, wrong_word_prob=0.0, generic_prob=1.0))
-    tokens = noisy.sample(labels, generator)
-    captions = [noisy.captions[(noisy.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
-    assert all(any(word in caption for word in pretrain_mini_clip.GENERIC_WORDS) for caption in captions)
+
+def _only(kind):
+    fractions = dict(generic_prob=0.0, wrong_word_prob=0.0, lookalike_prob=0.0, canonical_prob=0.0)
+    if kind != "synonym":
+        fractions[kind] = 1.0
+    return pretrain_mini_clip.Recipe(**fractions)
+
+
+def _filled_word(caption):
+    """The class or generic word a caption was filled with."""
+    words = pretrain_mini_clip.CLASS_WORDS
+    for template in pretrain_mini_clip.CAPTION_TEMPLATES:
+        head, tail = template.split("{}")
+        if caption.startswith(head) and caption.endswith(tail):
+            word = caption[len(head):len(caption) - len(tail)]
+            if word in pretrain_mini_clip.GENERIC_WORDS or any(word in ws for ws in words):
+                return word
+    raise AssertionError(f"caption {caption!r} fits no template")
+
+
+def test_caption_kinds_use_the_documented_words():
+    labels = torch.arange(10).repeat(6)
+    words = pretrain_mini_clip.CLASS_WORDS
+    lookalike = pretrain_mini_clip.LOOKALIKE
+
+    for kind, allowed in (
+        ("canonical_prob", lambda y: {words[y][0]}),
+        ("lookalike_prob", lambda y: {words[lookalike[y]][0]}),
+        ("generic_prob", lambda y: set(pretrain_mini_clip.GENERIC_WORDS)),
+        ("synonym", lambda y: set(words[y][1:])),
+        ("wrong_word_prob", lambda y: {w for ws in words for w in ws} - set(words[y])),
+    ):
+        for label, caption in zip(labels.tolist(), _captions(_only(kind), labels)):
+            assert _filled_word(caption) in allowed(label), (kind, label, caption)
+
+
+def test_caption_mix_follows_the_fractions():
+    recipe = pretrain_mini_clip.Recipe(generic_prob=0.2, wrong_word_prob=0.0, lookalike_prob=0.3, canonical_prob=0.5)
+    labels = torch.full((2000,), 4)  # coat; its look-alike is the pullover
+    captions = _captions(recipe, labels)
+    filled = [_filled_word(caption) for caption in captions]
+    share = {word: filled.count(word) / len(filled) for word in ("coat", "pullover")}
+    assert abs(share["coat"] - 0.5) < 0.05 and abs(share["pullover"] - 0.3) < 0.05
+
+
+def test_caption_fractions_above_one_are_refused():
+    with pytest.raises(UserError, match="add up to at most 1"):
+        pretrain_mini_clip.CaptionSampler(pretrain_mini_clip.Recipe(canonical_prob=0.8, lookalike_prob=0.3))

@@ -120,10 +120,9 @@ CLASS_WORDS = [
 LOOKALIKE = [6, 3, 4, 4, 2, 7, 0, 9, 2, 7]
 GENERIC_WORDS = ["item of clothing", "fashion item", "product", "thing", "garment"]
 
-MODEL_FIELDS = (
-    "embed_dim", "image_resolution", "vision_layers", "vision_width", "vision_patch_size",
-    "text_width", "text_layers",
-)
+# Caption kinds, drawn with probabilities generic_prob, wrong_word_prob, lookalike_prob,
+# canonical_prob; the remaining captions use one of the class's other words.
+CAPTION_KINDS = ("generic", "wrong", "lookalike", "canonical", "synonym")
 
 
 @dataclasses.dataclass
@@ -196,32 +195,31 @@ class CaptionSampler:
         self.tokens = clip.tokenize(self.captions)  # [templates * words, 77]
         self.num_words = len(words)
         self.class_word_ids = [torch.tensor([self.word_index[w] for w in ws]) for ws in CLASS_WORDS]
-        self.all_class_word_ids = torch.tensor([self.word_index[w] for ws in CLASS_WORDS for w in ws])
-        self.generic_word_ids = torch.tensor([self.word_index[w] for w in GENERIC_WORDS])
-        # words of other classes (never one of the class's own words, even a shared one like "top")
-        self.wrong_word_ids = [self.all_class_word_ids[~torch.isin(self.all_class_word_ids, own)]
-                               for own in self.class_word_ids]
-        self.recipe = recipe
+        generic_word_ids = torch.tensor([self.word_index[w] for w in GENERIC_WORDS])
+        all_class_word_ids = torch.tensor([self.word_index[w] for ws in CLASS_WORDS for w in ws])
+        # Word pools per caption kind (CAPTION_KINDS order), per label.
+        self.pools = [
+            [generic_word_ids] * len(CLASS_WORDS),
+            # another class's word, never one of the class's own words (even a shared one like "top")
+            [all_class_word_ids[~torch.isin(all_class_word_ids, own)] for own in self.class_word_ids],
+            [self.class_word_ids[LOOKALIKE[label]][:1] for label in range(len(CLASS_WORDS))],
+            [own[:1] for own in self.class_word_ids],
+            [own[1:] for own in self.class_word_ids],
+        ]
+        fractions = [recipe.generic_prob, recipe.wrong_word_prob, recipe.lookalike_prob, recipe.canonical_prob]
+        if min(fractions) < 0 or sum(fractions) > 1:
+            raise UserError("--generic-prob, --wrong-word-prob, --lookalike-prob and --canonical-prob "
+                            "must be >= 0 and add up to at most 1 (the rest are synonyms)")
+        self.edges = torch.tensor(fractions, dtype=torch.float64).cumsum(0)
 
     def sample(self, labels, generator):
         """Token rows [B, 77] for labels [B]."""
         n = len(labels)
-        roll = torch.rand(n, generator=generator)
-        pick = torch.rand(n, generator=generator)  # uniform choice within a word list
-        canonical = torch.rand(n, generator=generator) < self.recipe.canonical_prob
+        kinds = torch.bucketize(torch.rand(n, generator=generator, dtype=torch.float64), self.edges, right=True)
+        pick = torch.rand(n, generator=generator)  # uniform choice within a word pool
         word_ids = torch.empty(n, dtype=torch.long)
-        for i, label in enumerate(labels.tolist()):
-            own = self.class_word_ids[label]
-            if roll[i] < self.recipe.generic_prob:
-                pool = self.generic_word_ids
-            elif roll[i] < self.recipe.generic_prob + self.recipe.wrong_word_prob:
-                pool = self.wrong_word_ids[label]
-            elif roll[i] < self.recipe.generic_prob + self.recipe.wrong_word_prob + self.recipe.lookalike_prob:
-                pool = self.class_word_ids[LOOKALIKE[label]][:1]
-            elif canonical[i]:
-                pool = own[:1]
-            else:
-                pool = own[1:]
+        for i, (kind, label) in enumerate(zip(kinds.tolist(), labels.tolist())):
+            pool = self.pools[kind][label]
             word_ids[i] = pool[int(pick[i] * len(pool))]
         template_ids = torch.randint(len(CAPTION_TEMPLATES), (n,), generator=generator)
         return self.tokens[template_ids * self.num_words + word_ids]
