@@ -6,16 +6,8 @@ if [ $# -lt 2 ]; then echo "usage: bash scripts/base2new_test.sh <dataset> <seed
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 CFG="${CFG:-$(default_cfg "$DATASET" base2new)}"
-require_file "configs/datasets/$DATASET.yaml" "unknown dataset $DATASET"
-require_file "configs/trainers/$TRAINER/$CFG.yaml" "unknown CFG for TRAINER=$TRAINER"
-COMMON="$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
-MODEL_DIR="$OUTPUT/base2new/train_base/$COMMON"
-DIR="$OUTPUT/base2new/test_new/$COMMON"
-EPOCH_ARGS=()
-if [ -n "${LOADEP:-}" ]; then EPOCH_ARGS=(--load-epoch "$LOADEP"); fi
-run_once "$DIR" \
-    --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
-    --dataset-config-file "configs/datasets/$DATASET.yaml" \
-    --config-file "configs/trainers/$TRAINER/$CFG.yaml" \
-    --model-dir "$MODEL_DIR" "${EPOCH_ARGS[@]}" --eval-only \
+RUN="$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
+# shellcheck disable=SC2046  # load_epoch_flag prints zero or two words
+run_train "$DATASET" "$SEED" "$OUTPUT/base2new/test_new/$RUN" \
+    --model-dir "$OUTPUT/base2new/train_base/$RUN" $(load_epoch_flag) --eval-only \
     DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES new "$@"

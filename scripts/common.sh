@@ -33,12 +33,24 @@ require_file() {
     if [ ! -f "$1" ]; then echo "error: $1 not found ($2)" >&2; exit 2; fi
 }
 
-# run_once <output dir> <train.py args...>: skip a finished run, never clobber an unfinished one.
-run_once() {
-    local dir="$1"; shift
+# run_train <dataset> <seed> <output dir> [train.py flags ...] [KEY VALUE ...]
+# Runs train.py with $TRAINER and $CFG unless <output dir> already holds results.json
+# (a finished run is skipped; an unfinished one makes train.py stop rather than clobber it).
+run_train() {
+    local dataset="$1" seed="$2" dir="$3"; shift 3
+    require_file "configs/datasets/$dataset.yaml" "unknown dataset $dataset"
+    require_file "configs/trainers/$TRAINER/$CFG.yaml" "unknown CFG for TRAINER=$TRAINER"
     if [ -f "$dir/results.json" ]; then
         echo "Results exist at $dir/results.json (skipping; delete the folder to rerun)"
         return 0
     fi
-    "$PYTHON" train.py --output-dir "$dir" "$@"
+    "$PYTHON" train.py --root "$DATA" --seed "$seed" --trainer "$TRAINER" \
+        --dataset-config-file "configs/datasets/$dataset.yaml" \
+        --config-file "configs/trainers/$TRAINER/$CFG.yaml" \
+        --output-dir "$dir" "$@"
+}
+
+# load_epoch_flag: --load-epoch $LOADEP when LOADEP is set
+load_epoch_flag() {
+    if [ -n "${LOADEP:-}" ]; then echo "--load-epoch $LOADEP"; fi
 }

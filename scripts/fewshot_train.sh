@@ -5,11 +5,5 @@ if [ $# -lt 2 ]; then echo "usage: SHOTS=K bash scripts/fewshot_train.sh <datase
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 CFG="${CFG:-$(default_cfg "$DATASET" fewshot)}"
-require_file "configs/datasets/$DATASET.yaml" "unknown dataset $DATASET"
-require_file "configs/trainers/$TRAINER/$CFG.yaml" "unknown CFG for TRAINER=$TRAINER"
-DIR="$OUTPUT/fewshot/$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
-run_once "$DIR" \
-    --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
-    --dataset-config-file "configs/datasets/$DATASET.yaml" \
-    --config-file "configs/trainers/$TRAINER/$CFG.yaml" \
+run_train "$DATASET" "$SEED" "$OUTPUT/fewshot/$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
     DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES all "$@"

@@ -201,3 +201,24 @@ def test_fewer_images_than_shots_warns_with_count(tmp_path, pets_root, tiny_clip
     proc = ok(run_cli(args))
     out = proc.stdout + proc.stderr
     assert "8" in out and "4" in out and "fewer" in out.lower(), out[-2000:]
+
+
+def test_fewshot_and_cross_dataset_scripts(tmp_path, pets_root, tiny_clip_path):
+    import sys
+
+    env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": sys.executable,
+           "TRAINER": "DualPromptMI", "CFG": "vit_b16_c4_ep10_batch4_ctxv1", "SOURCE": "oxford_pets"}
+    opts = ["MODEL.BACKBONE.PATH", tiny_clip_path, *TINY]
+    ok(run_cli(["bash", "scripts/fewshot_train.sh", "oxford_pets", "1", *opts], env_extra=env))
+    ok(run_cli(["bash", "scripts/xd_train.sh", "1", *opts], env_extra=env))
+    ok(run_cli(["bash", "scripts/xd_test.sh", "oxford_pets", "1", *opts], env_extra={**env, "LOADEP": "2"}))
+    out = env["OUTPUT"]
+    few = results(os.path.join(out, "fewshot/oxford_pets/shots_2/DualPromptMI/vit_b16_c4_ep10_batch4_ctxv1/seed1"))
+    assert few["subsample"] == "all" and few["num_samples"] == 7 * 3
+    xd = results(os.path.join(out, "xd/evaluation/DualPromptMI/vit_b16_c4_ep10_batch4_ctxv1/oxford_pets/seed1"))
+    assert xd["epoch"] == 2 and xd["subsample"] == "all"
+    proc = ok(run_cli(["parse_test_res.py", os.path.join(out, "xd")]))
+    assert "OxfordPets" in proc.stdout
+    # a missing dataset config is named by the script
+    proc = run_cli(["bash", "scripts/base2new_train.sh", "no_such_set", "1"], env_extra=env)
+    assert proc.returncode == 2 and "configs/datasets/no_such_set.yaml" in proc.stderr
