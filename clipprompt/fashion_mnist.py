@@ -28,6 +28,7 @@ Where the IDX files come from (either works):
 """
 
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -73,6 +74,7 @@ DOWNSTREAM_SPLITS = ("train", "val", "test")
 
 SPLIT_FILENAME = "split_fashion_mnist.json"
 IMAGE_DIRNAME = "images"
+SOURCE_FILENAME = "SOURCE"  # in the image folder: digest of the IDX data the PNGs came from
 
 HOW_TO_GET_FILES = (
     "install them with `apt-get install dataset-fashion-mnist` "
@@ -88,6 +90,19 @@ def _candidate_dirs(root):
         os.path.join(root, "FashionMNIST", "raw"),  # torchvision's download layout
         os.path.join(root, "fashion-mnist"),  # e.g. root=/usr/share/datasets
     ]
+
+
+def idx_search_roots(data_root=None):
+    """Where the benchmark looks for the IDX files, given a data root (DATASET.ROOT).
+
+    ``<data_root>/fashion_mnist`` (the Dassl dataset's folder), then
+    ``<data_root>`` itself, then the Debian package's folder; each is searched
+    as ``find_idx_files`` describes. Without a data root: the Debian folder.
+    """
+    if not data_root:
+        return [SYSTEM_IDX_DIR]
+    data_root = os.path.abspath(os.path.expanduser(data_root))
+    return [os.path.join(data_root, "fashion_mnist"), data_root, SYSTEM_IDX_DIR]
 
 
 def _find_file(folder, stem):
@@ -237,6 +252,13 @@ def downstream_split_json(labels, seed=0):
     }
 
 
+def default_file_mode():
+    """Permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic_write_bytes(path, write):
     """Write via a temporary file in the same folder, then rename over ``path``."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -244,6 +266,7 @@ def _atomic_write_bytes(path, write):
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
@@ -265,11 +288,14 @@ def export_downstream_images(root, out_dir, seed=0):
 
     Reads the official TEST split from ``root`` (see ``find_idx_files``) and
     writes ``<out_dir>/images/test_<index>.png`` (28x28 grayscale, the raw
-    pixels) for every image of ``downstream_split(labels, seed)`` and
-    ``<out_dir>/split_fashion_mnist.json``. Idempotent: if the JSON already
-    holds exactly this split and every listed PNG exists, nothing is written.
-    Each file is written atomically (temporary file + rename) and the JSON
-    last, so an interrupted export is completed by the next call.
+    pixels) for every image of ``downstream_split(labels, seed)``,
+    ``<out_dir>/split_fashion_mnist.json`` and ``<out_dir>/images/SOURCE``
+    (a digest of the IDX data the PNGs came from).
+
+    Idempotent: if the digest, the JSON and every listed PNG are already there,
+    nothing is written. Each file is written atomically (temporary file +
+    rename) and the digest last, so an interrupted export is redone by the next
+    call; PNGs left from other IDX data are always rewritten.
     """
     from PIL import Image  # imported here so the IDX reader works without Pillow
 
@@ -277,31 +303,48 @@ def export_downstream_images(root, out_dir, seed=0):
     split_json = downstream_split_json(labels, seed=seed)
     image_dir = os.path.join(out_dir, IMAGE_DIRNAME)
     split_path = os.path.join(out_dir, SPLIT_FILENAME)
+    source_path = os.path.join(image_dir, SOURCE_FILENAME)
+    source = hashlib.sha1(images.tobytes() + labels.tobytes()).hexdigest() + "\n"
+    listed = [row[0] for rows in split_json.values() for row in rows]
 
-    if os.path.isfile(split_path):
-        try:
-            with open(split_path) as f:
-                existing = json.load(f)
-        except (OSError, ValueError):
-            existing = None
-        listed = [row[0] for rows in split_json.values() for row in rows]
-        if existing == split_json and all(os.path.isfile(os.path.join(image_dir, name)) for name in listed):
-            return DownstreamExport(image_dir, split_path, 0)
+    same_source = _read_text(source_path) == source
+    if same_source and _read_json(split_path) == split_json and all(
+        os.path.isfile(os.path.join(image_dir, name)) for name in listed
+    ):
+        return DownstreamExport(image_dir, split_path, 0)
 
     os.makedirs(image_dir, exist_ok=True)
+    if os.path.exists(source_path):
+        os.remove(source_path)  # until the export completes, nothing in the folder is trusted
     num_written = 0
-    for rows in split_json.values():
-        for filename, _, _ in rows:
-            path = os.path.join(image_dir, filename)
-            if os.path.isfile(path):
-                continue
-            index = int(filename[len("test_") : -len(".png")])
-            picture = Image.fromarray(images[index])
-            _atomic_write_bytes(path, lambda f: picture.save(f, format="PNG"))
-            num_written += 1
+    for filename in listed:
+        path = os.path.join(image_dir, filename)
+        if same_source and os.path.isfile(path):
+            continue
+        index = int(filename[len("test_") : -len(".png")])
+        picture = Image.fromarray(images[index])
+        _atomic_write_bytes(path, lambda f: picture.save(f, format="PNG"))
+        num_written += 1
     payload = json.dumps(split_json, indent=1).encode()
     _atomic_write_bytes(split_path, lambda f: f.write(payload))
+    _atomic_write_bytes(source_path, lambda f: f.write(source.encode()))
     return DownstreamExport(image_dir, split_path, num_written)
+
+
+def _read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 # CLIP's normalisation constants (also INPUT.PIXEL_MEAN/STD in CoOp's configs).

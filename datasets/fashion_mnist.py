@@ -30,7 +30,7 @@ from .base import CoOpDataset
 def prepare_downstream_folder(dataset_dir, root):
     """Export the downstream PNGs and split file into ``dataset_dir`` unless already there."""
     try:
-        idx_files = fm.find_idx_files([dataset_dir, root, fm.SYSTEM_IDX_DIR])
+        idx_files = fm.find_idx_files(fm.idx_search_roots(root))  # dataset_dir comes first
     except UserError:
         if os.path.isfile(os.path.join(dataset_dir, fm.SPLIT_FILENAME)):
             return  # exported earlier (maybe on another machine): CoOpDataset checks the images

@@ -25,6 +25,11 @@ def test_read_idx_round_trip_plain_and_gz(tmp_path, suffix):
     labels = np.array([7, 0, 9])
     fm.write_idx(str(tmp_path / ("img" + suffix)), images)
     fm.write_idx(str(tmp_path / ("lbl" + suffix)), labels)
+    raw = (tmp_path / ("lbl" + suffix)).read_bytes()
+    if suffix == ".gz":
+        assert raw[:2] == b"\x1f\x8b" and gzip.decompress(raw)[:4] == bytes([0, 0, 8, 1])
+    else:
+        assert raw[:4] == bytes([0, 0, 8, 1])
     read_images = fm.read_idx(str(tmp_path / ("img" + suffix)), fm.IMAGES_MAGIC)
     read_labels = fm.read_idx(str(tmp_path / ("lbl" + suffix)), fm.LABELS_MAGIC)
     assert read_images.dtype == np.uint8 and read_images.shape == (3, 28, 28)
@@ -95,6 +100,17 @@ def test_incomplete_folder_is_not_mixed_with_another(tmp_path):
     assert all(path.startswith(str(second)) for split in files.values() for path in split.values())
 
 
+def test_idx_search_roots_order(tmp_path):
+    root = str(tmp_path)
+    assert fm.idx_search_roots(root) == [os.path.join(root, "fashion_mnist"), root, fm.SYSTEM_IDX_DIR]
+    assert fm.idx_search_roots(None) == [fm.SYSTEM_IDX_DIR]
+    # the dataset folder wins over files directly under the root
+    fm.write_synthetic_idx_root(root, 1, 1)
+    fm.write_synthetic_idx_root(os.path.join(root, "fashion_mnist"), 1, 1)
+    files = fm.find_idx_files(fm.idx_search_roots(root))
+    assert os.path.dirname(files["train"]["images"]) == os.path.join(root, "fashion_mnist")
+
+
 def test_unknown_split_is_a_user_error(tiny_root):
     with pytest.raises(UserError, match="'train' or 'test'"):
         fm.load_split(tiny_root, "val")
@@ -104,6 +120,15 @@ def test_classnames_follow_official_labels():
     assert len(fm.CLASSNAMES) == 10
     assert fm.CLASSNAMES[0] == "t-shirt" and fm.CLASSNAMES[9] == "ankle boot"
     assert [fm.CLASSNAMES[i] for i in fm.BASE_LABELS] == ["t-shirt", "trouser", "pullover", "dress", "coat"]
+
+
+@pytest.mark.skipif(not os.path.isdir(fm.SYSTEM_IDX_DIR), reason="Debian package dataset-fashion-mnist not installed")
+def test_real_debian_files_have_the_official_sizes():
+    images, labels = fm.load_split(fm.SYSTEM_IDX_DIR, "test")
+    assert images.shape == (10000, 28, 28)
+    np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)
+    split = fm.downstream_split(labels)
+    assert [len(split[name]) for name in fm.DOWNSTREAM_SPLITS] == [5000, 1000, 4000]
 
 
 # ------------------------------------------------------------ downstream split
@@ -164,16 +189,41 @@ def test_export_writes_pngs_and_split_then_skips(tiny_root, tmp_path):
     assert second.num_images_written == 0
     assert os.path.getmtime(first.split_path) == mtime
     assert not [name for name in os.listdir(out) + os.listdir(first.image_dir) if name.startswith(".tmp_")]
+    mode = fm.default_file_mode()
+    assert os.stat(first.split_path).st_mode & 0o777 == mode
+    assert os.stat(os.path.join(first.image_dir, relpath)).st_mode & 0o777 == mode
 
 
-def test_export_completes_an_interrupted_run(tiny_root, tmp_path):
+def test_export_completes_missing_images(tiny_root, tmp_path):
     out = str(tmp_path / "fashion_mnist")
     result = fm.export_downstream_images(tiny_root, out)
-    missing = sorted(os.listdir(result.image_dir))[:3]
+    missing = sorted(name for name in os.listdir(result.image_dir) if name.endswith(".png"))[:3]
     for name in missing:
         os.remove(os.path.join(result.image_dir, name))
     assert fm.export_downstream_images(tiny_root, out).num_images_written == 3
     assert all(os.path.isfile(os.path.join(result.image_dir, name)) for name in missing)
+
+
+def test_export_redoes_an_interrupted_run(tiny_root, tmp_path):
+    out = str(tmp_path / "fashion_mnist")
+    result = fm.export_downstream_images(tiny_root, out)
+    os.remove(os.path.join(result.image_dir, fm.SOURCE_FILENAME))  # as if killed before the end
+    assert fm.export_downstream_images(tiny_root, out).num_images_written == 200
+    assert fm.export_downstream_images(tiny_root, out).num_images_written == 0
+
+
+def test_export_from_other_idx_data_replaces_every_png(tiny_root, tmp_path):
+    from PIL import Image
+
+    out = str(tmp_path / "fashion_mnist")
+    fm.export_downstream_images(tiny_root, out)
+    other_root = fm.write_synthetic_idx_root(str(tmp_path / "other"), 20, 20, seed=7)
+    result = fm.export_downstream_images(other_root, out)
+    assert result.num_images_written == 200
+    images, _ = fm.load_split(other_root, "test")
+    for index in (0, 101, 199):
+        picture = np.asarray(Image.open(os.path.join(result.image_dir, fm.image_filename(index))))
+        np.testing.assert_array_equal(picture, images[index])
 
 
 def test_export_rewrites_a_split_json_for_another_seed(tiny_root, tmp_path):
@@ -293,3 +343,16 @@ def test_dassl_dataset_without_idx_files_names_where_it_looked(tmp_path, monkeyp
     with pytest.raises(UserError, match="dataset-fashion-mnist") as info:
         build_dataset(_dassl_cfg(str(tmp_path), num_shots=1, subsample="all"))
     assert os.path.join(str(tmp_path), "fashion_mnist") in str(info.value)
+
+
+def test_dassl_dataset_finds_torchvision_layout_under_root(tmp_path, monkeypatch):
+    pytest.importorskip("dassl")
+    import datasets.fashion_mnist  # noqa: F401
+    from dassl.data.datasets import build_dataset
+
+    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    root = tmp_path / "data"
+    fm.write_synthetic_idx_root(str(root / "FashionMNIST" / "raw"), train_per_class=1, test_per_class=20)
+    dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample="base"))
+    assert len(dataset.train_x) == 5
+    assert os.path.isfile(os.path.join(str(root), "fashion_mnist", fm.SPLIT_FILENAME))

@@ -129,6 +129,11 @@ def test_cli_reports_a_user_error_in_one_line(quick_run, idx_root):
     assert "Traceback" not in result.stderr
 
 
+def test_determinism_switch_is_restored(quick_run):
+    # main() ran in this process; the global flag must be back to torch's default
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
 def test_widths_must_be_multiples_of_64(idx_root, tmp_path):
     with pytest.raises(UserError, match="multiple of 64"):
         _quick(tmp_path / "bad.pt", idx_root, "--vision-width", "96")
@@ -200,3 +205,27 @@ def test_caption_mix_follows_the_fractions():
 def test_caption_fractions_above_one_are_refused():
     with pytest.raises(UserError, match="add up to at most 1"):
         pretrain_mini_clip.CaptionSampler(pretrain_mini_clip.Recipe(canonical_prob=0.8, lookalike_prob=0.3))
+
+
+def test_each_class_word_list_starts_with_the_downstream_class_name():
+    assert [words[0] for words in pretrain_mini_clip.CLASS_WORDS] == fm.CLASSNAMES
+    lookalike = pretrain_mini_clip.LOOKALIKE
+    assert len(lookalike) == 10 and all(other != label for label, other in enumerate(lookalike))
+
+
+def test_recipe_resolution_matches_the_dataset_config():
+    import yaml
+
+    with open(os.path.join(REPO, "configs", "datasets", "fashion_mnist.yaml")) as f:
+        size = yaml.safe_load(f)["INPUT"]["SIZE"]
+    resolution = pretrain_mini_clip.Recipe().image_resolution
+    assert str(size).replace(" ", "") == f"({resolution},{resolution})"
+
+
+def test_outputs_get_ordinary_file_permissions(quick_run):
+    out, _ = quick_run
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (str(out), os.path.splitext(str(out))[0] + ".json"):
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+    assert not [name for name in os.listdir(os.path.dirname(str(out))) if name.startswith(".tmp_")]

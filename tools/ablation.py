@@ -38,8 +38,8 @@ Stages. ``real``: the dataset's own base/new split. ``pseudo_<dataset>`` (--pseu
 the dataset restricted to its base classes (train, val and test images of
 those classes, a CustomDataset split file under ``<out>/pseudo_split/``),
 whose own base/new split gives pseudo-base and pseudo-new classes: defaults
-are chosen there without touching a new class (the base classes' test images
-are the pseudo test images, so the choice does see those). With --pseudo and
+are chosen there without touching a new class or a test image (the base
+classes' validation images are the pseudo test images). With --pseudo and
 --select-by, the reference and the chosen variant then run on the real split
 and are reported after the choice.
 
@@ -403,9 +403,9 @@ def check_configs(plan: Plan, dataset: str, settings: Settings) -> None:
 def pseudo_stage(dataset: str, settings: Settings, write: bool = True) -> Stage:
     """The dataset restricted to its base classes, as a CustomDataset split under ``<out>/pseudo_split``.
 
-    The split file keeps the base classes' train, val and test images (labels
-    0..m-1); the protocol's own base/new split of those m classes then gives
-    pseudo-base and pseudo-new. The source dataset config's other keys (e.g.
+    The split file keeps the base classes' train and val images (labels
+    0..m-1), with the val images as its test set; the protocol's own base/new
+    split of those m classes then gives pseudo-base and pseudo-new. The source dataset config's other keys (e.g.
     INPUT.SIZE) are passed on as options where the trainer config does not
     set them, so that the pseudo runs see the same inputs as the real ones.
     """
@@ -448,8 +448,10 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[
     dataset.dataset_dir, dataset.image_dir = dataset.locate(cfg, root)
     dataset.split_path = dataset.locate_split_file(cfg, root)
     train_items, val_items, test_items = dataset.read_splits(cfg)
-    base = subsample_classes(train_items, val_items or [], test_items, subsample="base")
-    write_split(str(split_path), *base, dataset.image_dir)
+    base_train, base_val, base_test = subsample_classes(train_items, val_items or [], test_items, subsample="base")
+    # Score the pseudo runs on the base classes' *validation* images, so that the choice never sees
+    # a test image that the final Base number is measured on (datasets without val fall back to test).
+    write_split(str(split_path), base_train, base_val, base_val or base_test, dataset.image_dir)
     template = getattr(dataset, "template", None)
     if template is None:
         from clipprompt.templates import dataset_template
