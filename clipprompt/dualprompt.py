@@ -37,7 +37,7 @@ class DualPromptMIConfig:
     csc: bool = False
     class_token_position: str = "end"
     infer_weight: float = 0.5
-    mi_weight: float = 1.0
+    mi_weight: float = 3.0
     mi_mode: str = "posterior"
     mi_estimator: str = "infonce"
     mi_tau: float = 0.07

@@ -101,7 +101,7 @@ def test_posterior_mi_term_matches_module_on_both_views(tiny_clip):
     hand_logits = model.scale() * v @ model.hand_features.t()
     expected = posterior_mutual_information(logits, hand_logits)
     torch.testing.assert_close(terms["mi_views"], expected.detach())
-    torch.testing.assert_close(loss, F.cross_entropy(logits, y) - expected)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) - model.config.mi_weight * expected)
 
 
 def test_checkpoint_holds_context_critics_and_prototypes(tiny_clip):
