@@ -119,11 +119,11 @@ def test_seed_zero_is_honoured_and_reproducible(tmp_path, pets_root, tiny_clip_p
     assert not torch.equal(runs["a"], runs["c"])
 
 
-def test_protocol_scripts_and_table_for_coop_and_cocoop(tmp_path, pets_root, tiny_clip_path):
-    env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": os.environ.get("PYTHON", "python")}
+def test_protocol_scripts_and_table(tmp_path, pets_root, tiny_clip_path):
     import sys
-    env["PYTHON"] = sys.executable
-    for trainer in ("CoOp", "CoCoOp"):
+
+    env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": sys.executable}
+    for trainer in ("CoOp", "CoCoOp", "DualPromptMI"):
         for script in ("base2new_train.sh", "base2new_test.sh"):
             ok(run_cli(["bash", f"scripts/{script}", "oxford_pets", "1", "MODEL.BACKBONE.PATH", tiny_clip_path, *TINY],
                        env_extra={**env, "TRAINER": trainer}))
@@ -134,7 +134,7 @@ def test_protocol_scripts_and_table_for_coop_and_cocoop(tmp_path, pets_root, tin
     assert os.path.isfile(os.path.join(tree, "test_new/oxford_pets/shots_2/CoCoOp/vit_b16_c4_ep10_batch1_ctxv1/seed1/results.json"))
     proc = ok(run_cli(["parse_test_res.py", tree]))
     rows = [line for line in proc.stdout.splitlines() if line.startswith("OxfordPets")]
-    assert {row.split()[1] for row in rows} == {"CoOp", "CoCoOp"}
+    assert {row.split()[1] for row in rows} == {"CoOp", "CoCoOp", "DualPromptMI"}
     base_new = results(os.path.join(tree, "train_base/oxford_pets/shots_2/CoOp/vit_b16_ctxv1/seed1"))["accuracy"], \
         results(os.path.join(tree, "test_new/oxford_pets/shots_2/CoOp/vit_b16_ctxv1/seed1"))["accuracy"]
     assert os.path.isfile(os.path.join(tree, "results_base2new.csv"))
