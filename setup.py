@@ -25,7 +25,7 @@ setup(
     name="clipprompt",
     version="0.1.0",
     description="Prompt learning on CLIP (ZeroshotCLIP, CoOp, CoCoOp, DualPromptMI) as a Dassl plug-in",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["clipprompt", "clipprompt.*"]),
     install_requires=[
         "torch>=2.0",

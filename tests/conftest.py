@@ -9,6 +9,9 @@ import sys
 import pytest
 import torch
 
+# wilds (imported by Dassl) would otherwise ask PyPI for its latest version on import.
+os.environ.setdefault("OUTDATED_IGNORE", "1")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 try:
