@@ -28,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from clipprompt.errors import UserError
+from clipprompt.errors import UserError, exit_status
 from clipprompt.results import DEFAULT_METRIC, default_out_prefix, format_table, summarize, write_table_files
 
 
@@ -84,11 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -153,10 +153,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from clipprompt.errors import UserError
+    from clipprompt.errors import exit_status
 
-    try:
-        main()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(exit_status(main))

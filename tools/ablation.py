@@ -78,7 +78,7 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # from
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # clipprompt, train.py and datasets/ from this checkout
 
-from clipprompt.errors import UserError  # noqa: E402
+from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.paired import PairedDifference, mean_and_std, paired_difference, per_seed_harmonic_mean  # noqa: E402
 from clipprompt.results import RESULTS_FILENAME, load_result_file  # noqa: E402
 
@@ -1006,10 +1006,7 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(exit_status(main))
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
         sys.exit(130)

@@ -18,11 +18,8 @@ import math
 import sys
 from pathlib import Path
 
-try:
-    from clipprompt.errors import UserError
-except ImportError:  # run from a checkout without `pip install -e .`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from clipprompt.errors import UserError
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's clipprompt first
+from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
@@ -167,11 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from clipprompt import fashion_mnist as fm  # noqa: E402
-from clipprompt.errors import UserError  # noqa: E402
+from clipprompt.errors import UserError, exit_status  # noqa: E402
 
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
 
@@ -491,8 +491,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(exit_status(main))
