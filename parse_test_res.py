@@ -28,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from clipprompt.errors import UserError, exit_status
+from clipprompt.errors import exit_status
 from clipprompt.results import DEFAULT_METRIC, default_out_prefix, format_table, summarize, write_table_files
 
 

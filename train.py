@@ -9,9 +9,7 @@
 import argparse
 import difflib
 import os
-import shutil
 import sys
-import time
 import warnings
 
 # clip-anytorch and wilds import pkg_resources; its deprecation notice is noise to users.
@@ -110,8 +108,9 @@ def guard_output_dir(cfg, args):
     if args.resume and os.path.abspath(args.resume) == os.path.abspath(out):
         return
     if args.overwrite:
-        aside = f"{out.rstrip(os.sep)}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-        shutil.move(out, aside)
+        from clipprompt.checkpoint import move_run_aside
+
+        aside = move_run_aside(out)
         print(f"Moved the previous run in {out} to {aside}")
         return
     raise UserError(f"output directory {out} already holds a run; pass --resume {out} to continue it, "

@@ -8,6 +8,7 @@ CoOp: ``<output_dir>/<model_name>/model.pth.tar-<epoch>``.
 
 import os
 import re
+import time
 
 import torch
 
@@ -25,6 +26,14 @@ def checkpoint_path(directory, model_name, epoch):
     if epoch == BEST:
         return os.path.join(directory, model_name, "model-best.pth.tar")
     return os.path.join(directory, model_name, f"model.pth.tar-{epoch}")
+
+
+def move_run_aside(folder):
+    """Rename a run folder to ``<folder>.old-<time>`` (nothing is deleted); returns the new path."""
+    folder = os.fspath(folder).rstrip(os.sep)
+    aside = f"{folder}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    os.replace(folder, aside)
+    return aside
 
 
 def save_checkpoint(path, *, trainer, model_state, epoch, optimizer_state=None, scheduler_state=None,

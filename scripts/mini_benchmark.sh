@@ -13,15 +13,10 @@
 #   SEEDS      default "1 2 3";  SHOTS default 16;  JOBS parallel runs (default 2, one thread each)
 #   CLIP_CKPT  mini CLIP checkpoint (default $OUTPUT/mini_clip/mini_clip.pt; made if missing)
 #   QUICK=1    tiny model, one epoch, for the test suite (minutes -> seconds)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-DATA="${DATA:-./data}"
 OUTPUT="${OUTPUT:-./output/mini}"
+source "$(dirname "$0")/common.sh"  # DATA, SHOTS, PYTHON defaults; strict mode; repository root
 SEEDS="${SEEDS:-1 2 3}"
-SHOTS="${SHOTS:-16}"
 JOBS="${JOBS:-2}"
-PYTHON="${PYTHON:-python}"
 CLIP_CKPT="${CLIP_CKPT:-$OUTPUT/mini_clip/mini_clip.pt}"
 export OMP_NUM_THREADS=1 DATA OUTPUT SHOTS PYTHON
 start=$(date +%s)

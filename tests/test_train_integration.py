@@ -5,10 +5,9 @@ import json
 import os
 import shutil
 
-import pytest
 import torch
 
-from conftest import REPO, requires_dassl, run_cli, write_pets_dataset
+from conftest import requires_dassl, run_cli, write_pets_dataset
 
 pytestmark = requires_dassl
 

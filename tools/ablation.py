@@ -64,7 +64,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
@@ -80,7 +79,8 @@ if str(REPO) not in sys.path:
 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.paired import PairedDifference, mean_and_std, paired_difference, per_seed_harmonic_mean  # noqa: E402
-from clipprompt.results import RESULTS_FILENAME, load_result_file  # noqa: E402
+from clipprompt.checkpoint import move_run_aside  # noqa: E402
+from clipprompt.results import RESULTS_FILENAME, format_mean_spread, load_result_file  # noqa: E402
 
 MANIFEST_NAME = "ablation_manifest.json"
 LOCK_NAME = ".ablation.lock"
@@ -528,8 +528,7 @@ def say(message: str, stream=None) -> None:
 def move_aside(run_dir: Path) -> None:
     """Move a leftover run folder out of the way (the scripts never overwrite one)."""
     if run_dir.exists():
-        aside = run_dir.with_name(f"{run_dir.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.move(str(run_dir), str(aside))
+        aside = move_run_aside(run_dir)
         say(f"note: moved the unfinished or outdated run {run_dir} to {aside}")
 
 
@@ -758,12 +757,6 @@ def format_difference(diff: PairedDifference) -> str:
     return f"{_signed(diff.mean)} [{_signed(diff.ci_low)}, {_signed(diff.ci_high)}] {diff.verdict}"
 
 
-def format_mean_std(mean: float | None, std: float | None) -> str:
-    if mean is None:
-        return "-"
-    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
-
-
 def display_options(variant: Variant) -> str:
     prefix = f"TRAINER.{variant.trainer.upper()}."
     shown = " ".join(item[len(prefix):] if i % 2 == 0 and item.startswith(prefix) else item
@@ -778,7 +771,7 @@ def table_rows(table: MetricTable) -> tuple[list[str], list[list[str]]]:
         name = result.variant.name
         row = [name, result.variant.trainer, result.variant.cfg, display_options(result.variant),
                ",".join(map(str, result.seeds)) or "-"]
-        row += [format_mean_std(*result.stats(half)) for half in HALVES]
+        row += [format_mean_spread(*result.stats(half)) for half in HALVES]
         if name == table.reference:
             row += ["(reference)"] * 3
         else:
