@@ -9,9 +9,16 @@ For image features ``v_i`` (normalised), logit scale ``s`` and class set C:
 * soft view ``t_c^s = g([SOS] v_1..v_M [CLASS_c] . [EOS])`` (learnable context),
 * hand view ``t_c^h`` = hand-crafted template(s), frozen and encoded once,
 * ``L = L_ce + MI.WEIGHT * L_mi + AUG.WEIGHT * L_aug`` with
-  ``L_ce = CE(s v.t^s, y)``, ``L_mi = -I(view_s; view_h)`` and
-  ``L_aug = CE(s v~.t^s, y~) - AUG.MI_WEIGHT * I(v~; t~)``,
-* inference with ``t_c = normalise(w t_c^s + (1 - w) t_c^h)``.
+  ``L_ce = CE(s v.t^s, y)``, ``L_mi = -I(view_s; view_h)`` (``MI.MODE``, see
+  :mod:`clipprompt.mi`) and ``L_aug = CE(s v~.t^s, y~) - AUG.MI_WEIGHT * I(v~; t~)``,
+* inference with ``t_c = normalise(w t_c^s + (1 - w) t_c^h)`` (w = 1: the soft
+  view alone, as KgCoOp infers).
+
+``AUG.FEED_VIEW_MI`` also feeds the mixed features ``v~`` to the view MI. Only
+the ``posterior`` mode looks at images (its joint is over the batch's
+posteriors, which then cover ``[v; v~]``); the class-level modes (``critic``,
+``views_nce``, ``gaussian``) compare the C class embeddings and have nothing
+to feed, so the switch is refused for them rather than silently ignored.
 """
 
 import contextlib
@@ -22,12 +29,12 @@ import torch.nn.functional as F
 
 from .augment import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
 from .errors import UserError
-from .mi import CriticMI, build_view_mi
+from .mi import CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, build_view_mi
 from .models import PromptCLIP
-from .prompts import SoftPrompt, encode_hand_crafted
+from .prompts import SoftPrompt, encode_hand_crafted, encode_hand_crafted_per_template
 
-MI_MODES = ("posterior", "critic")
 PROTOTYPE_SOURCES = ("precomputed", "running")
+KEY = "TRAINER.DUALPROMPTMI."
 
 
 @dataclass
@@ -44,11 +51,18 @@ class DualPromptMIConfig:
     mi_learn_tau: bool = False
     mi_learn_temperature: bool = False
     mi_learn_projection: bool = False
+    mi_nce_tau: float = CLIP_TAU
+    mi_nce_learn_tau: bool = False
+    mi_gauss_var: float = GAUSS_VAR
+    mi_gauss_learn_var: bool = True
+    mi_gauss_var_bounds: tuple = GAUSS_VAR_BOUNDS
+    mi_gauss_learn_map: bool = False
     aug_weight: float = 1.0
     aug_mode: str = "intra"
     aug_alpha: float = 1.0
     aug_mi_weight: float = 1.0
     aug_prototypes: str = "precomputed"
+    aug_feed_view_mi: bool = False
 
     # yacs key under TRAINER.DUALPROMPTMI -> field (PREC and HAND_TEMPLATES are the trainer's).
     CFG_KEYS = {
@@ -56,8 +70,12 @@ class DualPromptMIConfig:
         "INFER_WEIGHT": "infer_weight", "MI.WEIGHT": "mi_weight", "MI.MODE": "mi_mode",
         "MI.ESTIMATOR": "mi_estimator", "MI.TAU": "mi_tau", "MI.LEARN_TAU": "mi_learn_tau",
         "MI.LEARN_TEMPERATURE": "mi_learn_temperature", "MI.LEARN_PROJECTION": "mi_learn_projection",
+        "MI.NCE_TAU": "mi_nce_tau", "MI.NCE_LEARN_TAU": "mi_nce_learn_tau", "MI.GAUSS_VAR": "mi_gauss_var",
+        "MI.GAUSS_LEARN_VAR": "mi_gauss_learn_var", "MI.GAUSS_VAR_BOUNDS": "mi_gauss_var_bounds",
+        "MI.GAUSS_LEARN_MAP": "mi_gauss_learn_map",
         "AUG.WEIGHT": "aug_weight", "AUG.MODE": "aug_mode", "AUG.ALPHA": "aug_alpha",
         "AUG.MI_WEIGHT": "aug_mi_weight", "AUG.PROTOTYPES": "aug_prototypes",
+        "AUG.FEED_VIEW_MI": "aug_feed_view_mi",
     }
 
     @classmethod
@@ -69,8 +87,17 @@ class DualPromptMIConfig:
             for part in key.split("."):
                 value = value[part]
             default = cls.__dataclass_fields__[field].default
-            values[field] = float(value) if isinstance(default, float) else value
+            if isinstance(default, float):
+                value = float(value)
+            elif isinstance(default, tuple):
+                value = tuple(value)
+            values[field] = value
         return cls(**values)
+
+    @property
+    def uses_mixup(self):
+        """Whether a step mixes image features (and so needs class prototypes)."""
+        return self.aug_weight > 0 or (self.aug_feed_view_mi and self.mi_weight > 0)
 
     def validate(self):
         if not 0.0 <= self.infer_weight <= 1.0:
@@ -82,7 +109,27 @@ class DualPromptMIConfig:
         for key, value in (("MI.WEIGHT", self.mi_weight), ("AUG.WEIGHT", self.aug_weight), ("AUG.MI_WEIGHT", self.aug_mi_weight)):
             if value < 0:
                 raise UserError(f"TRAINER.DUALPROMPTMI.{key} must be >= 0, got {value}")
+        self._validate_estimators()
+        if self.aug_feed_view_mi and self.mi_mode in CLASS_LEVEL_MODES:
+            raise UserError(f"{KEY}AUG.FEED_VIEW_MI needs MI.MODE posterior (MI.MODE {self.mi_mode} compares class "
+                            "embeddings and uses no image features); set it to False")
         return self
+
+    def _validate_estimators(self):
+        """One-line errors naming the key for the views_nce and gaussian settings."""
+        if not self.mi_nce_tau > 0:
+            raise UserError(f"{KEY}MI.NCE_TAU must be positive, got {self.mi_nce_tau}")
+        low, high = NCE_TAU_BOUNDS
+        if self.mi_nce_learn_tau and not low < self.mi_nce_tau < high:
+            raise UserError(f"{KEY}MI.NCE_TAU must lie inside {NCE_TAU_BOUNDS} when MI.NCE_LEARN_TAU is on, got {self.mi_nce_tau}")
+        bounds = self.mi_gauss_var_bounds
+        if len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds) or not 0 < bounds[0] < bounds[1]:
+            raise UserError(f"{KEY}MI.GAUSS_VAR_BOUNDS must be two numbers [low, high] with 0 < low < high, got {list(bounds)}")
+        if not self.mi_gauss_var > 0:
+            raise UserError(f"{KEY}MI.GAUSS_VAR must be positive, got {self.mi_gauss_var}")
+        if self.mi_gauss_learn_var and not bounds[0] < self.mi_gauss_var < bounds[1]:
+            raise UserError(f"{KEY}MI.GAUSS_VAR must lie inside MI.GAUSS_VAR_BOUNDS {list(bounds)} when "
+                            f"MI.GAUSS_LEARN_VAR is on, got {self.mi_gauss_var}")
 
 
 class DualPromptMICLIP(PromptCLIP):
@@ -96,12 +143,27 @@ class DualPromptMICLIP(PromptCLIP):
         self.config = cfg = (config or DualPromptMIConfig()).validate()
         self.prompt_learner = SoftPrompt(clip_model, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position)
         # The hand view never changes for a class set: encode it once, keep it out of checkpoints.
-        self.register_buffer("hand_features", encode_hand_crafted(clip_model, classnames, hand_templates), persistent=False)
+        # views_nce needs every template's embedding (K x C x D); the view is their normalised mean,
+        # as encode_hand_crafted computes it, so the templates are encoded once either way.
+        templates = [hand_templates] if isinstance(hand_templates, str) else list(hand_templates)
+        per_template = None
+        if cfg.mi_mode == "views_nce" and len(templates) > 1:
+            per_template = encode_hand_crafted_per_template(clip_model, classnames, templates)
+            hand = F.normalize(per_template.mean(dim=0), dim=-1)
+        else:
+            hand = encode_hand_crafted(clip_model, classnames, templates)
+            if cfg.mi_mode == "views_nce":
+                per_template = hand.unsqueeze(0)
+        self.register_buffer("hand_features", hand, persistent=False)
+        self.register_buffer("hand_per_template", per_template, persistent=False)
         dim = self.hand_features.shape[1]
         try:
-            self.view_mi = build_view_mi(cfg.mi_mode, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau,
-                                         learn_tau=cfg.mi_learn_tau, learn_temperature=cfg.mi_learn_temperature,
-                                         learn_projection=cfg.mi_learn_projection)
+            self.view_mi = build_view_mi(
+                cfg.mi_mode, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau, learn_tau=cfg.mi_learn_tau,
+                learn_temperature=cfg.mi_learn_temperature, learn_projection=cfg.mi_learn_projection,
+                nce_tau=cfg.mi_nce_tau, nce_learn_tau=cfg.mi_nce_learn_tau, gauss_var=cfg.mi_gauss_var,
+                gauss_learn_var=cfg.mi_gauss_learn_var, gauss_var_bounds=cfg.mi_gauss_var_bounds,
+                gauss_learn_map=cfg.mi_gauss_learn_map)
             self.aug_mi = CriticMI(dim, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau, learn_tau=cfg.mi_learn_tau)
             self.mixup = ClassWiseMixup(cfg.aug_mode, cfg.aug_alpha)
         except ValueError as exc:
@@ -138,10 +200,10 @@ class DualPromptMICLIP(PromptCLIP):
     def predict(self, image):
         features = self.encode_image(image)
         outputs = {"main": self.logits(features, self.text_features())}
-        if self.config.infer_weight != 1.0:
-            # Report the soft view alone too: the ensemble is a free lever by itself.
-            outputs["soft_only"] = self.logits(features, self.soft_view())
-            outputs["hand_only"] = self.logits(features, self.hand_features)
+        # Each view alone too, whatever w is (one more B x C product each): the ensemble is a
+        # free lever by itself, and the soft view alone is what a collapse check reads.
+        outputs["soft_only"] = outputs["main"] if self.config.infer_weight == 1.0 else self.logits(features, self.soft_view())
+        outputs["hand_only"] = self.logits(features, self.hand_features)
         return outputs
 
     # ----- training ------------------------------------------------------------
@@ -151,13 +213,17 @@ class DualPromptMICLIP(PromptCLIP):
         self.prototypes.update(image_features, labels)
 
     def view_mutual_information(self, image_features, soft, soft_logits):
-        if self.config.mi_mode == "posterior":
+        """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""
+        mode = self.config.mi_mode
+        if mode == "posterior":
             return self.view_mi(soft_logits, self.logits(image_features, self.hand_features))
+        if mode == "views_nce":
+            return self.view_mi(soft, self.hand_per_template)
         return self.view_mi(soft, self.hand_features)
 
-    def augmentation_loss(self, image_features, labels, soft):
-        mixed = self.mixup(image_features, labels, self.prototypes.prototypes(), seen_mask=self.prototypes.seen)
-        ce = soft_cross_entropy(self.logits(mixed.features, soft), mixed.targets)
+    def augmentation_loss(self, mixed, labels, soft, mixed_logits):
+        """``L_aug`` for a :class:`MixupOutput` and its soft-view logits; returns (loss, visual-text MI)."""
+        ce = soft_cross_entropy(mixed_logits, mixed.targets)
         if self.config.aug_mi_weight == 0:
             return ce, ce.new_zeros(())
         text_targets = self.mixup.mix_text(soft, labels, mixed.partner, mixed.lam)
@@ -172,14 +238,22 @@ class DualPromptMICLIP(PromptCLIP):
         logits = self.logits(features, soft)
         loss = F.cross_entropy(logits, labels)
         terms = {"loss_ce": loss.detach()}
+        mixed = mixed_logits = None
+        if cfg.uses_mixup:  # one draw per step, shared by L_aug and (when fed) the view MI
+            if cfg.aug_prototypes == "running":
+                self.observe(features, labels)
+            mixed = self.mixup(features, labels, self.prototypes.prototypes(), seen_mask=self.prototypes.seen)
+            mixed_logits = self.logits(mixed.features, soft)
         if cfg.mi_weight > 0:
-            mi = self.view_mutual_information(features, soft, logits)
+            if cfg.aug_feed_view_mi:
+                mi = self.view_mutual_information(torch.cat([features, mixed.features]), soft,
+                                                  torch.cat([logits, mixed_logits]))
+            else:
+                mi = self.view_mutual_information(features, soft, logits)
             loss = loss - cfg.mi_weight * mi
             terms["mi_views"] = mi.detach()
         if cfg.aug_weight > 0:
-            if cfg.aug_prototypes == "running":
-                self.observe(features, labels)
-            aug, aug_mi = self.augmentation_loss(features, labels, soft)
+            aug, aug_mi = self.augmentation_loss(mixed, labels, soft, mixed_logits)
             loss = loss + cfg.aug_weight * aug
             terms["loss_aug"] = aug.detach()
             terms["mi_aug"] = aug_mi.detach()

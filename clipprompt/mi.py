@@ -3,7 +3,7 @@
 DualPromptMI keeps CLIP frozen and describes every class ``c`` twice: a soft
 prompt ``t_c^s`` (learnable CoOp context) and a hand-crafted prompt ``t_c^h``
 (frozen). Image features are ``v_i``; all features are L2-normalised. Training
-maximises the mutual information between the two views. Two ways to measure
+maximises the mutual information between the two views. Four ways to measure
 it are provided here, selected by ``MI.MODE``:
 
 ``posterior`` (default)
@@ -27,6 +27,33 @@ it are provided here, selected by ``MI.MODE``:
     or Donsker-Varadhan bounds over a score matrix whose diagonal holds the
     positive pairs.
 
+``views_nce``
+    A class-level InfoNCE between the views (LASP's text-to-text loss made
+    symmetric). For every hand-crafted template ``k``, the scores
+    ``S^k_cj = t_c^s . t_{k,j}^h / tau`` over the class set have the positives
+    on the diagonal; every template's embedding of class ``c`` is a positive
+    for ``c``::
+
+        L = 1/(2K) sum_k [ CE_rows(S^k) + CE_cols(S^k) ]     (soft->hand, hand->soft)
+        I_NCE = log C - L  <=  log C
+
+    ``tau`` is fixed (``1/100``, CLIP's logit scale) or learnable in bounds.
+
+``gaussian``
+    A variational (Barber-Agakov) bound, MIRO-style:
+    ``I(t^s; t^h) >= H(t^h) + E log q(t^h | t^s)`` with
+    ``q = N(A t^s, diag sigma^2)`` over the sqrt(D)-scaled features (so that a
+    unit vector has unit mean-square entries), ``A`` the identity or a
+    learnable map initialised at the identity, ``sigma^2`` per dimension,
+    learnable inside bounds. The value is ``E_c log q`` in nats per dimension
+    (``H(t^h)`` is a constant of the frozen hand view)::
+
+        -log q_c = 1/(2D) sum_d [ D (A t_c^s - t_c^h)_d^2 / sigma_d^2 + log sigma_d^2 + log 2 pi ]
+
+    With ``sigma^2 = v`` fixed and ``A = I`` this is
+    ``(1 - cos(t_c^s, t_c^h)) / v + (log v + log 2 pi) / 2``: KgCoOp's term
+    (``W (1 - mean_c cos)``) with weight ``W / v`` plus a constant.
+
 All estimators return values to *maximise* (use ``-weight * value`` in a loss).
 This module needs torch only.
 """
@@ -40,17 +67,32 @@ import torch.nn.functional as F
 
 from clipprompt.errors import UserError
 
-MI_MODES = ("posterior", "critic")
+MI_MODES = ("posterior", "critic", "views_nce", "gaussian")
+# modes whose term is computed over the C class embeddings (no image features)
+CLASS_LEVEL_MODES = ("critic", "views_nce", "gaussian")
 CRITIC_ESTIMATORS = ("infonce", "jsd", "dv")
 
 # Smallest probability fed to log(); entries below it contribute ~0 to the MI.
 DEFAULT_EPS = 1e-8
+
+# views_nce: 1 / CLIP's logit scale (exp(log 100)); a learnable tau stays inside these bounds.
+CLIP_TAU = 0.01
+NCE_TAU_BOUNDS = (0.005, 0.5)
+# gaussian: per-dimension variance of q (in units of the sqrt(D)-scaled features) and its bounds.
+GAUSS_VAR = 1.0
+GAUSS_VAR_BOUNDS = (0.01, 10.0)
 
 
 def _bounded_logit(value: float, low: float, high: float) -> float:
     """Inverse of ``low + (high - low) * sigmoid(x)``: the raw parameter for ``value``."""
     fraction = (value - low) / (high - low)
     return math.log(fraction / (1.0 - fraction))
+
+
+def _log_bounded(raw: torch.Tensor, log_bounds: Tuple[float, float]) -> torch.Tensor:
+    """``exp(log lo + (log hi - log lo) * sigmoid(raw))``: a positive value that never leaves (lo, hi)."""
+    low, high = log_bounds
+    return torch.exp(low + (high - low) * torch.sigmoid(raw))
 
 
 def _check_bounds(name: str, value: float, bounds: Tuple[float, float]) -> None:
@@ -384,6 +426,154 @@ class CriticMI(nn.Module):
         return f"estimator={self.estimator!r}"
 
 
+# ---------------------------------------------------------------------------
+# views_nce mode
+# ---------------------------------------------------------------------------
+
+
+def _as_template_stack(hand: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """The hand view as (K x C x D): a single (C x D) view is one template."""
+    if hand.dim() == 2:
+        hand = hand.unsqueeze(0)
+    if soft.dim() != 2 or hand.dim() != 3 or hand.shape[1:] != soft.shape:
+        raise ValueError(
+            "views must be soft (C x D) and hand (C x D) or (K x C x D) over the same classes, got shapes "
+            f"{tuple(soft.shape)} and {tuple(hand.shape)}"
+        )
+    return hand
+
+
+class ViewsNCE(nn.Module):
+    """``views_nce`` mode: symmetric class-level InfoNCE between the soft and hand views.
+
+    ``forward(soft, hand)``: ``soft`` (C x D) soft-view class embeddings,
+    ``hand`` (C x D) or (K x C x D), one (C x D) slice per hand-crafted
+    template (each template's embedding of class c is a positive for c).
+    Returns ``log C - L`` (nats, at most ``log C``), ``L`` the mean over
+    templates of the two cross-entropies of ``S^k = soft @ hand_k^T / tau``:
+    rows (each soft class picks its class among the template's hand
+    embeddings) and columns (each hand embedding picks its class among the
+    soft ones, LASP's direction). Inputs are expected L2-normalised (CLIP
+    features); scores are computed in float32.
+
+    ``tau`` defaults to ``CLIP_TAU`` (1/100, CLIP's logit scale). With
+    ``learn_tau=True`` it is learnable in log space inside ``tau_bounds``.
+    A learnable tau alone cannot raise the bound on unrelated embeddings:
+    it only rescales scores whose diagonal is not larger than the rest.
+    """
+
+    input_kind = "embeddings"
+
+    def __init__(self, tau: float = CLIP_TAU, learn_tau: bool = False,
+                 tau_bounds: Tuple[float, float] = NCE_TAU_BOUNDS):
+        super().__init__()
+        self.learn_tau = learn_tau
+        if learn_tau:
+            _check_bounds("views_nce tau", tau, tau_bounds)
+            self.log_tau_bounds = (math.log(tau_bounds[0]), math.log(tau_bounds[1]))
+            self.raw_tau = nn.Parameter(torch.tensor(_bounded_logit(math.log(tau), *self.log_tau_bounds)))
+        else:
+            if tau <= 0:
+                raise UserError(f"views_nce tau must be positive, got {tau}")
+            self.register_buffer("fixed_tau", torch.tensor(float(tau)), persistent=False)
+
+    @property
+    def tau(self) -> torch.Tensor:
+        """The current temperature (a 0-d tensor)."""
+        return _log_bounded(self.raw_tau, self.log_tau_bounds) if self.learn_tau else self.fixed_tau
+
+    def scores(self, soft: torch.Tensor, hand: torch.Tensor) -> torch.Tensor:
+        """(K x C x C) scores ``S[k, c, j] = <t_c^s, t_{k,j}^h> / tau``."""
+        hand = _as_template_stack(hand, soft)
+        return soft.float().unsqueeze(0) @ hand.float().transpose(1, 2) / self.tau
+
+    def forward(self, soft: torch.Tensor, hand: torch.Tensor) -> torch.Tensor:
+        scores = self.scores(soft, hand)
+        positives = scores.diagonal(dim1=1, dim2=2)  # (K x C)
+        soft_to_hand = (positives - scores.logsumexp(dim=2)).mean()
+        hand_to_soft = (positives - scores.logsumexp(dim=1)).mean()
+        return math.log(scores.shape[1]) + 0.5 * (soft_to_hand + hand_to_soft)
+
+    def extra_repr(self) -> str:
+        return f"learn_tau={self.learn_tau}, tau={self.tau.item():.4g}"
+
+
+# ---------------------------------------------------------------------------
+# gaussian mode
+# ---------------------------------------------------------------------------
+
+
+class GaussianMI(nn.Module):
+    """``gaussian`` mode: mean log-likelihood of ``q(t^h | t^s) = N(A t^s, diag sigma^2)`` (MIRO).
+
+    ``forward(soft, hand)`` with (C x D) views returns ``mean_c log q_c``
+    in nats per dimension (equations in the module docstring): the part of
+    the bound ``I >= H(t^h) + E log q`` that depends on the prompts; its
+    largest value, ``-(log sigma_min^2 + log 2 pi) / 2``, needs identical
+    views and the variance at its lower bound. :meth:`nll` gives the
+    per-class negative log-likelihood.
+
+    Features are scaled by sqrt(D) inside, so per-dimension residuals of unit
+    vectors are O(1) and ``var_bounds`` mean the same at any width.
+    ``var`` is the initial (or, with ``learn_var=False``, fixed) variance;
+    a learnable one is kept inside ``var_bounds`` in log space (unbounded, it
+    would shrink to the residuals and blow the term up as the views align).
+    ``learn_map=True`` makes ``A`` a learnable D x D map initialised at the
+    identity; on a fixed set of C <= D pairs it can map any soft embedding
+    onto any hand embedding by itself (tested), so it is off by default.
+
+    The value is a mean over dimensions (so that ``MI.WEIGHT`` has KgCoOp's
+    scale), which divides each dimension's variance gradient by D: under SGD
+    at a prompt's learning rate the variance would hardly move (MIRO gives it
+    its own learning rate). ``raw_var`` therefore stores the raw variance
+    divided by sqrt(D): each dimension's variance then takes the SGD steps
+    it would take under the summed, D-dimensional log-likelihood.
+    """
+
+    input_kind = "embeddings"
+
+    def __init__(self, dim: int, var: float = GAUSS_VAR, learn_var: bool = True,
+                 var_bounds: Tuple[float, float] = GAUSS_VAR_BOUNDS, learn_map: bool = False):
+        super().__init__()
+        if dim <= 0:
+            raise UserError(f"gaussian MI dimension must be positive, got {dim}")
+        self.dim, self.learn_var, self.learn_map = dim, learn_var, learn_map
+        if learn_var:
+            _check_bounds("gaussian MI variance", var, var_bounds)
+            self.log_var_bounds = (math.log(var_bounds[0]), math.log(var_bounds[1]))
+            raw = _bounded_logit(math.log(var), *self.log_var_bounds)
+            self.raw_var = nn.Parameter(torch.full((dim,), raw / math.sqrt(dim)))
+        else:
+            if var <= 0:
+                raise UserError(f"gaussian MI variance must be positive, got {var}")
+            self.register_buffer("fixed_var", torch.full((dim,), float(var)), persistent=False)
+        self.map = nn.Parameter(torch.eye(dim)) if learn_map else None
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """(D,) per-dimension variance of q."""
+        if not self.learn_var:
+            return self.fixed_var
+        return _log_bounded(self.raw_var * math.sqrt(self.dim), self.log_var_bounds)
+
+    def nll(self, soft: torch.Tensor, hand: torch.Tensor) -> torch.Tensor:
+        """(C,) ``-log q(t_c^h | t_c^s)`` per class, nats per dimension."""
+        if soft.dim() != 2 or soft.shape != hand.shape or soft.shape[1] != self.dim:
+            raise ValueError(
+                f"gaussian MI expects two (C x {self.dim}) views, got shapes {tuple(soft.shape)} and {tuple(hand.shape)}"
+            )
+        mean = soft.float() if self.map is None else F.linear(soft.float(), self.map)
+        residual = self.dim * (mean - hand.float()).pow(2)  # squared sqrt(D)-scaled residual
+        variance = self.variance
+        return 0.5 * (residual / variance + variance.log() + math.log(2 * math.pi)).mean(dim=1)
+
+    def forward(self, soft: torch.Tensor, hand: torch.Tensor) -> torch.Tensor:
+        return -self.nll(soft, hand).mean()
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, learn_var={self.learn_var}, learn_map={self.learn_map}"
+
+
 def build_view_mi(
     mode: str,
     dim: int,
@@ -392,16 +582,24 @@ def build_view_mi(
     learn_tau: bool = False,
     learn_temperature: bool = False,
     learn_projection: bool = False,
+    nce_tau: float = CLIP_TAU,
+    nce_learn_tau: bool = False,
+    gauss_var: float = GAUSS_VAR,
+    gauss_learn_var: bool = True,
+    gauss_var_bounds: Tuple[float, float] = GAUSS_VAR_BOUNDS,
+    gauss_learn_map: bool = False,
 ) -> nn.Module:
-    """The view-MI module for ``MI.MODE``.
+    """The view-MI module for ``MI.MODE``; each uses only its own arguments.
 
     ``"posterior"`` -> :class:`PosteriorMI` (``forward(logits_soft, logits_hand)``;
-    uses ``learn_temperature``; ``dim``, ``estimator``, ``tau``, ``learn_tau``,
-    ``learn_projection`` are ignored).
+    ``learn_temperature``).
     ``"critic"`` -> :class:`CriticMI` over ``dim``-dimensional class embeddings
-    (``forward(t_soft, t_hand)``; uses ``estimator``, ``tau``, ``learn_tau``,
-    ``learn_projection``). Both modules carry ``input_kind`` (``"logits"`` or
-    ``"embeddings"``) so that callers can feed them without type checks.
+    (``forward(t_soft, t_hand)``; ``estimator``, ``tau``, ``learn_tau``,
+    ``learn_projection``).
+    ``"views_nce"`` -> :class:`ViewsNCE` (``forward(t_soft, t_hand_per_template)``;
+    ``nce_tau``, ``nce_learn_tau``).
+    ``"gaussian"`` -> :class:`GaussianMI` (``forward(t_soft, t_hand)``; ``gauss_*``).
+    Every module carries ``input_kind`` (``"logits"`` or ``"embeddings"``).
 
     ``learn_projection`` is off by default here because the class-embedding
     bound is evaluated on the same C pairs at every step: a critic with
@@ -409,7 +607,7 @@ def build_view_mi(
     ``log C`` on its own, even for unrelated embeddings, and then the term
     no longer constrains the soft prompts. With frozen (identity)
     projections the term is a CLIP-style contrastive alignment of ``t^s``
-    with ``t^h`` at temperature ``tau``.
+    with ``t^h`` at temperature ``tau``. The same holds for ``gauss_learn_map``.
     """
     if mode == "posterior":
         return PosteriorMI(learn_temperature=learn_temperature)
@@ -417,4 +615,9 @@ def build_view_mi(
         return CriticMI(
             dim, dim, estimator=estimator, tau=tau, learn_tau=learn_tau, learn_projection=learn_projection
         )
+    if mode == "views_nce":
+        return ViewsNCE(tau=nce_tau, learn_tau=nce_learn_tau)
+    if mode == "gaussian":
+        return GaussianMI(dim, var=gauss_var, learn_var=gauss_learn_var, var_bounds=tuple(gauss_var_bounds),
+                          learn_map=gauss_learn_map)
     raise UserError(f"unknown MI.MODE {mode!r}; choose one of {', '.join(MI_MODES)}")

@@ -42,10 +42,11 @@ def test_reduces_to_coop_without_mi_augmentation_and_ensemble(tiny_clip):
         assert torch.equal(dual.predict(x)["main"], coop(x))
 
 
-@pytest.mark.parametrize("mode", ["posterior", "critic"])
+@pytest.mark.parametrize("mode", ["posterior", "critic", "views_nce", "gaussian"])
 @pytest.mark.parametrize("aug_mode", ["intra", "inter"])
 def test_losses_finite_and_gradients_reach_context_and_critics_only(tiny_clip, mode, aug_mode):
-    model = make(tiny_clip, mi_mode=mode, aug_mode=aug_mode, mi_learn_tau=True, mi_learn_temperature=True)
+    model = make(tiny_clip, mi_mode=mode, aug_mode=aug_mode, mi_learn_tau=True, mi_learn_temperature=True,
+                 mi_nce_learn_tau=True, mi_gauss_learn_map=True)
     x, y = batch()
     loss, logits, terms = model.loss(x, y)
     assert torch.isfinite(loss) and all(torch.isfinite(v) for v in terms.values())
@@ -55,6 +56,7 @@ def test_losses_finite_and_gradients_reach_context_and_critics_only(tiny_clip, m
     critic_params = [p for p in model.aug_mi.parameters() if p.requires_grad]
     assert critic_params and all(p.grad is not None for p in critic_params)
     view_params = [p for p in model.view_mi.parameters() if p.requires_grad]
+    assert view_params or mode == "critic"  # critic: frozen projections; its tau is shared with nothing else here
     assert all(p.grad is not None for p in view_params)
     for p in [*model.image_encoder.parameters(), *model.text_encoder.parameters(), model.logit_scale]:
         assert p.grad is None
@@ -128,6 +130,14 @@ def test_running_prototypes_update_during_training(tiny_clip):
     ({"mi_weight": -1.0}, "MI.WEIGHT"),
     ({"aug_mode": "sideways"}, "AUG.MODE"),
     ({"mi_estimator": "nwj", "mi_mode": "critic"}, "MI.ESTIMATOR"),
+    ({"mi_nce_tau": 0.0}, "MI.NCE_TAU"),
+    ({"mi_nce_tau": 0.9, "mi_nce_learn_tau": True}, "MI.NCE_TAU"),
+    ({"mi_gauss_var": -1.0, "mi_gauss_learn_var": False}, "MI.GAUSS_VAR"),
+    ({"mi_gauss_var": 20.0}, "MI.GAUSS_VAR"),
+    ({"mi_gauss_var_bounds": (1.0, 0.5)}, "MI.GAUSS_VAR_BOUNDS"),
+    ({"mi_gauss_var_bounds": (0.1,)}, "MI.GAUSS_VAR_BOUNDS"),
+    ({"aug_feed_view_mi": True, "mi_mode": "views_nce"}, "AUG.FEED_VIEW_MI"),
+    ({"aug_feed_view_mi": True, "mi_mode": "gaussian"}, "AUG.FEED_VIEW_MI"),
 ])
 def test_bad_settings_name_their_key(tiny_clip, overrides, key):
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
@@ -155,5 +165,105 @@ def test_every_config_key_reaches_the_model():
     assert defaults == DualPromptMIConfig()  # yacs defaults and dataclass defaults agree
     node.MI.MODE = "critic"
     node.AUG.ALPHA = 2
+    node.MI.GAUSS_VAR_BOUNDS = [0.05, 5]
+    node.AUG.FEED_VIEW_MI = True
     changed = DualPromptMIConfig.from_cfg(node)
     assert changed.mi_mode == "critic" and changed.aug_alpha == 2.0
+    assert changed.mi_gauss_var_bounds == (0.05, 5) and changed.aug_feed_view_mi is True
+
+
+def test_soft_only_inference_still_reports_both_views(tiny_clip):
+    model = make(tiny_clip, infer_weight=1.0)
+    x, _ = batch(4)
+    with torch.no_grad(), model.cached_text_features():
+        out = model.predict(x)
+        soft = model.soft_view()
+    v = model.encode_image(x)
+    torch.testing.assert_close(out["main"], model.scale() * v @ soft.t())
+    torch.testing.assert_close(out["soft_only"], out["main"])
+    torch.testing.assert_close(out["hand_only"], model.scale() * v @ model.hand_features.t())
+
+
+def test_views_nce_uses_every_template_encoded_once(tiny_clip):
+    from clipprompt.mi import ViewsNCE
+    from clipprompt.prompts import encode_hand_crafted_per_template
+
+    templates = ["a photo of a {}.", "a drawing of a {}.", "itap of a {}."]
+    torch.manual_seed(0)
+    model = DualPromptMICLIP(tiny_clip, NAMES, templates, DualPromptMIConfig(mi_mode="views_nce", aug_weight=0.0))
+    per_template = encode_hand_crafted_per_template(tiny_clip, NAMES, templates)
+    torch.testing.assert_close(model.hand_per_template, per_template)
+    # the ensembled view is what the other modes (and inference) use
+    torch.testing.assert_close(model.hand_features, encode_hand_crafted(tiny_clip, NAMES, templates))
+    assert isinstance(model.view_mi, ViewsNCE) and model.view_mi.tau.item() == pytest.approx(0.01)
+    x, y = batch()
+    loss, logits, terms = model.loss(x, y)
+    expected = model.view_mi(model.soft_view(), per_template)
+    torch.testing.assert_close(terms["mi_views"], expected.detach())
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) - model.config.mi_weight * expected)
+    assert "hand_per_template" not in model.trainable_state_dict()
+    # one template: the per-template stack is the view itself (nothing encoded twice)
+    single = make(tiny_clip, mi_mode="views_nce")
+    torch.testing.assert_close(single.hand_per_template, single.hand_features.unsqueeze(0))
+    assert make(tiny_clip).hand_per_template is None  # other modes keep no stack
+
+
+def test_gaussian_with_fixed_unit_variance_is_kgcoop(tiny_clip):
+    # MI.MODE gaussian, variance fixed at 1, identity map, no augmentation, w = 1: the bundled KgCoOp
+    # (same W) plus the constant W * log(2 pi) / 2 -- same logits, same gradients, same predictions
+    import math
+
+    from clipprompt.peers import KgCoOpCLIP
+
+    x, y = batch()
+    torch.manual_seed(3)
+    kgcoop = KgCoOpCLIP(tiny_clip, NAMES, TEMPLATE, weight=8.0)
+    torch.manual_seed(3)
+    dual = DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(
+        mi_mode="gaussian", mi_gauss_learn_var=False, mi_gauss_var=1.0, mi_weight=8.0, aug_weight=0.0,
+        infer_weight=1.0))
+    assert list(dual.view_mi.parameters()) == []
+    loss_kg, logits_kg, _ = kgcoop.loss(x, y)
+    loss_dual, logits_dual, _ = dual.loss(x, y)
+    torch.testing.assert_close(logits_dual, logits_kg)
+    torch.testing.assert_close(loss_dual, loss_kg + 8.0 * 0.5 * math.log(2 * math.pi))
+    (grad_kg,) = torch.autograd.grad(loss_kg, kgcoop.prompt_learner.ctx)
+    (grad_dual,) = torch.autograd.grad(loss_dual, dual.prompt_learner.ctx)
+    torch.testing.assert_close(grad_dual, grad_kg, rtol=1e-4, atol=1e-6)
+    with torch.no_grad(), dual.cached_text_features(), kgcoop.cached_text_features():
+        torch.testing.assert_close(dual.predict(x)["main"], kgcoop.predict(x)["main"])
+
+
+def test_learnt_gaussian_variance_is_checkpointed_and_class_independent(tiny_clip):
+    model = make(tiny_clip, mi_mode="gaussian")
+    keys = set(model.trainable_state_dict())
+    assert "view_mi.raw_var" in keys
+    assert not any(k.startswith(model.CLASS_DEPENDENT_PREFIXES) for k in keys if k.startswith("view_mi."))
+    new_classes = DualPromptMICLIP(tiny_clip, ["bus", "fox"], TEMPLATE, DualPromptMIConfig(mi_mode="gaussian"))
+    state = {k: v for k, v in model.trainable_state_dict().items() if not k.startswith(model.CLASS_DEPENDENT_PREFIXES)}
+    new_classes.load_state_dict(state, strict=False)
+    torch.testing.assert_close(new_classes.view_mi.raw_var, model.view_mi.raw_var)
+
+
+def test_mixup_feeds_the_posterior_mi_when_asked(tiny_clip):
+    from clipprompt.mi import posterior_mutual_information
+
+    x, y = batch()
+    for aug_weight in (1.0, 0.0):
+        model = make(tiny_clip, mi_mode="posterior", aug_feed_view_mi=True, aug_weight=aug_weight)
+        assert model.config.uses_mixup
+        torch.manual_seed(5)
+        loss, logits, terms = model.loss(x, y)
+        v = model.encode_image(x)
+        torch.manual_seed(5)  # the same draw as inside loss()
+        mixed = model.mixup(v, y, model.prototypes.prototypes(), seen_mask=model.prototypes.seen)
+        features = torch.cat([v, mixed.features])
+        soft = model.soft_view()
+        expected = posterior_mutual_information(model.logits(features, soft), model.logits(features, model.hand_features))
+        torch.testing.assert_close(terms["mi_views"], expected.detach())
+        plain = posterior_mutual_information(logits, model.logits(v, model.hand_features))
+        assert abs(expected.item() - plain.item()) > 0.05 * abs(plain.item())  # feeding changes the term
+        assert ("loss_aug" in terms) == (aug_weight > 0)
+        if aug_weight == 0:
+            torch.testing.assert_close(loss, F.cross_entropy(logits, y) - model.config.mi_weight * expected)
+    assert not make(tiny_clip, aug_weight=0.0).config.uses_mixup

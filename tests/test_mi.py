@@ -1,4 +1,4 @@
-"""Tests for clipprompt.mi: posterior (IIC) MI, critic bounds and the factory."""
+"""Tests for clipprompt.mi: posterior (IIC) MI, critic bounds, views_nce, gaussian and the factory."""
 
 import math
 
@@ -8,9 +8,14 @@ import torch.nn.functional as F
 
 from clipprompt.errors import UserError
 from clipprompt.mi import (
+    CLIP_TAU,
+    GAUSS_VAR_BOUNDS,
+    NCE_TAU_BOUNDS,
     BilinearCritic,
     CriticMI,
+    GaussianMI,
     PosteriorMI,
+    ViewsNCE,
     build_view_mi,
     dv_bound,
     infonce_bound,
@@ -18,6 +23,8 @@ from clipprompt.mi import (
     mutual_information_from_joint,
     posterior_mutual_information,
 )
+from clipprompt.prompts import SoftPrompt, encode_hand_crafted_per_template
+from clipprompt.text_encoder import TextEncoder
 
 BOUNDS = {"infonce": infonce_bound, "jsd": jsd_bound, "dv": dv_bound}
 
@@ -287,3 +294,226 @@ def test_build_view_mi_modes():
     assert sorted(name for name, _ in learnt.named_parameters()) == ["critic.weight_a", "critic.weight_b"]
     with pytest.raises(ValueError, match="MI.MODE.*posterior, critic"):
         build_view_mi("bogus", 64)
+
+
+def test_build_view_mi_new_modes():
+    nce = build_view_mi("views_nce", 64)
+    assert isinstance(nce, ViewsNCE) and nce.input_kind == "embeddings"
+    assert nce.tau.item() == pytest.approx(CLIP_TAU) and list(nce.parameters()) == []
+    learnt = build_view_mi("views_nce", 64, nce_tau=0.02, nce_learn_tau=True)
+    assert [name for name, _ in learnt.named_parameters()] == ["raw_tau"]
+    assert learnt.tau.item() == pytest.approx(0.02, rel=1e-5)
+    gauss = build_view_mi("gaussian", 64, gauss_var=0.5, gauss_var_bounds=(0.1, 2.0))
+    assert isinstance(gauss, GaussianMI) and gauss.input_kind == "embeddings"
+    assert [name for name, _ in gauss.named_parameters()] == ["raw_var"]
+    torch.testing.assert_close(gauss.variance, torch.full((64,), 0.5))
+    mapped = build_view_mi("gaussian", 8, gauss_learn_var=False, gauss_learn_map=True)
+    assert [name for name, _ in mapped.named_parameters()] == ["map"]
+    torch.testing.assert_close(mapped.map, torch.eye(8))
+    with pytest.raises(ValueError, match="views_nce, gaussian"):
+        build_view_mi("bogus", 64)
+
+
+# --------------------------------------------------------------------- views_nce
+
+
+def test_views_nce_matches_symmetric_cross_entropy_form():
+    torch.manual_seed(10)
+    soft, hand = unit(torch.randn(6, 16)), unit(torch.randn(6, 16))
+    module = ViewsNCE(tau=0.1)
+    scores = soft @ hand.t() / 0.1
+    target = torch.arange(6)
+    loss = 0.5 * (F.cross_entropy(scores, target) + F.cross_entropy(scores.t(), target))
+    assert module(soft, hand).item() == pytest.approx(math.log(6) - loss.item(), abs=1e-5)
+    # the same as the critic's symmetric InfoNCE at the same temperature (frozen projections)
+    assert module(soft, hand).item() == pytest.approx(infonce_bound(scores, symmetric=True).item(), abs=1e-5)
+
+
+def test_views_nce_every_template_is_a_positive():
+    torch.manual_seed(11)
+    soft = unit(torch.randn(5, 16))
+    hand = unit(torch.randn(3, 5, 16).reshape(15, 16)).reshape(3, 5, 16)
+    module = ViewsNCE(tau=0.05)
+    per_template = [module(soft, hand[k]).item() for k in range(3)]
+    assert module(soft, hand).item() == pytest.approx(sum(per_template) / 3, abs=1e-5)
+    # LASP's direction (hand -> soft) is the column-wise cross-entropy of each template's scores
+    scores = module.scores(soft, hand)
+    assert scores.shape == (3, 5, 5)
+    lasp = F.cross_entropy(scores, torch.arange(5).expand(3, 5))  # classes along dim 1, as in LASP
+    cols = torch.stack([F.cross_entropy(scores[k].t(), torch.arange(5)) for k in range(3)]).mean()
+    assert lasp.item() == pytest.approx(cols.item(), abs=1e-5)
+
+
+def test_views_nce_known_values():
+    torch.manual_seed(12)
+    c = 8
+    hand = unit(torch.randn(c, 32))
+    module = ViewsNCE()  # tau = 1/100
+    identical = module(hand.clone(), hand).item()
+    assert math.log(c) - 0.05 < identical <= math.log(c) + 1e-6
+    # every soft embedding the same vector: no information about the class
+    constant = unit(torch.randn(1, 32)).expand(c, 32)
+    assert module(constant, hand).item() < 0.5 * math.log(c)
+    # several identical templates give the single-template value
+    assert module(hand, torch.stack([hand, hand])).item() == pytest.approx(identical, abs=1e-6)
+    with pytest.raises(ValueError, match="same classes"):
+        module(hand, hand[:5])
+
+
+def test_views_nce_learnable_tau_cannot_saturate_unrelated_views():
+    torch.manual_seed(13)
+    c = 8
+    soft, hand = unit(torch.randn(c, 32)), unit(torch.randn(c, 32))
+    module = ViewsNCE(tau=0.05, learn_tau=True)
+    assert [name for name, _ in module.named_parameters()] == ["raw_tau"]
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    for _ in range(200):
+        optimizer.zero_grad()
+        (-module(soft, hand)).backward()
+        optimizer.step()
+    low, high = NCE_TAU_BOUNDS
+    assert low <= module.tau.item() <= high
+    assert module(soft, hand).item() < 0.25 * math.log(c)  # the temperature alone finds no dependence
+    # on aligned views the same optimisation sharpens the temperature and reaches log C
+    module = ViewsNCE(tau=0.05, learn_tau=True)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    aligned = unit(hand + 0.1 * torch.randn(c, 32))
+    for _ in range(200):
+        optimizer.zero_grad()
+        (-module(aligned, hand)).backward()
+        optimizer.step()
+    assert low <= module.tau.item() < 0.05
+    assert module(aligned, hand).item() > math.log(c) - 0.05
+    with pytest.raises(UserError, match="inside its bounds"):
+        ViewsNCE(tau=1.0, learn_tau=True)
+
+
+# --------------------------------------------------------------------- gaussian
+
+
+def test_gaussian_nll_closed_form():
+    torch.manual_seed(14)
+    dim = 6
+    soft, hand = unit(torch.randn(4, dim)), unit(torch.randn(4, dim))
+    variance = torch.tensor([0.5, 1.0, 2.0, 0.25, 4.0, 1.5])
+    module = GaussianMI(dim, learn_var=False)
+    module.fixed_var = variance
+    expected = torch.stack([
+        sum(0.5 * (dim * (soft[c, d] - hand[c, d]) ** 2 / variance[d] + math.log(variance[d]) + math.log(2 * math.pi))
+            for d in range(dim)) / dim
+        for c in range(4)
+    ])
+    torch.testing.assert_close(module.nll(soft, hand), expected)
+    assert module(soft, hand).item() == pytest.approx(-expected.mean().item(), abs=1e-6)
+    with pytest.raises(ValueError, match="gaussian MI expects"):
+        module(soft, hand[:, :5])
+
+
+@pytest.mark.parametrize("var", [1.0, 0.25])
+def test_gaussian_with_fixed_variance_is_kgcoop_term(var):
+    # -E log q = (1 - mean_c cos) / var + (log var + log 2 pi) / 2: KgCoOp's W (1 - mean cos), W = 1 / var
+    torch.manual_seed(15)
+    hand = unit(torch.randn(10, 32))
+    soft = unit(hand + 0.4 * torch.randn(10, 32)).requires_grad_(True)
+    module = GaussianMI(32, var=var, learn_var=False)
+    kgcoop = 1.0 - F.cosine_similarity(soft, hand, dim=1).mean()
+    constant = 0.5 * (math.log(var) + math.log(2 * math.pi))
+    value = -module(soft, hand)
+    assert value.item() == pytest.approx(kgcoop.item() / var + constant, abs=1e-5)
+    (grad_gauss,) = torch.autograd.grad(value, soft)
+    (grad_kg,) = torch.autograd.grad(kgcoop / var, soft)
+    # equal on the tangent space of the unit sphere (the normalised soft view moves only there)
+    tangent = lambda g: g - (g * soft).sum(dim=1, keepdim=True) * soft  # noqa: E731
+    torch.testing.assert_close(tangent(grad_gauss), tangent(grad_kg), atol=1e-6, rtol=1e-4)
+    # and as a mean squared distance: ||a - b||^2 = 2 (1 - cos) for unit vectors
+    squared = (soft - hand).pow(2).sum(dim=1).mean() / 2
+    assert value.item() == pytest.approx(squared.item() / var + constant, abs=1e-5)
+
+
+def test_gaussian_learnable_variance_fits_residuals_inside_bounds():
+    torch.manual_seed(16)
+    dim, c = 16, 12
+    low, high = GAUSS_VAR_BOUNDS
+    hand = unit(torch.randn(c, dim))
+    scale = torch.linspace(0.02, 0.3, dim)  # some dimensions agree more than others
+    soft = unit(hand + scale * torch.randn(c, dim))
+    module = GaussianMI(dim, var=1.0)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
+    for _ in range(600):
+        optimizer.zero_grad()
+        (-module(soft, hand)).backward()
+        optimizer.step()
+    # the NLL's optimum is the mean squared (scaled) residual per dimension, clipped to the bounds
+    optimum = (dim * (soft - hand).pow(2)).mean(dim=0).clamp(low, high)
+    torch.testing.assert_close(module.variance.detach(), optimum, rtol=0.05, atol=1e-3)
+    assert low <= module.variance.min().item() and module.variance.max().item() <= high
+    # identical views: the variance runs to, never past, its lower bound; the value to its maximum
+    module = GaussianMI(dim, var=1.0)
+    optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
+    for _ in range(400):
+        optimizer.zero_grad()
+        (-module(hand, hand)).backward()
+        optimizer.step()
+    assert module.variance.min().item() >= low
+    ceiling = -0.5 * (math.log(low) + math.log(2 * math.pi))
+    assert module(hand, hand).item() == pytest.approx(ceiling, abs=0.02)
+
+
+def test_gaussian_variance_learns_under_sgd_at_a_prompt_learning_rate():
+    # the per-dimension mean divides each variance's gradient by D; the sqrt(D) storage undoes it,
+    # so plain SGD at the mini configs' LR (0.02) moves the variance to the residuals in ~200 steps
+    torch.manual_seed(19)
+    dim, c = 128, 10
+    hand = unit(torch.randn(c, dim))
+    soft = unit(hand + 0.03 * torch.randn(c, dim))
+    residual = (dim * (soft - hand).pow(2)).mean().item()  # 2 (1 - mean cos), about 0.1 here
+    module = GaussianMI(dim, var=1.0)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.02)
+    for _ in range(200):
+        optimizer.zero_grad()
+        (-module(soft, hand)).backward()
+        optimizer.step()
+    assert module.variance.mean().item() < 2 * residual
+
+
+def test_gaussian_variance_alone_cannot_saturate_but_a_learnt_map_can():
+    torch.manual_seed(17)
+    dim, c = 32, 8
+    soft, hand = unit(torch.randn(c, dim)), unit(torch.randn(c, dim))
+    ceiling = -0.5 * (math.log(GAUSS_VAR_BOUNDS[0]) + math.log(2 * math.pi))
+
+    def train(module, steps=400):
+        optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            (-module(soft, hand)).backward()
+            optimizer.step()
+        return module(soft, hand).item()
+
+    # the variance alone settles at the residuals: far from the ceiling for unrelated views
+    assert train(GaussianMI(dim)) < ceiling - 1.5
+    # a learnable map fits the C < D unrelated pairs by itself (why MI.GAUSS_LEARN_MAP is off by default)
+    assert train(GaussianMI(dim, learn_map=True), steps=600) > ceiling - 0.3
+
+
+# --------------------------------------------------------------------- gradients through the prompt
+
+
+NAMES = ["dog", "cat", "sea lion", "car"]
+
+
+@pytest.mark.parametrize("mode", ["views_nce", "gaussian", "critic"])
+def test_class_level_modes_send_gradients_to_the_context(tiny_clip, mode):
+    torch.manual_seed(18)
+    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a")
+    encoder = TextEncoder(tiny_clip)
+    soft = F.normalize(encoder(prompt(), prompt.tokenized_prompts).float(), dim=-1)
+    per_template = encode_hand_crafted_per_template(tiny_clip, NAMES, ["a photo of a {}.", "a sketch of a {}."])
+    assert per_template.shape == (2, len(NAMES), soft.shape[1])
+    hand = per_template if mode == "views_nce" else F.normalize(per_template.mean(dim=0), dim=-1)
+    module = build_view_mi(mode, soft.shape[1])
+    value = module(soft, hand)
+    assert torch.isfinite(value)
+    value.backward()
+    assert prompt.ctx.grad is not None and prompt.ctx.grad.abs().sum() > 0
+    assert all(p.grad is None for p in tiny_clip.parameters())  # CLIP itself gets nothing

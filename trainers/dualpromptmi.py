@@ -26,7 +26,7 @@ class DualPromptMI(PromptTrainer):
     def before_train(self):
         super().before_train()
         cfg = self.model.config
-        if cfg.aug_weight > 0 and cfg.aug_prototypes == "precomputed" and self.start_epoch == 0:
+        if cfg.uses_mixup and cfg.aug_prototypes == "precomputed" and self.start_epoch == 0:
             self.compute_prototypes()
 
     @torch.no_grad()
