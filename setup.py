@@ -40,5 +40,6 @@ setup(
         "matplotlib",
         *DASSL_RUNTIME,
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # slurm: tools/grid.py --slurm submits the grid's runs through submitit (imported only then).
+    extras_require={"test": ["pytest>=7"], "slurm": ["submitit"]},
 )

@@ -4,6 +4,9 @@
         --dataset-config-file configs/datasets/oxford_pets.yaml \
         --config-file configs/trainers/DualPromptMI/vit_b16_c4_ep10_batch4_ctxv1.yaml \
         --output-dir output/run DATASET.NUM_SHOTS 16 DATASET.SUBSAMPLE_CLASSES base
+
+On several GPUs: ``torchrun --standalone --nproc_per_node N train.py ...`` (the same flags;
+DATALOADER.TRAIN_X.BATCH_SIZE is then the batch of each process).
 """
 
 import argparse
@@ -85,10 +88,12 @@ def setup_cfg(args):
     return cfg
 
 
-def _check_registered(kind, name, registry, key):
+def _check_registered(kind, name, registry, key, missing_hint):
     from clipprompt.errors import UserError
 
     names = registry.registered_names()
+    if not name:
+        raise UserError(f"no {kind} given: {missing_hint}")
     if name not in names:
         close = difflib.get_close_matches(name, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -120,22 +125,44 @@ def guard_output_dir(cfg, args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
 
-    import torch
     from dassl.data.datasets import DATASET_REGISTRY
-    from dassl.engine import TRAINER_REGISTRY, build_trainer
-    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+    from dassl.engine import TRAINER_REGISTRY
 
     import datasets  # noqa: F401  (registers the datasets)
     import trainers  # noqa: F401  (registers the trainers)
 
+    from clipprompt import distributed
+
     cfg = setup_cfg(args)
-    _check_registered("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer / TRAINER.NAME")
-    _check_registered("dataset", cfg.DATASET.NAME, DATASET_REGISTRY, "DATASET.NAME (--dataset-config-file)")
-    guard_output_dir(cfg, args)
+    _check_registered("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer / TRAINER.NAME",
+                      f"pass --trainer ({', '.join(sorted(TRAINER_REGISTRY.registered_names()))})")
+    _check_registered("dataset", cfg.DATASET.NAME, DATASET_REGISTRY, "DATASET.NAME (--dataset-config-file)",
+                      "pass --dataset-config-file configs/datasets/<dataset>.yaml (it sets DATASET.NAME)")
+    distributed.init_from_env(use_cuda=cfg.USE_CUDA)
+    try:
+        run(args, cfg)
+    finally:
+        distributed.shutdown()
+
+
+def run(args, cfg):
+    import torch
+    from dassl.engine import build_trainer
+    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+
+    from clipprompt import distributed
+
+    if distributed.is_main_process():  # process 0 alone checks and writes the output folder
+        guard_output_dir(cfg, args)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    if distributed.is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
+    else:  # one console and one log.txt: the other processes print errors only
+        sys.stdout = open(os.devnull, "w")
+    if distributed.is_distributed():
+        print(f"torchrun: {distributed.world_size()} processes, backend {torch.distributed.get_backend()}")
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
     print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")

@@ -7,8 +7,10 @@ CoOp: ``<output_dir>/<model_name>/model.pth.tar-<epoch>``.
 """
 
 import os
+import pickle
 import re
 import time
+import zipfile
 
 import torch
 
@@ -83,11 +85,40 @@ def find_checkpoint(directory, model_name, epoch=None):
     return checkpoint_path(directory, model_name, epoch)
 
 
+def damage(path):
+    """Why ``path`` cannot be a complete checkpoint (empty, truncated, corrupt), or None.
+
+    torch.save writes a zip archive whose directory sits at the end of the file, so an
+    interrupted copy or a full disk leaves a file that zipfile cannot open.
+    """
+    size = os.path.getsize(path)
+    if size == 0:
+        return "it is empty (0 bytes)"
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        return None  # not a zip: perhaps torch's legacy format or another tool's file
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return f"it is truncated ({size:,} bytes, the end of the archive is missing)"
+    return f"it is corrupt ({bad} fails its checksum)" if bad else None
+
+
 def load_checkpoint(path, expected_trainer=None):
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"cannot load checkpoint {path} safely ({exc.__class__.__name__}); it was not written by this toolkit") from None
+        why = damage(path)
+        if why:
+            raise UserError(f"cannot read checkpoint {path}: {why}; an interrupted copy or a full disk "
+                            "does this: copy it again or retrain") from None
+        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
+            raise UserError(f"cannot load checkpoint {path} safely (it holds pickled objects); "
+                            "it was not written by this toolkit") from None
+        raise UserError(f"cannot read checkpoint {path}: torch.load does not recognise it ({exc.__class__.__name__}: "
+                        f"{(str(exc).strip().splitlines() or [''])[0]})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "trainer" not in payload:
         raise UserError(f"{path} is not a checkpoint of this toolkit (no trainer/state_dict entries)")
     if expected_trainer is not None and payload["trainer"] != expected_trainer:

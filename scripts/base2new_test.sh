@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Base-to-new protocol, step 2: load the model trained on base classes and evaluate on the new ones.
 #   bash scripts/base2new_test.sh <dataset> <seed> [KEY VALUE ...]
-# LOADEP picks the checkpoint epoch (default: the final one). See scripts/common.sh for the rest.
+# LOADEP picks the checkpoint epoch (default: the final one). See scripts/common.sh for the rest (TRAINER, CFG, CONFIG_ROOT, LAUNCH, ...).
 if [ $# -lt 2 ]; then echo "usage: bash scripts/base2new_test.sh <dataset> <seed> [KEY VALUE ...]" >&2; exit 2; fi
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2

@@ -71,3 +71,20 @@ def test_load_matching_state_shapes_and_class_dependent_skip():
     assert torch.equal(target.ctx, torch.ones(5, 2)) and torch.equal(target.proto, torch.zeros(5))
     with pytest.raises(UserError, match="unexpected entry"):
         ckpt.load_matching_state(Tiny(5), {"other": torch.ones(1)})
+
+
+def test_truncated_empty_or_corrupt_checkpoint_is_named_as_such(tmp_path):
+    path = save(tmp_path, 3, state={"prompt_learner.ctx": torch.randn(64, 64)})
+    data = open(path, "rb").read()
+    cases = {
+        "half.pth": (data[: len(data) // 2], "truncated"),  # an interrupted copy, a full disk
+        "empty.pth": (b"", "empty"),
+        "flipped.pth": (data[:300] + bytes([data[300] ^ 0xFF]) + data[301:], "corrupt"),
+    }
+    for name, (blob, word) in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(UserError) as info:
+            ckpt.load_checkpoint(str(tmp_path / name))
+        message = str(info.value)
+        assert word in message and name in message and "not written by this toolkit" not in message, message
+    assert ckpt.load_checkpoint(path)["epoch"] == 3  # the intact file still loads

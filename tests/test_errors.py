@@ -1,4 +1,9 @@
+import os
+import stat
+import sys
+
 from clipprompt.errors import UserError, exit_status
+from conftest import run_cli
 
 
 def test_exit_status_turns_user_errors_into_one_line_and_status_2(capsys):
@@ -10,3 +15,45 @@ def test_exit_status_turns_user_errors_into_one_line_and_status_2(capsys):
     assert exit_status(lambda: None) == 0
     assert exit_status(lambda: 1) == 1
     assert exit_status(lambda: {"report": 1}) == 0  # a returned report is not a status
+
+
+def test_scripts_name_an_unknown_trainer_and_list_the_known_ones():
+    proc = run_cli(["bash", "scripts/base2new_train.sh", "oxford_pets", "1"], env_extra={"TRAINER": "Foo"})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown TRAINER=Foo; known trainers: ")
+    known = proc.stderr.split("known trainers: ")[1].split(" (")[0].split()
+    assert {"CoOp", "CoCoOp", "DualPromptMI", "ZeroshotCLIP"} <= set(known)
+    assert "no default CFG" not in proc.stderr
+    proc = run_cli(["bash", "scripts/fewshot_train.sh", "oxford_pets", "1"], env_extra={"TRAINER": "CoOp", "CFG": "nope"})
+    assert proc.returncode == 2 and "unknown CFG=nope for TRAINER=CoOp; known: " in proc.stderr and "vit_b16_ep50" in proc.stderr
+
+
+def test_scripts_use_launch_and_config_root(tmp_path):
+    """LAUNCH starts train.py; the config comes from $CONFIG_ROOT/$TRAINER/$CFG.yaml; RESUME=1 continues."""
+    root = tmp_path / "benchmarks" / "Mine"
+    root.mkdir(parents=True)
+    (root / "tiny.yaml").write_text("OPTIM:\n  MAX_EPOCH: 1\n")
+    record = tmp_path / "argv.txt"
+    launcher = tmp_path / "launcher.sh"
+    launcher.write_text(f"#!/bin/sh\necho \"$@\" >> {record}\n")
+    launcher.chmod(launcher.stat().st_mode | stat.S_IEXEC)
+    env = {"TRAINER": "Mine", "CFG": "tiny", "CONFIG_ROOT": str(tmp_path / "benchmarks"), "OUTPUT": str(tmp_path / "out"),
+           "LAUNCH": f"{launcher} --nproc_per_node 2", "PYTHON": sys.executable}
+    proc = run_cli(["bash", "scripts/base2new_train.sh", "oxford_pets", "3"], env_extra=env)
+    assert proc.returncode == 0, proc.stderr
+    argv = record.read_text().split()
+    assert argv[:3] == ["--nproc_per_node", "2", "train.py"]
+    assert argv[argv.index("--config-file") + 1] == str(root / "tiny.yaml")
+    run_dir = argv[argv.index("--output-dir") + 1]
+    assert "--resume" not in argv and "--overwrite" not in argv
+    # an unfinished run: RESUME=1 continues from its last checkpoint, or restarts (old folder kept aside)
+    os.makedirs(os.path.join(run_dir, "prompt_learner"))
+    for expected in ("--overwrite", "--resume"):
+        record.unlink()
+        proc = run_cli(["bash", "scripts/base2new_train.sh", "oxford_pets", "3"], env_extra={**env, "RESUME": "1"})
+        assert proc.returncode == 0, proc.stderr
+        argv = record.read_text().split()
+        assert expected in argv
+        if expected == "--resume":
+            assert argv[argv.index("--resume") + 1] == run_dir
+        open(os.path.join(run_dir, "prompt_learner", "model.pth.tar-1"), "w").close()

@@ -221,3 +221,11 @@ def test_fewshot_and_cross_dataset_scripts(tmp_path, pets_root, tiny_clip_path):
     # a missing dataset config is named by the script
     proc = run_cli(["bash", "scripts/base2new_train.sh", "no_such_set", "1"], env_extra=env)
     assert proc.returncode == 2 and "configs/datasets/no_such_set.yaml" in proc.stderr
+
+
+def test_missing_trainer_or_dataset_config_asks_for_the_flag(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
+    proc = run_cli(["train.py", "--trainer", "DualPromptMI", "--output-dir", str(tmp_path / "o")])
+    last = user_error(proc, "no dataset given", "--dataset-config-file")
+    assert "unknown dataset ''" not in last
+    proc = run_cli(["train.py", "--dataset-config-file", "configs/datasets/oxford_pets.yaml", "--output-dir", str(tmp_path / "o")])
+    user_error(proc, "no trainer given", "--trainer", "DualPromptMI")

@@ -20,6 +20,8 @@ from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
 from clipprompt import checkpoint as ckpt
+from clipprompt import distributed
+from clipprompt.augment import ClassPrototypes
 from clipprompt.clip_loader import load_clip
 from clipprompt.errors import UserError
 from clipprompt.scheduler import build_lr_scheduler
@@ -37,7 +39,13 @@ def write_json_atomic(path, record):
 
 
 class PromptTrainer(TrainerX):
+    """Under torchrun (see clipprompt/distributed.py): each process trains on its slice of every
+    global batch, trainable gradients are reduced after backward, process 0 alone writes files
+    and evaluates."""
+
     CONFIG_KEY = None  # cfg.TRAINER.<CONFIG_KEY> holds this trainer's options
+    train_sampler = None  # GlobalBatchSampler of the training loader (Dassl samplers other than Random/Sequential: None)
+    statistics = distributed.AdditiveStatistics([], ())  # sums kept equal over processes (build_model fills it)
     # State-dict prefixes tied to the class set; not loaded on another class set.
     CLASS_DEPENDENT_PREFIXES = ()
     CLASS_SPECIFIC_CONTEXT = False  # set when CSC makes the context itself class-bound
@@ -54,9 +62,13 @@ class PromptTrainer(TrainerX):
 
     @property
     def precision(self):
-        """fp16/amp need a GPU; on a CPU the same model runs in fp32."""
+        """fp16/amp need a GPU; on a CPU the same model runs in fp32.
+
+        ``CLIPPROMPT_CPU_HALF=1`` keeps fp16/amp (bfloat16 autocast) on a CPU: slow,
+        meant for the tests of these code paths with a tiny CLIP.
+        """
         prec = self.options.PREC
-        if prec != "fp32" and self.device.type != "cuda":
+        if prec != "fp32" and self.device.type != "cuda" and os.environ.get("CLIPPROMPT_CPU_HALF") != "1":
             if not getattr(self, "_told_precision", False):
                 print(f"Note: PREC {prec} needs a GPU; running in fp32 on {self.device.type}")
                 self._told_precision = True
@@ -78,6 +90,38 @@ class PromptTrainer(TrainerX):
                 raise UserError(f"template entry {entry!r} is not 'dataset', 'imagenet_ensemble' or a template with '{{}}'")
         return list(dict.fromkeys(templates))
 
+    # ----- data -------------------------------------------------------------
+    def build_data_loader(self):
+        """Dassl's loaders, with the training order a function of (seed, epoch) only.
+
+        ``GlobalBatchSampler`` replaces Dassl's random sampler so that a run on N processes sees
+        the same global batches as one process with N times the batch (under torchrun each process
+        takes its slice), and a resumed run the same order as an uninterrupted one.
+        """
+        super().build_data_loader()
+        sampler_name = self.cfg.DATALOADER.TRAIN_X.SAMPLER
+        if sampler_name not in ("RandomSampler", "SequentialSampler"):
+            if distributed.is_distributed():
+                raise UserError(f"DATALOADER.TRAIN_X.SAMPLER {sampler_name} is not supported under torchrun; "
+                                "use RandomSampler or SequentialSampler")
+            return
+        seed = self.cfg.SEED if self.cfg.SEED >= 0 else distributed.broadcast_value(int(torch.randint(2 ** 31, ())))
+        loader, batch_size, world = self.train_loader_x, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, distributed.world_size()
+        self.train_sampler = distributed.GlobalBatchSampler(
+            len(loader.dataset), batch_size, rank=distributed.rank(), world_size=world, seed=seed,
+            shuffle=sampler_name == "RandomSampler")
+        self.train_loader_x = self.dm.train_loader_x = torch.utils.data.DataLoader(
+            loader.dataset, batch_sampler=self.train_sampler, num_workers=loader.num_workers,
+            pin_memory=loader.pin_memory)
+        if world > 1:
+            print(f"Distributed training: {world} processes x batch {batch_size} (global batch "
+                  f"{world * batch_size}), {len(self.train_sampler)} steps per epoch")
+
+    def before_epoch(self):
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(self.epoch)
+        self.statistics.sync()  # e.g. class prototypes computed by each process on its slice
+
     # ----- model ------------------------------------------------------------
     def build_prompt_model(self, clip_model, classnames):
         raise NotImplementedError
@@ -87,11 +131,13 @@ class PromptTrainer(TrainerX):
         classnames = self.dm.dataset.classnames
         source = cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME
         print(f"Loading CLIP ({source})")
-        clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision)
+        with distributed.main_process_first():  # one download of the weights, not one per process
+            clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision)
         resolution = clip_model.visual.input_resolution
         if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
             raise UserError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the CLIP image resolution {resolution}; set INPUT.SIZE ({resolution}, {resolution})")
         self.model = self.build_prompt_model(clip_model, classnames)
+        self.model.text_encoder.chunk_size = cfg.MODEL.TEXT_CHUNK_SIZE  # validated there (UserError)
         trainable = []
         for name, param in self.model.named_parameters():
             frozen = name.startswith(("image_encoder.", "text_encoder.", "logit_scale"))
@@ -99,11 +145,28 @@ class PromptTrainer(TrainerX):
             if not frozen:
                 trainable.append(param)
         self.model.to(self.device)
+        self.trainable_params = trainable
         print(f"Trainable parameters: {sum(p.numel() for p in trainable):,}")
+        prototypes = [m for m in self.model.modules() if isinstance(m, ClassPrototypes)]
+        self.statistics = distributed.AdditiveStatistics(prototypes, ("feature_sum", "count"))
         self.optim = build_optimizer(trainable, cfg.OPTIM) if trainable else None
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM) if trainable else None
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "amp" else None
         self.register_model(MODEL_NAME, self.model, self.optim, self.sched)
+        if distributed.is_distributed():
+            distributed.broadcast_tensors(trainable)  # the same start everywhere, even without a fixed seed
+            if self.optim is not None:  # covers trainers whose own forward_backward does not reduce
+                self.optim.register_step_pre_hook(self._reduce_before_step)
+            self.statistics.mark()
+            self.decorrelate_processes()
+
+    def decorrelate_processes(self):
+        """Processes other than 0 draw their own augmentations (rank-shifted seed); process 0 keeps
+        the stream of a one-process run."""
+        if distributed.rank() > 0:
+            from dassl.utils import set_random_seed
+
+            set_random_seed(int(torch.randint(2 ** 31, ())) + distributed.rank())
 
     # ----- training -----------------------------------------------------------
     def autocast(self):
@@ -116,6 +179,23 @@ class PromptTrainer(TrainerX):
         logits = self.model(image)
         return F.cross_entropy(logits, label), logits, {}
 
+    def reduce_gradients(self):
+        """Under torchrun: make the trainable gradients those of the global batch's mean loss.
+        The optimiser's step pre-hook calls it when a trainer's own ``forward_backward`` did not;
+        one that uses amp calls it itself, before ``GradScaler.step``."""
+        if self.train_sampler is not None and distributed.is_distributed():
+            distributed.reduce_gradients(self.trainable_params, self.train_sampler.step_weight(self.batch_idx))
+            self._gradients_reduced = True
+
+    _gradients_reduced = False
+
+    def _reduce_before_step(self, optimizer, args, kwargs):
+        # With amp, reduce before GradScaler.step (its inf check must agree on every process):
+        # a trainer that only sets .grad and steps is reduced here.
+        if not self._gradients_reduced:
+            self.reduce_gradients()
+        self._gradients_reduced = False
+
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
@@ -126,12 +206,15 @@ class PromptTrainer(TrainerX):
         self.optim.zero_grad()
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            self.reduce_gradients()  # an inf anywhere then skips the step everywhere
             self.scaler.step(self.optim)
             self.scaler.update()
         else:
             self.detect_anomaly(loss)
             loss.backward()
+            self.reduce_gradients()
             self.optim.step()
+        self.statistics.sync()
         summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
         summary.update({k: float(v) for k, v in terms.items()})
         if (self.batch_idx + 1) == self.num_batches:
@@ -151,6 +234,9 @@ class PromptTrainer(TrainerX):
             self.sched.load_state_dict(payload["scheduler"])
         if payload["extra"].get("rng_state") is not None:
             torch.set_rng_state(payload["extra"]["rng_state"])
+        if distributed.is_distributed():
+            self.statistics.mark()  # every process loaded the same checkpoint
+            self.decorrelate_processes()
         print(f"Resuming from {path} (completed epochs: {payload['epoch']})")
         return payload["epoch"]
 
@@ -162,7 +248,7 @@ class PromptTrainer(TrainerX):
 
     def after_train(self):
         print("Finish training")
-        if not self.cfg.TEST.NO_TEST:
+        if not self.cfg.TEST.NO_TEST and distributed.is_main_process():
             if self.cfg.TEST.FINAL_MODEL == "best_val":
                 print("Deploy the model with the best val performance")
                 self.load_model(self.output_dir, epoch=ckpt.BEST)
@@ -177,8 +263,14 @@ class PromptTrainer(TrainerX):
     def trainer_name(self):
         return type(self).__name__
 
+    def init_writer(self, log_dir):
+        if distributed.is_main_process():  # tensorboard: process 0 only
+            super().init_writer(log_dir)
+
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
-        """Dassl's signature; writes a weights-only-loadable checkpoint."""
+        """Dassl's signature; writes a weights-only-loadable checkpoint (process 0 only)."""
+        if not distributed.is_main_process():
+            return
         completed = epoch + 1
         target = ckpt.BEST if model_name == "model-best.pth.tar" else completed
         path = ckpt.checkpoint_path(directory, MODEL_NAME, target)
@@ -215,7 +307,13 @@ class PromptTrainer(TrainerX):
 
     @torch.no_grad()
     def test(self, split=None):
-        """Evaluate once with cached text features; write results(.json) beside the log."""
+        """Evaluate once with cached text features; write results(.json) beside the log.
+
+        Under torchrun process 0 evaluates the whole split alone (the accuracy of one process);
+        the others return NaN, which Dassl's best-on-val comparison never takes as best.
+        """
+        if not distributed.is_main_process():
+            return float("nan")
         self.set_model_mode("eval")
         split = split or self.cfg.TEST.SPLIT
         if split == "val" and self.val_loader is not None:
