@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import UserError
 from .templates import fill
+from .text_encoder import TextEncoder
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
@@ -149,10 +150,27 @@ def encode_hand_crafted(clip_model, classnames, templates):
         templates = [templates]
     if not templates:
         raise UserError("no hand-crafted prompt template given")
+    encoder = TextEncoder(clip_model)  # the one text encoder: same short pass as the soft prompts
     per_template = []
     for template in templates:
         texts = [fill(template, name) for name in classnames]
-        features = clip_model.encode_text(tokenize(texts, clip_model).to(clip_model.token_embedding.weight.device))
+        tokens = tokenize(texts, clip_model).to(clip_model.token_embedding.weight.device)
+        features = encoder(clip_model.token_embedding(tokens), tokens)
         per_template.append(F.normalize(features.float(), dim=-1))
     mean = torch.stack(per_template).mean(dim=0)
     return F.normalize(mean, dim=-1)
+
+
+@torch.no_grad()
+def encode_hand_crafted_per_template(clip_model, classnames, templates):
+    """Frozen, L2-normalised text features of each hand-crafted template, (K, C, D).
+
+    What :func:`encode_hand_crafted` averages; for estimators that treat every
+    template's embedding of a class as its own positive (DualPromptMI's
+    ``views_nce``). ``F.normalize(result.mean(0))`` is the ensembled view.
+    """
+    if isinstance(templates, str):
+        templates = [templates]
+    if not templates:
+        raise UserError("no hand-crafted prompt template given")
+    return torch.stack([encode_hand_crafted(clip_model, classnames, [template]) for template in templates])

@@ -2,31 +2,107 @@
 
 Learnable prompts live in embedding space, so the text encoder has to accept
 embeddings; the token ids are still needed to find each prompt's EOT token.
+
+Two things keep it cheap without changing a single output:
+
+* **Short passes.** The tower is causal and a prompt's feature is the hidden
+  state at its EOT token, so positions after the last EOT of the batch cannot
+  change any feature. The tower runs on the first ``L = max EOT index + 1``
+  positions (about 10-16 of CLIP's 77 for a CoOp prompt), with the positional
+  embedding cut to ``L``; CLIP's own blocks cut their causal mask to the input
+  length (``clip-anytorch`` slices ``attn_mask`` to the last ``L`` rows and
+  columns, which for a causal mask is the causal mask of size ``L``).
+* **Chunks** (``chunk_size`` K > 0, ``MODEL.TEXT_CHUNK_SIZE``). Prompts go through
+  the tower K at a time under activation checkpointing, so a training step keeps
+  the activations of one chunk instead of all C (or B*C) prompts and its memory
+  stops growing with the class count; backward recomputes each chunk once.
 """
+
+import warnings
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from .errors import UserError
+
+
+def check_chunk_size(value, key="MODEL.TEXT_CHUNK_SIZE"):
+    """0 (one pass) or a positive int; anything else is a one-line UserError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key} must be 0 (one pass) or a positive integer, got {value!r}")
+    return value
 
 
 class TextEncoder(nn.Module):
-    """Shares (does not copy) the frozen text tower of a ``clip.model.CLIP``."""
+    """Shares (does not copy) the frozen text tower of a ``clip.model.CLIP``.
 
-    def __init__(self, clip_model):
+    ``full_context = True`` runs all positions (the reference the tests compare
+    with, and the "before" of ``tools/bench.py``).
+    """
+
+    def __init__(self, clip_model, chunk_size=0):
         super().__init__()
         self.transformer = clip_model.transformer
         self.positional_embedding = clip_model.positional_embedding
         self.ln_final = clip_model.ln_final
         self.text_projection = clip_model.text_projection
         self.dtype = clip_model.dtype
+        self.chunk_size = chunk_size
+        self.full_context = not _blocks_accept_shorter_input(self.transformer, self.dtype)
+        if self.full_context:
+            warnings.warn("this version of clip's ResidualAttentionBlock does not cut its attention mask "
+                          "to the input length; the text encoder runs all context positions")
+
+    @property
+    def chunk_size(self):
+        return self._chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, value):
+        self._chunk_size = check_chunk_size(value)
 
     def forward(self, prompt_embeddings, tokenized_prompts):
         """``prompt_embeddings`` (N, L, width), ``tokenized_prompts`` (N, L) -> (N, embed_dim)."""
-        x = prompt_embeddings.type(self.dtype) + self.positional_embedding.type(self.dtype)
+        eot = tokenized_prompts.argmax(dim=-1)
+        length = prompt_embeddings.shape[1]
+        if not self.full_context:
+            length = min(length, int(eot.max()) + 1)
+        x = prompt_embeddings[:, :length]
+        size = self.chunk_size
+        if not size or x.shape[0] <= size:
+            return self._encode(x, eot)
+        remat = torch.is_grad_enabled() and x.requires_grad
+        parts = []
+        for start in range(0, x.shape[0], size):
+            x_i, eot_i = x[start:start + size], eot[start:start + size]
+            parts.append(checkpoint(self._encode, x_i, eot_i, use_reentrant=False) if remat else self._encode(x_i, eot_i))
+        return torch.cat(parts)
+
+    def _encode(self, x, eot):
+        x = x.type(self.dtype) + self.positional_embedding[:x.shape[1]].type(self.dtype)
         x = x.permute(1, 0, 2)  # CLIP's transformer is sequence-first
         x = self.transformer(x)
         x = x.permute(1, 0, 2)
         x = self.ln_final(x).type(self.dtype)
-        return eot_pool(x, tokenized_prompts) @ self.text_projection
+        return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+
+
+def _blocks_accept_shorter_input(transformer, dtype):
+    """Whether CLIP's blocks cut their causal mask to a shorter input (clip-anytorch does; OpenAI's CLIP did not)."""
+    block = transformer.resblocks[0]
+    if getattr(block, "attn_mask", None) is None:
+        return True
+    weight = block.ln_1.weight
+    probe = torch.zeros(2, 1, weight.shape[0], dtype=dtype, device=weight.device)
+    try:
+        with torch.no_grad():
+            block(probe)
+    except RuntimeError as exc:
+        if "attn_mask" in str(exc):
+            return False
+        raise
+    return True
 
 
 def eot_pool(hidden, tokenized_prompts):

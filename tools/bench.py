@@ -1,15 +1,25 @@
 """Speed and memory of one training step and of evaluation, per trainer.
 
-    OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --classes 50 --batch 4
+    # train step and evaluation per trainer; --compare-full adds the 77-position text pass ("before")
+    OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full
+    # peak memory of a training step against the class count, one pass vs chunks of 100 prompts
+    OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --memory-curve 50 200 500 1000 --chunks 0 100 \\
+        --trainers CoOp DualPromptMI --plot docs/text_memory_vs_classes.png
 
 Builds a CLIP of the given architecture with random weights (timing does not
 need trained weights), then for CoOp, CoCoOp and DualPromptMI on the same
 class count and context (4 tokens from "a photo of a") reports:
   * train step: median seconds of forward + backward + SGD step (what the
-    Dassl trainers run per batch),
+    Dassl trainers run per batch), and the images per second it gives; on a
+    CPU the process's CPU time (run with OMP_NUM_THREADS=1: then it does not
+    depend on what else the machine runs), on a GPU the wall clock,
   * eval: images per second with the per-evaluation text cache,
-  * peak memory: CUDA max allocated on a GPU, else the process's peak RSS
-    (each trainer runs in its own process so the numbers do not mix).
+  * peak memory: CUDA max allocated on a GPU, else the process's peak RSS.
+    Every measurement runs in a fresh process: peak RSS only ever rises.
+``--precision fp16|amp`` runs OpenAI's half layers or autocast (a GPU's settings;
+``scripts/gpu_smoke.sh``). The memory curve also prints an fp16 estimate for
+CPU runs: the weights at 2 bytes per parameter plus half of what the step
+added to the fp32 process (activations and gradients halve in fp16).
 """
 
 import argparse
@@ -29,16 +39,20 @@ ARCHS = {
     "vit_b16": (512, 224, 12, 768, 16, 512, 12),
 }
 TRAINERS = ("CoOp", "CoCoOp", "DualPromptMI")
+PRECISIONS = ("fp32", "fp16", "amp")
 
 
-def build_clip(arch, device):
+def build_clip(arch, device, precision="fp32"):
     import torch
-    from clip.model import CLIP
+    from clip.model import CLIP, convert_weights
 
     embed, res, vlayers, vwidth, patch, twidth, tlayers = ARCHS[arch]
     torch.manual_seed(0)
     model = CLIP(embed, res, vlayers, vwidth, patch, 77, 49408, twidth, twidth // 64, tlayers)
-    model = model.float().eval().to(device)
+    model = model.float().eval()
+    if precision == "fp16":
+        convert_weights(model)  # what load_clip(precision="fp16") does
+    model = model.to(device)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
@@ -55,14 +69,40 @@ def build_model(trainer, clip_model, classnames):
     return DualPromptMICLIP(clip_model, classnames, ["a photo of a {}."], DualPromptMIConfig())
 
 
-def measure(trainer, arch, num_classes, batch, steps, device_name):
+def current_rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def class_names(num_classes, name_tokens=0):
+    """"class <i>", or names of exactly ``name_tokens`` BPE tokens (long names set the text length L)."""
+    if not name_tokens:
+        return [f"class {i}" for i in range(num_classes)]
+    from clipprompt.prompts import class_name_length
+
+    digits = len(str(num_classes - 1))  # one BPE token per digit: "x x x 0 4 2"
+    names = [" ".join(["x"] * (name_tokens - digits) + list(f"{i:0{digits}d}")) for i in range(num_classes)]
+    if name_tokens < digits or any(class_name_length(n) != name_tokens for n in names):
+        sys.exit(f"error: --name-tokens {name_tokens} is too short for {num_classes} classes")
+    return names
+
+
+def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=False, chunk=0,
+            evaluate=True, precision="fp32", name_tokens=0):
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
     device = torch.device(device_name)
-    clip_model = build_clip(arch, device)
-    classnames = [f"class {i}" for i in range(num_classes)]
+    clip_model = build_clip(arch, device, precision)
+    classnames = class_names(num_classes, name_tokens)
     model = build_model(trainer, clip_model, classnames).to(device)
+    model.text_encoder.full_context = full_context
+    model.text_encoder.chunk_size = chunk
     res = clip_model.visual.input_resolution
     g = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, res, res, generator=g).to(device)
@@ -71,50 +111,222 @@ def measure(trainer, arch, num_classes, batch, steps, device_name):
         model.observe(model.encode_image(images), labels)
     params = [p for n, p in model.named_parameters() if not n.startswith(("image_encoder.", "text_encoder.", "logit_scale"))]
     optim = torch.optim.SGD(params, lr=1e-3)
+    autocast = (lambda: torch.autocast(device.type)) if precision == "amp" else contextlib.nullcontext
+    scaler = torch.amp.GradScaler(device.type) if precision == "amp" else None
 
     def step():
-        if trainer == "DualPromptMI":
-            loss = model.loss(images, labels)[0]
-        else:
-            loss = F.cross_entropy(model(images), labels)
+        with autocast():
+            if trainer == "DualPromptMI":
+                loss = model.loss(images, labels)[0]
+            else:
+                loss = F.cross_entropy(model(images), labels)
         optim.zero_grad()
-        loss.backward()
-        optim.step()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optim)
+            scaler.update()
+        else:
+            loss.backward()
+            optim.step()
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    # CPU: this process's CPU time. With one thread it is the step's cost, whatever else the
+    # machine runs (wall time on a shared CPU is not); a GPU is timed by the wall clock.
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
+
+    weights_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 2**20
+    params_m = sum(t.numel() for t in {id(t): t for t in model.state_dict().values()}.values()) / 1e6
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
+        before_mb = torch.cuda.memory_allocated() / 2**20
+    else:
+        before_mb = current_rss_mb()
     model.train()
-    step()  # warm-up
-    times = []
+    sync()
+    start = clock()
+    step()  # warm-up (the only step with --steps 0)
+    sync()
+    times = [clock() - start]
+    if steps > 0:
+        times = []
     for _ in range(steps):
         sync()
-        start = time.perf_counter()
+        start = clock()
         step()
         sync()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
+    if device.type == "cuda":
+        train_peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        train_peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    model.eval()
-    eval_batches = max(steps, 2)
-    with torch.no_grad(), model.cached_text_features():
-        model.predict(images)  # warm-up
-        sync()
-        start = time.perf_counter()
-        for _ in range(eval_batches):
-            model.predict(images)
-        sync()
-        eval_time = time.perf_counter() - start
+    eval_img_per_s = None
+    if evaluate:
+        model.eval()
+        eval_batches = max(steps, 2)
+        with torch.no_grad(), autocast(), model.cached_text_features():
+            model.predict(images)  # warm-up
+            sync()
+            start = clock()
+            for _ in range(eval_batches):
+                model.predict(images)
+            sync()
+            eval_img_per_s = eval_batches * batch / (clock() - start)
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
         memory_kind = "cuda max allocated"
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         memory_kind = "peak RSS"
-    return {"trainer": trainer, "step_s": statistics.median(times), "step_s_min": min(times),
-            "eval_img_per_s": eval_batches * batch / eval_time, "peak_mb": peak_mb, "memory": memory_kind}
+    step_s = statistics.median(times)
+    return {"trainer": trainer, "classes": num_classes, "batch": batch, "chunk": chunk, "full_context": full_context,
+            "precision": precision, "step_s": step_s, "step_s_min": min(times), "steps": len(times),
+            "train_img_per_s": batch / step_s, "eval_img_per_s": eval_img_per_s, "peak_mb": peak_mb,
+            "train_peak_mb": train_peak_mb, "before_step_mb": before_mb, "weights_mb": weights_mb,
+            "params_m": params_m, "memory": memory_kind, "device": device_name,
+            "clock": "wall" if device.type == "cuda" else "process CPU time",
+            "text_positions": int(model.prompt_learner.tokenized_prompts.argmax(-1).max()) + 1}
+
+
+def run_child(trainer, args, classes, batch, full_context=False, chunk=0, evaluate=True):
+    """One measurement in a fresh process (peak RSS never goes down within a process)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_one", trainer, "--arch", args.arch,
+           "--classes", str(classes), "--batch", str(batch), "--steps", str(args.steps),
+           "--device", args.device, "--precision", args.precision, "--chunk", str(chunk),
+           "--name-tokens", str(args.name_tokens)]
+    cmd += ["--full-context"] * full_context + ["--no-eval"] * (not evaluate)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"error: bench child failed ({' '.join(cmd[2:])}):\n{proc.stderr.strip()[-2000:]}")
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  measured {trainer} classes={classes} batch={batch} chunk={chunk} full={full_context}: "
+          f"text positions {row['text_positions']}, step {row['step_s']:.3f} s, peak {row['peak_mb']:.0f} MB",
+          file=sys.stderr, flush=True)
+    return row
+
+
+def speed_table(args):
+    rows = []
+    for trainer in args.trainers:
+        passes = (True, False) if args.compare_full else (False,)
+        for full in passes:
+            rows.append(run_child(trainer, args, args.classes, args.batch, full_context=full, chunk=args.chunk,
+                                  evaluate=not args.no_eval))
+    short = {r["trainer"]: r for r in rows if not r["full_context"]}
+    full = {r["trainer"]: r for r in rows if r["full_context"]}
+    coop = short.get("CoOp")
+    print(f"{'trainer':<14}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
+          f"{'eval img/s':>12}{'peak MB':>10}")
+    for r in rows:
+        name = "77 (before)" if r["full_context"] else "short"
+        speedup = ""
+        if not r["full_context"] and r["trainer"] in full:
+            speedup = f"{full[r['trainer']]['step_s'] / r['step_s']:.2f}x"
+            r["speedup_vs_full"] = full[r["trainer"]]["step_s"] / r["step_s"]
+        ratio = ""
+        if coop and not r["full_context"]:
+            r["step_ratio_vs_coop"] = r["step_s"] / coop["step_s"]
+            ratio = f"{r['step_ratio_vs_coop']:.3f}"
+        ev = f"{r['eval_img_per_s']:.1f}" if r["eval_img_per_s"] is not None else "-"
+        print(f"{r['trainer']:<14}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
+              f"{ev:>12}{r['peak_mb']:>10.0f}")
+    return rows
+
+
+def memory_curve(args):
+    if args.merge:  # curves measured by separate runs (e.g. one per trainer, in parallel)
+        rows = []
+        for path in args.merge:
+            with open(path) as f:
+                run = json.load(f)
+            rows += run["rows"]
+            print(f"from {path}: " + " ".join(f"{k}={run['args'][k]}" for k in
+                                               ("arch", "batch", "precision", "steps", "name_tokens", "one_pass_limit")))
+        args.arch, args.batch, args.precision = run["args"]["arch"], run["args"]["batch"], run["args"]["precision"]
+        args.trainers = list(dict.fromkeys(r["trainer"] for r in rows))
+        args.chunks = sorted({r["chunk"] for r in rows})
+        return memory_table(rows, args)
+    rows = []
+    for trainer in args.trainers:
+        for chunk in args.chunks:
+            measured = []
+            for classes in args.memory_curve:
+                if chunk == 0 and args.one_pass_limit and classes > args.one_pass_limit and len(measured) >= 2:
+                    rows.append(extrapolate(measured[-2:], classes))
+                    continue
+                measured.append(run_child(trainer, args, classes, args.batch, chunk=chunk, evaluate=False))
+                rows.append(measured[-1])
+    return memory_table(rows, args)
+
+
+def memory_table(rows, args):
+    cpu = rows[0]["memory"] == "peak RSS"
+    head = f"{'trainer':<14}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
+    print(head + (f"{'fp16 est. MB':>14}" if cpu else ""))
+    for r in rows:
+        r["step_adds_mb"] = r["train_peak_mb"] - r["before_step_mb"]
+        mark = "*" if r.get("extrapolated") else ""
+        line = (f"{r['trainer']:<14}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
+                f"{r['before_step_mb']:>11.0f}{r['train_peak_mb']:>9.0f}{mark:1}{r['step_adds_mb']:>11.0f}")
+        if cpu and r["precision"] == "fp32":
+            # fp16 weights: 2 bytes per parameter; activations and gradients of the step halve.
+            r["fp16_estimate_mb"] = r["params_m"] * 1e6 * 2 / 2**20 + r["step_adds_mb"] / 2
+            line += f"{r['fp16_estimate_mb']:>14.0f}"
+        print(line)
+    print(f"(time: {rows[0]['clock']}; memory: {rows[0]['memory']}; 'step adds' = peak during training minus memory before the first step)")
+    if any(r.get("extrapolated") for r in rows):
+        print("* not run (one pass above --one-pass-limit): extrapolated linearly from the two largest measured class counts")
+    if args.plot:
+        plot_memory(rows, args)
+    return rows
+
+
+def extrapolate(measured, classes):
+    """A one-pass point not run (too large for the machine), on the line through two measured ones."""
+    a, b = measured
+    row = dict(b, classes=classes, extrapolated=True)
+    for key in ("step_s", "train_peak_mb", "peak_mb", "before_step_mb"):
+        slope = (b[key] - a[key]) / (b["classes"] - a["classes"])
+        row[key] = b[key] + slope * (classes - b["classes"])
+    return row
+
+
+def plot_memory(rows, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for trainer in args.trainers:
+        for chunk in args.chunks:
+            sel = [r for r in rows if r["trainer"] == trainer and r["chunk"] == chunk]
+            if chunk:  # up to one chunk of classes the chunked pass is the one pass
+                sel += [r for r in rows if r["trainer"] == trainer and r["chunk"] == 0 and r["classes"] <= chunk
+                        and not any(s["classes"] == r["classes"] for s in sel)]
+            pts = sorted((r["classes"], r["train_peak_mb"] / 1024) for r in sel if not r.get("extrapolated"))
+            if not pts:
+                continue
+            label = f"{trainer}, " + (f"chunks of {chunk}" if chunk else "one pass")
+            line, = ax.plot(*zip(*pts), marker="o", linestyle="-" if chunk else "--", label=label)
+            extra = sorted((r["classes"], r["train_peak_mb"] / 1024) for r in sel if r.get("extrapolated"))
+            if extra:
+                ax.plot(*zip(*([pts[-1]] + extra)), marker="x", linestyle=":", color=line.get_color())
+    kind = rows[0]["memory"]
+    ax.set_xlabel("classes")
+    ax.set_ylabel(f"{kind} of a training step (GiB)")
+    ax.set_title(f"Memory of a training step vs class count ({args.arch}, batch {args.batch}, {args.precision}, "
+                 f"{rows[0]['device']}, {rows[0]['text_positions']} text positions)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="x, dotted: extrapolated" if any(r.get("extrapolated") for r in rows) else None,
+              title_fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.plot)), exist_ok=True)
+    fig.savefig(args.plot, dpi=120)
+    print(f"wrote {args.plot}")
 
 
 def main():
@@ -122,31 +334,42 @@ def main():
     p.add_argument("--arch", choices=sorted(ARCHS), default="small")
     p.add_argument("--classes", type=int, default=50)
     p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--steps", type=int, default=5, help="timed training steps (median reported)")
+    p.add_argument("--steps", type=int, default=5, help="timed training steps after one warm-up (median reported); 0: time the one step")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16/amp: a GPU's settings (amp on a CPU: bfloat16)")
     p.add_argument("--trainers", nargs="+", default=list(TRAINERS), choices=TRAINERS)
+    p.add_argument("--name-tokens", type=int, default=0, help="class names of this many BPE tokens (0: 'class <i>')")
+    p.add_argument("--chunk", type=int, default=0, help="MODEL.TEXT_CHUNK_SIZE for the speed table")
+    p.add_argument("--compare-full", action="store_true", help="also time the 77-position text pass (before short passes)")
+    p.add_argument("--memory-curve", type=int, nargs="+", metavar="CLASSES", help="peak memory at these class counts")
+    p.add_argument("--chunks", type=int, nargs="+", default=[0, 100], help="chunk sizes for --memory-curve (0: one pass)")
+    p.add_argument("--one-pass-limit", type=int, default=0,
+                   help="--memory-curve: extrapolate one-pass points above this class count instead of running them")
+    p.add_argument("--plot", help="PNG of the memory curve")
     p.add_argument("--json", help="also write the numbers to this JSON file")
+    p.add_argument("--full-context", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--no-eval", action="store_true", help="time training steps only")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="print and plot memory curves from earlier --json files")
     p.add_argument("--_one", help=argparse.SUPPRESS)
     args = p.parse_args()
+    for name in ("classes", "batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if args.steps < 0 or args.chunk < 0 or any(c < 0 for c in args.chunks) or any(c < 1 for c in args.memory_curve or [1]):
+        p.error("--steps and chunk sizes must be >= 0, class counts >= 1")
 
-    if args._one:  # child process: one trainer, print JSON
-        print(json.dumps(measure(args._one, args.arch, args.classes, args.batch, args.steps, args.device)))
+    if args._one:  # child process: one measurement, print JSON
+        print(json.dumps(measure(args._one, args.arch, args.classes, args.batch, args.steps, args.device,
+                                 args.full_context, args.chunk, not args.no_eval, args.precision, args.name_tokens)))
         return
-    rows = []
-    for trainer in args.trainers:
-        cmd = [sys.executable, os.path.abspath(__file__), "--_one", trainer, "--arch", args.arch,
-               "--classes", str(args.classes), "--batch", str(args.batch), "--steps", str(args.steps), "--device", args.device]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
-    coop = next((r for r in rows if r["trainer"] == "CoOp"), None)
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
-    print(f"arch={args.arch} classes={args.classes} batch={args.batch} device={args.device} OMP_NUM_THREADS={threads} steps={args.steps}")
-    print(f"{'trainer':<14}{'step (s)':>10}{'x CoOp':>8}{'eval img/s':>12}{'peak MB':>10}")
-    for r in rows:
-        ratio = f"{r['step_s'] / coop['step_s']:.3f}" if coop else "-"
-        r["step_ratio_vs_coop"] = float(ratio) if coop else None
-        print(f"{r['trainer']:<14}{r['step_s']:>10.4f}{ratio:>8}{r['eval_img_per_s']:>12.1f}{r['peak_mb']:>10.0f}")
-    print(f"(memory: {rows[0]['memory']})")
+    if not args.merge:
+        print(f"arch={args.arch} batch={args.batch} device={args.device} precision={args.precision} "
+              f"OMP_NUM_THREADS={threads} steps={args.steps} name_tokens={args.name_tokens}"
+              + ("" if args.memory_curve else f" classes={args.classes}"), flush=True)
+    rows = memory_curve(args) if args.memory_curve or args.merge else speed_table(args)
+    if not (args.memory_curve or args.merge):
+        print(f"(time: {rows[0]['clock']}; memory: {rows[0]['memory']})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "rows": rows}, f, indent=2)

@@ -1,0 +1,153 @@
+"""The GPU precision paths (PREC fp16 and amp) run on the CPU with a tiny CLIP.
+
+fp16: OpenAI's half-precision layers (``load_clip(precision="fp16")``), as CoOp runs on a GPU;
+CPU half matmuls are slow but fine at this size. amp: fp32 weights under autocast, which on
+the CPU computes in bfloat16, with the trainers' loss scaler. Through ``train.py`` the trainers
+keep fp16/amp on the CPU only with ``CLIPPROMPT_CPU_HALF=1`` (otherwise they fall back to fp32).
+"""
+
+import glob
+import json
+import math
+import os
+import re
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clipprompt.clip_loader import load_clip
+from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+from clipprompt.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
+from conftest import TINY_RESOLUTION, requires_dassl, run_cli
+
+NAMES = ["dog", "cat", "sea lion", "car"]
+TEMPLATE = "a photo of a {}."
+
+
+def images(n, seed=0):
+    return torch.randn(n, 3, TINY_RESOLUTION, TINY_RESOLUTION, generator=torch.Generator().manual_seed(seed))
+
+
+def build(kind, clip_model, mi_mode="posterior"):
+    if kind == "CoOp":
+        return CoOpCLIP(clip_model, NAMES, n_ctx=4, ctx_init="a photo of a")
+    if kind == "CoCoOp":
+        return CoCoOpCLIP(clip_model, NAMES, n_ctx=4, ctx_init="a photo of a")
+    return DualPromptMICLIP(clip_model, NAMES, [TEMPLATE], DualPromptMIConfig(mi_mode=mi_mode))
+
+
+def loss_of(model, x, y):
+    if isinstance(model, DualPromptMICLIP):
+        model.observe(model.encode_image(x), y)
+        return model.loss(x, y)
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits, {}
+
+
+@pytest.fixture()
+def half_clip(tiny_clip_path):
+    return load_clip("ViT-B/16", tiny_clip_path, precision="fp16")
+
+
+def test_fp16_loader_keeps_openai_half_layers(half_clip, tiny_clip):
+    assert half_clip.dtype == torch.float16 and tiny_clip.dtype == torch.float32
+    assert half_clip.text_projection.dtype == torch.float16
+    assert half_clip.transformer.resblocks[0].mlp.c_fc.weight.dtype == torch.float16
+    assert half_clip.ln_final.weight.dtype == torch.float32  # CLIP's LayerNorm computes in fp32
+
+
+@pytest.mark.parametrize("kind,mi_mode", [("CoOp", None), ("CoCoOp", None), ("DualPromptMI", "posterior"),
+                                          ("DualPromptMI", "critic")])
+def test_fp16_train_step(half_clip, kind, mi_mode):
+    torch.manual_seed(0)
+    model = build(kind, half_clip, mi_mode)
+    ctx = model.prompt_learner.ctx
+    assert ctx.dtype == torch.float16  # the context lives in CLIP's dtype, as in CoOp
+    if kind == "DualPromptMI":
+        assert model.hand_features.dtype == torch.float32  # cached hand view: normalised in fp32
+    x, y = images(4), torch.tensor([0, 1, 2, 3])
+    loss, logits, terms = loss_of(model, x, y)
+    assert logits.dtype == torch.float32 and loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values())
+    if kind == "DualPromptMI":
+        assert "mi_views" in terms
+    params = [p for n, p in model.named_parameters() if p.requires_grad]
+    optim = torch.optim.SGD(params, lr=0.1)
+    before = ctx.detach().clone()
+    loss.backward()
+    assert ctx.grad.dtype == torch.float16 and torch.isfinite(ctx.grad).all()
+    optim.step()
+    assert not torch.equal(ctx.detach(), before)
+    # the short text pass is exact in fp16 too (within half-precision rounding)
+    with torch.no_grad():
+        short = model.text_encoder(model.prompt_learner(), model.prompt_learner.tokenized_prompts)
+        model.text_encoder.full_context = True
+        full = model.text_encoder(model.prompt_learner(), model.prompt_learner.tokenized_prompts)
+    assert short.dtype == torch.float16
+    torch.testing.assert_close(short, full, rtol=0, atol=2e-3)
+
+
+def test_fp16_zero_shot_and_evaluation_cache(half_clip):
+    zs = ZeroShotCLIP(half_clip, NAMES, [TEMPLATE, "itap of a {}."])
+    assert zs.class_text_features.dtype == torch.float32
+    dual = build("DualPromptMI", half_clip)
+    with torch.no_grad(), dual.cached_text_features():
+        outputs = dual.predict(images(3))
+        assert dual._text_cache.dtype == torch.float32
+    assert set(outputs) == {"main", "soft_only", "hand_only"}
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in outputs.values())
+
+
+@pytest.mark.parametrize("kind,mi_mode", [("CoOp", None), ("CoCoOp", None), ("DualPromptMI", "posterior"),
+                                          ("DualPromptMI", "critic")])
+def test_amp_bfloat16_autocast_train_step_with_loss_scaler(tiny_clip, kind, mi_mode):
+    torch.manual_seed(0)
+    model = build(kind, tiny_clip, mi_mode)
+    ctx = model.prompt_learner.ctx
+    assert ctx.dtype == torch.float32  # amp: fp32 master weights
+    x, y = images(4, seed=1), torch.tensor([3, 2, 1, 0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, logits, terms = loss_of(model, x, y)
+    assert logits.dtype == torch.bfloat16  # autocast matmul; evaluation casts with .float()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in terms.values())
+    scaler = torch.amp.GradScaler("cpu")
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    before = ctx.detach().clone()
+    scaler.scale(loss).backward()
+    assert ctx.grad.dtype == torch.float32 and torch.isfinite(ctx.grad).all()
+    scaler.step(optim)
+    scaler.update()
+    assert scaler.get_scale() == 65536.0  # finite gradients: the step was taken, the scale kept
+    assert not torch.equal(ctx.detach(), before)
+
+
+@requires_dassl
+@pytest.mark.parametrize("trainer,prec", [("DualPromptMI", "fp16"), ("CoCoOp", "amp")])
+def test_train_py_runs_fp16_and_amp_on_cpu_when_asked(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file, trainer, prec):
+    key = {"DualPromptMI": "DUALPROMPTMI", "CoCoOp": "COCOOP"}[trainer]
+    out = tmp_path / "run"
+    args = ["train.py", "--root", pets_root, "--seed", "1", "--trainer", trainer,
+            "--dataset-config-file", "configs/datasets/oxford_pets.yaml", "--config-file", tiny_cfg_file,
+            "--output-dir", str(out), "MODEL.BACKBONE.PATH", tiny_clip_path, "DATASET.NUM_SHOTS", "2",
+            "DATASET.SUBSAMPLE_CLASSES", "base", "OPTIM.MAX_EPOCH", "1", f"TRAINER.{key}.PREC", prec,
+            f"TRAINER.{key}.N_CTX", "4", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
+    proc = run_cli(args, env_extra={"CLIPPROMPT_CPU_HALF": "1"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "needs a GPU" not in proc.stdout
+    losses = [float(v) for v in re.findall(r"\bloss \S+ \(([-\w.+]+)\)", proc.stdout)]
+    assert losses and all(math.isfinite(v) for v in losses), proc.stdout[-2000:]
+    record = json.loads((out / "results.json").read_text())
+    assert 0.0 <= record["accuracy"] <= 100.0
+    assert glob.glob(os.path.join(out, "prompt_learner", "model.pth.tar-*"))
+    if prec == "fp16":  # without the override the same command falls back to fp32 and says so
+        proc = run_cli([*args[:args.index("--output-dir") + 1], str(tmp_path / "fp32"), *args[args.index("--output-dir") + 2:]])
+        assert proc.returncode == 0 and f"PREC {prec} needs a GPU; running in fp32" in proc.stdout
+
+
+def test_gpu_smoke_script_says_so_without_cuda():
+    proc = run_cli(["bash", "scripts/gpu_smoke.sh"], env_extra={"CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: scripts/gpu_smoke.sh needs a CUDA device, "
+                                                "and torch.cuda.is_available() is False here"]
