@@ -3,18 +3,27 @@
 Items are duck-typed (``.impath``, ``.label``, ``.classname``); functions that
 create items take ``make_item(impath, label, classname)``, by default
 :class:`clipprompt.splits.Item`.
+
+Two samplers (``DATASET.FEWSHOT_SAMPLER``):
+
+* ``private`` (default): a private RNG over the sorted split, cached as JSON
+  with relative paths (:func:`load_or_sample_few_shot`).
+* ``coop``: CoOp's own draw, image for image (:func:`sample_few_shot_coop`),
+  cached in CoOp's pickle format and read through a restricted unpickler
+  (:func:`load_or_sample_few_shot_coop`).
 """
 
 import hashlib
 import json
 import math
 import os
+import pickle
 import random
 import warnings
 from collections import defaultdict
 
 from clipprompt.errors import UserError
-from clipprompt.splits import Item, items_to_entries, relative_image_path, write_json_atomic
+from clipprompt.splits import Item, items_to_entries, relative_image_path, write_bytes_atomic, write_json_atomic
 
 __all__ = [
     "Item",
@@ -25,7 +34,16 @@ __all__ = [
     "subsample_classes",
     "SUBSAMPLE_CHOICES",
     "VAL_MAX_SHOTS",
+    "FEWSHOT_SAMPLERS",
+    "check_sampler",
+    "sample_few_shot_coop",
+    "coop_cache_path",
+    "read_coop_cache",
+    "write_coop_cache",
+    "load_or_sample_few_shot_coop",
 ]
+
+FEWSHOT_SAMPLERS = ("private", "coop")
 
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 
@@ -66,15 +84,26 @@ def sample_few_shot(items, num_shots, seed):
             chosen = rng.sample(group, num_shots)
         sampled.extend(sorted(chosen, key=lambda it: it.impath))
 
-    if short:
-        named = ", ".join(f"{name!r} ({count})" for name, count in short[:_MAX_NAMED_CLASSES])
-        if len(short) > _MAX_NAMED_CLASSES:
-            named += f", ... and {len(short) - _MAX_NAMED_CLASSES} more"
-        warnings.warn(
-            f"{len(short)} class(es) have fewer than {num_shots} images, using all they have: {named}",
-            stacklevel=2,
-        )
+    _warn_short(short, num_shots)
     return sampled
+
+
+def _warn_short(short, num_shots):
+    """One warning naming the classes (``(classname, count)``) that had fewer than ``num_shots``."""
+    if not short:
+        return
+    named = ", ".join(f"{name!r} ({count})" for name, count in short[:_MAX_NAMED_CLASSES])
+    if len(short) > _MAX_NAMED_CLASSES:
+        named += f", ... and {len(short) - _MAX_NAMED_CLASSES} more"
+    warnings.warn(
+        f"{len(short)} class(es) have fewer than {num_shots} images, using all they have: {named}",
+        stacklevel=3,
+    )
+
+
+def _check_seed(seed):
+    if not isinstance(seed, int) or seed < 0:
+        raise UserError(f"few-shot sampling needs SEED >= 0 (got {seed!r}); CoOp's scripts use seeds 1, 2, 3")
 
 
 def fewshot_cache_path(cache_dir, num_shots, seed):
@@ -144,8 +173,7 @@ def load_or_sample_few_shot(train, val, num_shots, seed, cache_dir, image_dir, m
     """
     if num_shots < 1:
         return train, val
-    if not isinstance(seed, int) or seed < 0:
-        raise UserError(f"few-shot sampling needs SEED >= 0 (got {seed!r}); CoOp's scripts use seeds 1, 2, 3")
+    _check_seed(seed)
     image_dir = os.path.abspath(os.path.expanduser(image_dir))
     fingerprints = {
         "train": split_fingerprint(train, image_dir),
@@ -209,3 +237,205 @@ def subsample_classes(*splits, subsample="all", make_item=Item):
             [make_item(item.impath, new_label[item.label], item.classname) for item in split if item.label in new_label]
         )
     return tuple(output)
+
+
+# CoOp's sampler and pickle cache ---------------------------------------------
+
+
+def check_sampler(sampler):
+    """``sampler`` if it is a known ``DATASET.FEWSHOT_SAMPLER``, else a UserError."""
+    if sampler not in FEWSHOT_SAMPLERS:
+        raise UserError(
+            f"DATASET.FEWSHOT_SAMPLER must be one of {', '.join(FEWSHOT_SAMPLERS)} (got {sampler!r})"
+        )
+    return sampler
+
+
+def sample_few_shot_coop(items, num_shots, rng):
+    """CoOp's draw: Dassl's ``DatasetBase.generate_fewshot_dataset`` on ``rng``.
+
+    Classes in order of first appearance in ``items``, each class's items in
+    list order, one ``rng.sample(group, num_shots)`` per class (a class with
+    fewer items keeps them all and draws nothing): the same calls on the same
+    RNG state as Dassl, hence the same images in the same order. CoOp draws
+    from the global RNG right after ``random.seed(SEED)`` with nothing drawn
+    in between, which is ``random.Random(SEED)``; train is drawn first, then
+    val from the same RNG (see :func:`load_or_sample_few_shot_coop`). Unlike
+    :func:`sample_few_shot`, the result depends on the order of ``items``
+    (CoOp's split-file order).
+    """
+    items = list(items)
+    if num_shots < 1:
+        return items
+    groups = {}
+    for item in items:
+        groups.setdefault(item.label, []).append(item)
+    sampled, short = [], []
+    for group in groups.values():
+        if len(group) >= num_shots:
+            sampled.extend(rng.sample(group, num_shots))
+        else:
+            sampled.extend(group)
+            short.append((group[0].classname, len(group)))
+    _warn_short(short, num_shots)
+    return sampled
+
+
+def coop_cache_path(cache_dir, num_shots, seed):
+    """CoOp's few-shot cache for ``(num_shots, seed)``."""
+    return os.path.join(cache_dir, f"shot_{num_shots}-seed_{seed}.pkl")
+
+
+# Where Dassl's Datum class lives (its pickles name the defining module).
+_DATUM_MODULES = frozenset({"dassl.data.datasets.base_dataset", "dassl.data.datasets"})
+# Plain data types only: nothing that can import, call, open or evaluate.
+_SAFE_BUILTINS = {t.__name__: t for t in (set, frozenset, bytearray, bytes, complex, int, float, str, bool)}
+
+
+class _DatumRecord:
+    """What a pickled Dassl ``Datum`` becomes when read here: its state dict, no behaviour."""
+
+    __slots__ = ("state",)
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _CoOpCacheUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only Dassl's ``Datum`` (to :class:`_DatumRecord`) and plain builtins.
+
+    Every other global (``os.system``, ``builtins.eval``, any class) is refused
+    before it is looked up, so a pickle from a shared folder cannot run code.
+    """
+
+    def find_class(self, module, name):
+        if name == "Datum" and module in _DATUM_MODULES:
+            return _DatumRecord
+        if module == "builtins" and name in _SAFE_BUILTINS:
+            return _SAFE_BUILTINS[name]
+        raise _RefusedGlobal(f"{module}.{name}")
+
+
+def _record_fields(record):
+    """``(impath, label, classname)`` of a pickled Datum, or None if it is not one."""
+    if not isinstance(record, _DatumRecord) or not isinstance(getattr(record, "state", None), dict):
+        return None
+    state = record.state
+    impath, label, classname = state.get("_impath"), state.get("_label"), state.get("_classname")
+    valid = isinstance(impath, str) and isinstance(classname, str)
+    valid = valid and isinstance(label, int) and not isinstance(label, bool)
+    return (impath, label, classname) if valid else None
+
+
+def read_coop_cache(path):
+    """CoOp's few-shot pickle -> ``{"train": [(impath, label, classname), ...], "val": [...] or None}``.
+
+    The file is read by an unpickler that knows only Dassl's ``Datum`` and
+    plain builtins: anything else (a pickle that would call ``os.system``, say)
+    is a UserError naming the file, raised before any of it runs. Paths are as
+    CoOp wrote them (absolute, on the machine that made the file).
+    """
+    try:
+        with open(path, "rb") as f:
+            data = _CoOpCacheUnpickler(f).load()
+    except _RefusedGlobal as err:
+        raise UserError(
+            f"refusing to load few-shot cache {path}: it refers to {err}, but CoOp caches hold only Dassl "
+            "Datum records (a pickle can run code; delete the file if you do not trust it)"
+        ) from None
+    except Exception as err:  # noqa: BLE001  (corrupt pickles raise almost anything)
+        raise UserError(
+            f"cannot read few-shot cache {path} ({type(err).__name__}: {err}); delete it to sample again"
+        ) from None
+
+    if not isinstance(data, dict) or not isinstance(data.get("train"), list):
+        raise UserError(f"few-shot cache {path} is not a CoOp cache (expected a dict with a 'train' list of Datum)")
+    out = {}
+    for name in ("train", "val"):
+        records = data.get(name)
+        if records is None and name == "val":
+            out[name] = None
+            continue
+        fields = [_record_fields(record) for record in records] if isinstance(records, list) else [None]
+        if None in fields:
+            raise UserError(f"few-shot cache {path}: '{name}' must be a list of Dassl Datum records")
+        out[name] = fields
+    return out
+
+
+def write_coop_cache(path, train, val):
+    """Write ``{"train": train, "val": val}`` (no "val" when None, as CoOp's ImageNet) like CoOp, atomically.
+
+    The items are pickled as they are: pass Dassl ``Datum`` objects for a file
+    upstream CoOp can read.
+    """
+    data = {"train": list(train)} if val is None else {"train": list(train), "val": list(val)}
+    write_bytes_atomic(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), ".pkl")
+
+
+def _relocate(records, split, image_dir, path, split_name, make_item):
+    """The items of ``split`` that CoOp's ``records`` name, in the records' order.
+
+    CoOp pickles hold absolute paths from the machine that wrote them; each
+    is matched to the current split by its longest path suffix that is a path
+    relative to ``image_dir`` there, so a cache made under another data root
+    (or another user's home) works as is. Labels and class names must agree.
+    """
+    index = {relative_image_path(item.impath, image_dir): item for item in split}
+    items = []
+    for impath, label, classname in records:
+        parts = impath.replace("\\", "/").split("/")
+        item = next((index[key] for key in ("/".join(parts[i:]) for i in range(len(parts))) if key in index), None)
+        if item is None:
+            raise UserError(
+                f"few-shot cache {path}: {split_name} image {impath!r} is not in the current {split_name} split "
+                f"under {image_dir} (a cache from another split or dataset?); delete the file to sample again"
+            )
+        if (item.label, item.classname) != (label, classname):
+            raise UserError(
+                f"few-shot cache {path}: {impath!r} has label {label} ({classname!r}) there but "
+                f"{item.label} ({item.classname!r}) in the current split; delete the file to sample again"
+            )
+        items.append(make_item(item.impath, item.label, item.classname))
+    return items
+
+
+def load_or_sample_few_shot_coop(train, val, num_shots, seed, cache_dir, image_dir, make_item=Item, pickle_item=None):
+    """Few-shot ``(train, val)`` exactly as CoOp draws and caches them.
+
+    A cache ``<cache_dir>/shot_{K}-seed_{S}.pkl`` (CoOp's, shared, or ours) is
+    read safely (:func:`read_coop_cache`) and its paths relocated to
+    ``image_dir`` (:func:`_relocate`). Otherwise train is sampled with
+    ``random.Random(seed)`` (CoOp's global RNG right after seeding), then val
+    with ``min(num_shots, 4)`` from the same RNG, and both are written in
+    CoOp's format with ``pickle_item(item)`` (e.g. a Dassl ``Datum``; default:
+    the item) so upstream CoOp reads the file too. ``val=None`` stays None.
+    """
+    if num_shots < 1:
+        return train, val
+    _check_seed(seed)
+    image_dir = os.path.abspath(os.path.expanduser(image_dir))
+    path = coop_cache_path(cache_dir, num_shots, seed)
+    if os.path.exists(path):
+        cache = read_coop_cache(path)
+        train_fs = _relocate(cache["train"], train, image_dir, path, "train", make_item)
+        if val is None:
+            return train_fs, None
+        if cache["val"] is None:
+            raise UserError(f"few-shot cache {path} has no 'val' list but the dataset has a val split; delete it")
+        return train_fs, _relocate(cache["val"], val, image_dir, path, "val", make_item)
+
+    rng = random.Random(seed)
+    train_fs = sample_few_shot_coop(train, num_shots, rng)
+    val_fs = None if val is None else sample_few_shot_coop(val, min(num_shots, VAL_MAX_SHOTS), rng)
+    to_pickle = pickle_item or (lambda item: item)
+    try:
+        write_coop_cache(path, [to_pickle(item) for item in train_fs],
+                         None if val_fs is None else [to_pickle(item) for item in val_fs])
+    except (OSError, pickle.PicklingError) as err:
+        warnings.warn(f"could not write the few-shot cache {path} ({err}); continuing without it", stacklevel=2)
+    return train_fs, val_fs

@@ -58,19 +58,24 @@ def items_to_entries(items, image_dir):
     return [[relative_image_path(item.impath, image_dir), int(item.label), item.classname] for item in items]
 
 
-def write_json_atomic(path, obj):
-    """Write JSON so that readers never see a half-written file (tmp file + os.replace)."""
+def write_bytes_atomic(path, data, suffix=""):
+    """Write ``data`` so that readers never see a half-written file (tmp file + os.replace)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def write_json_atomic(path, obj):
+    """Write JSON atomically (:func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, json.dumps(obj).encode("utf-8"), ".json")
 
 
 def write_split(path, train, val, test, image_dir):

@@ -13,7 +13,8 @@ split file (folder layouts, text files).
 
 Protocol (``__init__``): check the dataset folder; read the splits as light
 ``clipprompt.splits.Item`` objects; sample ``DATASET.NUM_SHOTS`` per class with
-``SEED`` (cached under ``<dataset_dir>/split_fewshot/``); apply
+``SEED`` (cached under ``<dataset_dir>/split_fewshot/``; ``DATASET.FEWSHOT_SAMPLER``
+picks our private-RNG sampler or CoOp's, see ``clipprompt.fewshot``); apply
 ``DATASET.SUBSAMPLE_CLASSES``; hand train/val/test to Dassl as ``Datum`` lists
 (a missing image is a UserError). Test-only datasets (``test_only = True``,
 the ImageNet variants) skip few-shot sampling and use test as train_x.
@@ -28,7 +29,12 @@ import os
 from dassl.data.datasets import DatasetBase, Datum
 
 from clipprompt.errors import UserError
-from clipprompt.fewshot import load_or_sample_few_shot, subsample_classes
+from clipprompt.fewshot import (
+    check_sampler,
+    load_or_sample_few_shot,
+    load_or_sample_few_shot_coop,
+    subsample_classes,
+)
 from clipprompt.splits import read_split
 from clipprompt.templates import dataset_template
 
@@ -42,8 +48,12 @@ def make_datum(impath, label, classname):
     return Datum(impath=impath, label=label, classname=classname)
 
 
+def to_datum(item):
+    return make_datum(item.impath, item.label, item.classname)
+
+
 def to_datums(items):
-    return [make_datum(item.impath, item.label, item.classname) for item in items]
+    return [to_datum(item) for item in items]
 
 
 def resolve_path(path, root):
@@ -92,7 +102,13 @@ class CoOpDataset(DatasetBase):
             return
 
         num_shots = cfg.DATASET.NUM_SHOTS
-        if num_shots >= 1:
+        sampler = check_sampler(cfg.DATASET.get("FEWSHOT_SAMPLER", "private"))
+        if num_shots >= 1 and sampler == "coop":
+            # CoOp's draw and .pkl cache; pickled as Dassl Datum so upstream CoOp reads the file too.
+            train, val = load_or_sample_few_shot_coop(
+                train, val, num_shots, cfg.SEED, self.split_fewshot_dir, self.image_dir, pickle_item=to_datum
+            )
+        elif num_shots >= 1:
             train, val = load_or_sample_few_shot(
                 train, val, num_shots, cfg.SEED, self.split_fewshot_dir, self.image_dir
             )

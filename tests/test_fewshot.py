@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import random
 import shutil
 import warnings
@@ -11,9 +12,14 @@ import pytest
 from clipprompt.errors import UserError
 from clipprompt.fewshot import (
     Item,
+    check_sampler,
+    coop_cache_path,
     fewshot_cache_path,
     load_or_sample_few_shot,
+    load_or_sample_few_shot_coop,
+    read_coop_cache,
     sample_few_shot,
+    sample_few_shot_coop,
     subsample_classes,
 )
 from clipprompt.splits import (
@@ -188,6 +194,104 @@ def test_all_shots_touch_no_cache_and_negative_seed_is_rejected(tmp_path):
     assert not cache_dir.exists()
     with pytest.raises(UserError, match="SEED"):
         load_or_sample_few_shot(train, None, 2, -1, str(cache_dir), "/data/images")
+
+
+# CoOp's sampler (DATASET.FEWSHOT_SAMPLER coop; against real Dassl: test_coop_sampler.py) -------
+
+
+def test_coop_sampler_equals_the_global_rng_draw_after_seeding():
+    items = make_items([12, 9, 15])
+    random.seed(5)
+    from_global = sample_few_shot_coop(items, 4, random)  # the random module: CoOp's global RNG
+    assert keys(sample_few_shot_coop(items, 4, random.Random(5))) == keys(from_global)
+    assert keys(sample_few_shot_coop(items, 4, random.Random(6))) != keys(from_global)
+    assert label_counts(from_global) == {0: 4, 1: 4, 2: 4}
+    assert len(set(keys(from_global))) == 12 and set(keys(from_global)) <= set(keys(items))
+
+
+def test_coop_sampler_follows_list_order_unlike_the_private_one():
+    items = make_items([10, 10, 10])
+    reordered = [it for it in items if it.label == 2] + [it for it in items if it.label != 2]
+    sampled = sample_few_shot_coop(reordered, 3, random.Random(1))
+    assert [it.label for it in sampled] == [2] * 3 + [0] * 3 + [1] * 3  # classes in order of appearance
+    # The same set of files in another order gives other images (CoOp's split-file order matters).
+    reversed_within = [it for label in (2, 0, 1) for it in reversed([x for x in items if x.label == label])]
+    assert keys(sample_few_shot_coop(reversed_within, 3, random.Random(1))) != keys(sampled)
+
+
+def test_coop_sampler_short_class_is_kept_whole_without_a_draw():
+    items = make_items([10, 10])
+    short = [Item("/data/images/rare/a.jpg", 7, "rare"), Item("/data/images/rare/b.jpg", 7, "rare")]
+    with pytest.warns(UserWarning, match="'rare' \\(2\\)"):
+        sampled = sample_few_shot_coop(short + items, 4, random.Random(3))
+    assert keys(sampled[:2]) == keys(short)
+    # Dassl draws nothing for a short class, so the other classes get the same images.
+    assert keys(sampled[2:]) == keys(sample_few_shot_coop(items, 4, random.Random(3)))
+
+
+def test_coop_mode_draws_val_after_train_from_the_same_rng(tmp_path):
+    image_dir = str(tmp_path / "images")
+    train, val = make_items([10, 10], image_dir), make_items([8, 8], image_dir)
+    cache_dir = str(tmp_path / "split_fewshot")
+    train_fs, val_fs = load_or_sample_few_shot_coop(train, val, 5, 2, cache_dir, image_dir)
+    rng = random.Random(2)
+    assert keys(train_fs) == keys(sample_few_shot_coop(train, 5, rng))
+    assert keys(val_fs) == keys(sample_few_shot_coop(val, 4, rng))  # min(5, 4), continuing the RNG
+    assert keys(val_fs) != keys(sample_few_shot_coop(val, 4, random.Random(2)))
+    assert os.path.basename(coop_cache_path(cache_dir, 5, 2)) == "shot_5-seed_2.pkl"
+    with pytest.raises(UserError, match="SEED"):
+        load_or_sample_few_shot_coop(train, val, 5, -1, cache_dir, image_dir)
+
+
+class _RunsShell:
+    """Pickles into a call of os.system, as a malicious shared cache would."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_coop_cache_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "shot_1-seed_1.pkl"
+    path.write_bytes(pickle.dumps({"train": [_RunsShell(marker)], "val": []}))
+    with pytest.raises(UserError) as err:
+        read_coop_cache(str(path))
+    message = str(err.value)
+    assert str(path) in message and "system" in message and "\n" not in message
+    assert not marker.exists()
+    # Through the sampler too: the file is refused, not replaced by a new sample.
+    with pytest.raises(UserError, match="refusing"):
+        load_or_sample_few_shot_coop(make_items([3], str(tmp_path)), None, 1, 1, str(tmp_path), str(tmp_path))
+    assert not marker.exists()
+    pickle.loads(path.read_bytes())  # the same bytes through plain pickle do run the command
+    assert marker.exists()
+
+
+@pytest.mark.parametrize(
+    "payload, expected",
+    [
+        (pickle.dumps({"train": [Item("/x/a.jpg", 0, "a")]}), "clipprompt.splits.Item"),
+        (pickle.dumps({"train": [], "extra": (eval, ("1",))}), "refusing"),
+        (b"not a pickle", "cannot read"),
+        (pickle.dumps(["train"]), "not a CoOp cache"),
+        (pickle.dumps({"train": [("/x/a.jpg", 0, "a")]}), "Datum records"),
+    ],
+)
+def test_coop_cache_with_anything_but_datum_records_is_a_user_error(tmp_path, payload, expected):
+    path = tmp_path / "shot_1-seed_1.pkl"
+    path.write_bytes(payload)
+    with pytest.raises(UserError, match=expected) as err:
+        read_coop_cache(str(path))
+    assert str(path) in str(err.value)
+
+
+def test_unknown_sampler_is_a_user_error():
+    assert check_sampler("coop") == "coop"
+    with pytest.raises(UserError, match="DATASET.FEWSHOT_SAMPLER.*private, coop"):
+        check_sampler("global")
 
 
 # base/new subsampling ---------------------------------------------------------
