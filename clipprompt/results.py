@@ -76,7 +76,7 @@ PAPER_DATASET_ORDER = (
     "ImageNetA",
     "ImageNetR",
 )
-TRAINER_ORDER = ("ZeroshotCLIP", "CoOp", "CoCoOp", "DualPromptMI")
+TRAINER_ORDER = ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "DualPromptMI")
 
 AVERAGE_LABEL = "Average"
 

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     custom,
     dtd,
     eurosat,
+    fashion_colours,
     fashion_mnist,
     fgvc_aircraft,
     food101,

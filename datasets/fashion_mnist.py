@@ -3,7 +3,7 @@
 The protocol (few-shot sampling, base/new halves, split reading) is
 ``CoOpDataset``'s; this subclass only makes sure its inputs exist: on first
 use it writes the downstream images (drawn from the official TEST split, see
-``clipprompt.fashion_mnist``) as PNGs plus a CoOp-format split file::
+``benchmarks.fashion_mnist``) as PNGs plus a CoOp-format split file::
 
     <DATASET.ROOT>/fashion_mnist/
         images/test_00000.png ...
@@ -21,22 +21,26 @@ import os
 
 from dassl.data.datasets import DATASET_REGISTRY
 
-from clipprompt import fashion_mnist as fm
+from benchmarks import fashion_mnist as fm
 from clipprompt.errors import UserError
 
 from .base import CoOpDataset
 
 
-def prepare_downstream_folder(dataset_dir, root):
-    """Export the downstream PNGs and split file into ``dataset_dir`` unless already there."""
+def prepare_downstream_folder(dataset_dir, idx_roots, export=fm.export_downstream_images,
+                              split_filename=fm.SPLIT_FILENAME):
+    """Export the downstream PNGs and split file into ``dataset_dir`` unless already there.
+
+    ``idx_roots``: the folders searched for the IDX files (``find_idx_files``);
+    ``export(idx_root, dataset_dir)`` writes the images (the benchmark's exporter).
+    """
     try:
-        idx_files = fm.find_idx_files(fm.idx_search_roots(root))  # dataset_dir comes first
+        idx_files = fm.find_idx_files(idx_roots)
     except UserError:
-        if os.path.isfile(os.path.join(dataset_dir, fm.SPLIT_FILENAME)):
+        if os.path.isfile(os.path.join(dataset_dir, split_filename)):
             return  # exported earlier (maybe on another machine): CoOpDataset checks the images
         raise
-    idx_root = os.path.dirname(idx_files["test"]["images"])
-    fm.export_downstream_images(idx_root, dataset_dir)
+    export(os.path.dirname(idx_files["test"]["images"]), dataset_dir)
 
 
 @DATASET_REGISTRY.register()
@@ -49,5 +53,5 @@ class FashionMNIST(CoOpDataset):
 
     def locate(self, cfg, root):
         dataset_dir, image_dir = super().locate(cfg, root)
-        prepare_downstream_folder(dataset_dir, root)
+        prepare_downstream_folder(dataset_dir, fm.idx_search_roots(root))  # dataset_dir comes first
         return dataset_dir, image_dir

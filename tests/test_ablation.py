@@ -130,7 +130,8 @@ def test_builtin_plans_are_valid_and_name_existing_trainers():
         parsed = ablation.parse_plan(plan, name)
         assert parsed.reference in [variant.name for variant in parsed.variants]
         for variant in parsed.variants:
-            assert ablation.trainer_config_path(Path(REPO), variant).is_file(), variant
+            root = parsed.config_root or ablation.DEFAULT_CONFIG_ROOT
+            assert ablation.trainer_config_path(Path(REPO), variant, root).is_file(), variant
 
 
 def test_plan_file_json_and_python_literal(tmp_path):
@@ -219,8 +220,8 @@ def test_steps_call_the_protocol_scripts_with_the_variant_settings(tmp_path):
 
 
 def test_variants_sharing_a_config_never_share_a_folder(tmp_path):
-    settings = ablation.Settings(tmp_path, "data", 16, (1, 2))
     plan = ablation.load_plan("mi_weight")  # one config, options differ
+    settings = ablation.Settings(tmp_path, "data", 16, (1, 2), config_root=plan.config_root)
     assert len({variant.cfg for variant in plan.variants}) == 1
     # The pseudo splits of two datasets are both "custom" to the scripts: their stages keep them apart.
     stages = [ablation.real_stage("fashion_mnist"), ablation.real_stage("oxford_pets"),
@@ -474,3 +475,34 @@ def test_pseudo_split_selection_then_real_split(tmp_path, pets_root, fake_python
     pseudo = json.loads((out / "ablation_oxford_pets_pseudo.json").read_text())
     assert pseudo["tables"][0]["variants"]["ref"]["base"] == {"1": 81.0, "2": 82.0}
     assert pseudo["selection"]["best"] == "mi_big"
+
+
+@requires_dassl
+def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fake_python, monkeypatch, capsys):
+    """fashion_colours with the benchmark configs: the pseudo split holds the 30 base classes only."""
+    from benchmarks import fashion_colours as fc
+    from benchmarks import fashion_mnist as fm
+
+    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    data = tmp_path / "data"
+    fm.write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    python, counter = fake_python
+    plan = write_plan(tmp_path, [
+        {"name": "ref", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only"},
+        {"name": "coop", "trainer": "CoOp", "cfg": "mini_c4_ep20_batch8_ctxv1"}])
+    out = tmp_path / "out"
+    argv = ["--plan", plan, "--dataset", "fashion_colours", "--data", str(data), "--out", str(out),
+            "--seeds", "1", "2", "--jobs", "1", "--python", python, "--pseudo", "--select-by", "hm", "--no-confirm",
+            "--config-root", "benchmarks/configs/trainers"]
+    assert ablation.main(argv) == 0
+    split = json.loads((out / "pseudo_split" / "fashion_colours_base_classes.json").read_text())
+    for rows in split.values():
+        assert {entry[2] for entry in rows} == set(fc.CLASSNAMES[:30])
+        assert {entry[1] for entry in rows} == set(range(30))
+    calls = counter.read_text().splitlines()
+    assert len(calls) == 2 * 2 * 2
+    assert all(os.path.join("benchmarks", "configs", "trainers") in call for call in calls)
+    manifest = json.loads((out / ablation.MANIFEST_NAME).read_text())
+    assert manifest["shared"]["config_root"] == "benchmarks/configs/trainers"
+    with pytest.raises(UserError, match="config_root"):  # the same --out with other configs is refused
+        ablation.main(argv[:-2])

@@ -1,9 +1,10 @@
 """One run on several processes: the sampler, the gradient reduction, and train.py under torchrun (gloo, CPU).
 
-Why the comparison is meaningful: the training order is drawn from (seed, epoch) by
-GlobalBatchSampler in one process and in two, so both see the same global batches; the config
-has no random transform; CoOp's loss is a per-image mean. What can differ is the order of float
-sums (a batch of 4 in one process, two of 2 summed by the all-reduce).
+Why the comparison is meaningful: both runs take the images in sequential order (one process
+keeps Dassl's sampler, which for a random order draws from the global generator as upstream does;
+two take their slices of GlobalBatchSampler's global batches), so both see the same global
+batches; the config has no random transform; CoOp's loss is a per-image mean. What can differ is
+the order of float sums (a batch of 4 in one process, two of 2 summed by the all-reduce).
 """
 
 import os
@@ -118,7 +119,7 @@ NO_RANDOM_TRANSFORMS = ["INPUT.TRANSFORMS", "['normalize']"]
 @requires_dassl
 def test_two_gloo_processes_equal_one_process(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
     # 4 base classes x 2 shots = 8 images; global batch 4 -> 2 steps per epoch, 2 epochs
-    common = [*TINY, *NO_RANDOM_TRANSFORMS, "TRAINER.COOP.N_CTX", "4"]
+    common = [*TINY, *NO_RANDOM_TRANSFORMS, "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler", "TRAINER.COOP.N_CTX", "4"]
     one = str(tmp_path / "one")
     ok(run_cli(train_args(pets_root, one, tiny_clip_path, tiny_cfg_file, trainer="CoOp",
                           extra=[*common, "DATALOADER.TRAIN_X.BATCH_SIZE", "4"])))

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from clipprompt import fashion_mnist as fm
+from benchmarks import fashion_mnist as fm
 from clipprompt.errors import UserError
 
 

@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 
 from conftest import requires_dassl, run_cli
@@ -12,6 +13,8 @@ EXPECTED = {
     ("ZeroshotCLIP", "mini"),
     ("CoOp", "mini_c4_ep20_batch8_ctxv1"),
     ("CoCoOp", "mini_c4_ep10_batch1_ctxv1"),
+    ("KgCoOp", "mini_c4_ep20_batch8_ctxv1"),
+    ("ProGrad", "mini_c4_ep20_batch8_ctxv1"),
     ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ensemble_only"),
     ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"),
 }
@@ -20,7 +23,7 @@ EXPECTED = {
 def test_quick_mini_benchmark_end_to_end(tmp_path):
     import sys
 
-    from clipprompt.fashion_mnist import write_synthetic_idx_root
+    from benchmarks.fashion_mnist import write_synthetic_idx_root
 
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data), train_per_class=20, test_per_class=40)
@@ -29,7 +32,7 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     proc = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert os.path.isfile(out / "mini_clip" / "mini_clip.pt")
-    assert len(glob.glob(str(out / "base2new" / "*" / "fashion_mnist" / "shots_2" / "*" / "*" / "seed1" / "results.json"))) == 10
+    assert len(glob.glob(str(out / "base2new" / "*" / "fashion_mnist" / "shots_2" / "*" / "*" / "seed1" / "results.json"))) == 2 * len(EXPECTED)
     with open(out / "base2new" / "results_base2new.csv") as f:
         rows = list(csv.DictReader(f))
     found = {(r["trainer"], r["config"]) for r in rows if r["dataset"] == "FashionMNIST"}
@@ -41,3 +44,26 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     again = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Reusing the mini CLIP" in again.stdout
+
+
+def test_quick_colour_benchmark_end_to_end(tmp_path):
+    """BENCHMARK=fashion_colours: coloured images exported, its own CLIP, the ordering checks and the plot."""
+    import sys
+
+    from benchmarks.fashion_mnist import write_synthetic_idx_root
+
+    data = tmp_path / "data"
+    write_synthetic_idx_root(str(data), train_per_class=20, test_per_class=30)
+    out = tmp_path / "colours"
+    env = {"QUICK": "1", "BENCHMARK": "fashion_colours", "DATA": str(data), "OUTPUT": str(out), "SEEDS": "1",
+           "SHOTS": "1", "TRAINERS": "ZeroshotCLIP CoOp KgCoOp", "PYTHON": sys.executable}
+    proc = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.load(open(out / "mini_clip" / "mini_clip.json"))["recipe"]["benchmark"] == "fashion_colours"
+    assert os.path.isfile(data / "fashion_colours" / "split_fashion_colours.json")
+    with open(out / "base2new" / "results_base2new.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["dataset"] == "FashionColours"]
+    assert {r["trainer"] for r in rows} == {"ZeroshotCLIP", "CoOp", "KgCoOp"}
+    assert "| CoOp base >= zero-shot base + 5 |" in proc.stdout and "| KgCoOp HM > CoOp HM |" in proc.stdout
+    assert "ordering: " in proc.stdout
+    assert open(out / "base_new.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"

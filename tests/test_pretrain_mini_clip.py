@@ -1,4 +1,4 @@
-"""tools/pretrain_mini_clip.py: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
+"""benchmarks/pretrain_mini_clip.py: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
 
 import importlib.util
 import json
@@ -9,11 +9,11 @@ import sys
 import pytest
 import torch
 
-from clipprompt import fashion_mnist as fm
+from benchmarks import fashion_mnist as fm
 from clipprompt.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "tools", "pretrain_mini_clip.py")
+SCRIPT = os.path.join(REPO, "benchmarks", "pretrain_mini_clip.py")
 
 
 def _load_script():
@@ -229,3 +229,106 @@ def test_outputs_get_ordinary_file_permissions(quick_run):
     for path in (str(out), os.path.splitext(str(out))[0] + ".json"):
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
     assert not [name for name in os.listdir(os.path.dirname(str(out))) if name.startswith(".tmp_")]
+
+
+# ------------------------------------------------------- fashion_colours benchmark
+
+def test_colour_benchmark_quick_run_reports_thirty_classes_per_half(idx_root, tmp_path):
+    from benchmarks import fashion_colours as fc
+
+    report = _quick(tmp_path / "colours.pt", idx_root, "--benchmark", "fashion_colours")
+    assert report["recipe"]["benchmark"] == "fashion_colours"
+    assert report["num_classes"] == {"base": 30, "new": 30, "all": 60}
+    downstream = fc.load_downstream(idx_root)
+    assert report["num_test_images"] == len(downstream.split["test"])  # fewer than 8 per class here
+    for kind in ("zero_shot", "16_shot_class_mean"):
+        assert all(0 <= value <= 100 for value in report[kind].values())
+    # the benchmark's own recipe applies, --quick shrinks it and flags still win
+    recipe = pretrain_mini_clip.recipe_from_args(pretrain_mini_clip.parse_args(
+        ["--out", "x.pt", "--benchmark", "fashion_colours", "--steps", "7"]))
+    assert recipe.steps == 7
+    assert recipe.colour_canonical_prob == pretrain_mini_clip.BENCHMARK_RECIPES["fashion_colours"]["colour_canonical_prob"]
+
+
+def test_unknown_benchmark_is_a_one_line_error(idx_root, tmp_path):
+    with pytest.raises(UserError, match="--benchmark 'mnist': choose one of fashion10, fashion_colours"):
+        _quick(tmp_path / "x.pt", idx_root, "--benchmark", "mnist")
+
+
+def _colour_phrases(recipe, items, colours, seed=0):
+    sampler = pretrain_mini_clip.ColourCaptionSampler(recipe)
+    tokens = sampler.sample(items, torch.Generator().manual_seed(seed), colours)
+    captions = [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
+    phrases = []
+    for caption in captions:
+        for template in pretrain_mini_clip.COLOUR_CAPTION_TEMPLATES:
+            head, tail = template.split("{}")
+            if caption.startswith(head) and caption.endswith(tail):
+                phrases.append(caption[len(head):len(caption) - len(tail)])
+                break
+        else:
+            raise AssertionError(f"caption {caption!r} fits no template")
+    return phrases
+
+
+def _colour_word(phrase):
+    """The colour word at the start of a phrase ("" when omitted)."""
+    words = sorted({w for ws in pretrain_mini_clip.COLOUR_WORDS for w in ws}, key=len, reverse=True)
+    return next((w for w in words if phrase.startswith(w + " ")), "")
+
+
+def test_colour_caption_kinds_use_the_documented_words():
+    colour_words = pretrain_mini_clip.COLOUR_WORDS
+    items = torch.arange(10).repeat(12)
+    colours = torch.arange(12).repeat_interleave(10)
+    n = len(colour_words)
+    for kind, allowed in (
+        ("colour_omit_prob", lambda c: {""}),
+        ("colour_lookalike_prob", lambda c: {colour_words[(c - 1) % n][0], colour_words[(c + 1) % n][0]}),
+        ("colour_canonical_prob", lambda c: {colour_words[c][0]}),
+        ("synonym", lambda c: set(colour_words[c][1:])),
+    ):
+        fractions = dict(colour_omit_prob=0.0, colour_lookalike_prob=0.0, colour_canonical_prob=0.0, generic_prob=0.0,
+                         wrong_word_prob=0.0, lookalike_prob=0.0, canonical_prob=1.0)  # item word: the class name
+        if kind != "synonym":
+            fractions[kind] = 1.0
+        recipe = pretrain_mini_clip.Recipe(**fractions)
+        for item, colour, phrase in zip(items.tolist(), colours.tolist(), _colour_phrases(recipe, items, colours)):
+            word = _colour_word(phrase)
+            assert word in allowed(colour), (kind, colour, phrase)
+            assert phrase[len(word):].strip() == fm.CLASSNAMES[item]
+
+
+def test_colour_words_start_with_the_palette_names():
+    from benchmarks import fashion_colours as fc
+
+    assert [words[0] for words in pretrain_mini_clip.COLOUR_WORDS] == fc.COLOUR_NAMES
+
+
+def test_caption_token_rows_train_exactly_like_the_full_table():
+    """Training only the caption tokens' rows gives the weights a dense token table gives."""
+    recipe = pretrain_mini_clip.Recipe(**{**pretrain_mini_clip.Recipe().__dict__, **pretrain_mini_clip.QUICK_OVERRIDES})
+    sampler = pretrain_mini_clip.CaptionSampler(recipe)
+    images = torch.randn(4, 8, 3, 32, 32)
+    tokens = [sampler.sample(torch.arange(8) % 10, torch.Generator().manual_seed(i)) for i in range(4)]
+    results = []
+    for compact in (False, True):
+        torch.manual_seed(0)
+        model = pretrain_mini_clip.build_clip(recipe)
+        table = model.token_embedding
+        if compact:
+            model.token_embedding = pretrain_mini_clip.CaptionTokenRows(table, sampler.tokens)
+        optimizer = pretrain_mini_clip.make_optimizer(model, recipe)
+        for step in range(4):
+            loss = pretrain_mini_clip.clip_loss(model, images[step], tokens[step])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if compact:
+            model.token_embedding.put_back(table)
+            model.token_embedding = table
+        results.append(model.state_dict())
+    dense, compact = results
+    assert dense.keys() == compact.keys()
+    for key in dense:
+        assert torch.equal(dense[key], compact[key]), key

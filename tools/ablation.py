@@ -69,7 +69,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +83,7 @@ from clipprompt.checkpoint import move_run_aside  # noqa: E402
 from clipprompt.results import RESULTS_FILENAME, format_mean_spread, load_result_file  # noqa: E402
 
 MANIFEST_NAME = "ablation_manifest.json"
+DEFAULT_CONFIG_ROOT = "configs/trainers"  # the scripts' CONFIG_ROOT; benchmarks/configs/trainers for the CPU benchmarks
 LOCK_NAME = ".ablation.lock"
 PSEUDO_SPLIT_FOLDER = "pseudo_split"
 PSEUDO_DATASET = "custom"  # the pseudo split is a CustomDataset split file
@@ -96,7 +97,8 @@ KEY_PATTERN = re.compile(r"^[A-Z0-9_]+(\.[A-Z0-9_]+)*$")
 # Plans
 # --------------------------------------------------------------------------
 
-MINI_CFG = "mini_c4_ep20_batch8_ctxv1"  # DualPromptMI / CoOp on the mini CLIP (FashionMNIST)
+MINI_CFG = "mini_c4_ep20_batch8_ctxv1"  # DualPromptMI / CoOp on the mini CLIPs (CPU benchmarks)
+MINI_CONFIG_ROOT = "benchmarks/configs/trainers"
 DPMI = "TRAINER.DUALPROMPTMI."
 
 
@@ -107,6 +109,7 @@ def _dpmi(name: str, *opts: str, cfg: str = MINI_CFG, note: str = "") -> dict:
 BUILTIN_PLANS = {
     "components": {
         "description": "what each DualPromptMI term adds to CoOp + the inference ensemble",
+        "config_root": MINI_CONFIG_ROOT,
         "reference": "ensemble_only",
         "variants": [
             _dpmi("ensemble_only", cfg=MINI_CFG + "_ensemble_only", note="MI and augmentation off"),
@@ -117,11 +120,13 @@ BUILTIN_PLANS = {
         ],
     },
     "mi_weight": {
+        "config_root": MINI_CONFIG_ROOT,
         "description": "weight of the view MI term",
         "reference": "mi_1.0",
         "variants": [_dpmi(f"mi_{w}", DPMI + "MI.WEIGHT", w) for w in ("1.0", "0.1", "0.3", "3.0")],
     },
     "mi_mode": {
+        "config_root": MINI_CONFIG_ROOT,
         "description": "posterior MI against critic bounds",
         "reference": "posterior",
         "variants": [
@@ -131,6 +136,7 @@ BUILTIN_PLANS = {
         ],
     },
     "aug": {
+        "config_root": MINI_CONFIG_ROOT,
         "description": "class-wise visual augmentation settings",
         "reference": "intra",
         "variants": [
@@ -141,6 +147,7 @@ BUILTIN_PLANS = {
         ],
     },
     "infer_weight": {
+        "config_root": MINI_CONFIG_ROOT,
         "description": "weight of the soft view in the inference ensemble",
         "reference": "w_0.5",
         "variants": [_dpmi(f"w_{w}", DPMI + "INFER_WEIGHT", w) for w in ("0.5", "0.3", "0.7")],
@@ -166,6 +173,7 @@ class Plan:
     variants: tuple[Variant, ...]
     reference: str
     source: str
+    config_root: str | None = None  # where its configs live, unless --config-root says otherwise
 
     def variant(self, name: str) -> Variant:
         return next(variant for variant in self.variants if variant.name == name)
@@ -225,7 +233,10 @@ def parse_plan(data, source: str) -> Plan:
         if key in seen:
             raise UserError(f"plan {source}: variant names {seen[key]!r} and {variant.name!r} would share a folder")
         seen[key] = variant.name
-    return with_reference(Plan(tuple(variants), "", source), data.get("reference"))
+    config_root = data.get("config_root")
+    if config_root is not None and not (isinstance(config_root, str) and (REPO / config_root).is_dir()):
+        raise UserError(f"plan {source}: config_root {config_root!r} is not a folder of the repository")
+    return with_reference(Plan(tuple(variants), "", source, config_root), data.get("reference"))
 
 
 def with_reference(plan: Plan, reference) -> Plan:
@@ -233,7 +244,7 @@ def with_reference(plan: Plan, reference) -> Plan:
     names = [variant.name for variant in plan.variants]
     if reference not in names:
         raise UserError(f"plan {plan.source}: reference {reference!r} is not one of the variants ({', '.join(names)})")
-    return Plan(plan.variants, reference, plan.source)
+    return Plan(plan.variants, reference, plan.source, plan.config_root)
 
 
 def load_plan(spec: str) -> Plan:
@@ -273,6 +284,7 @@ class Settings:
     extra: tuple[str, ...] = ()
     python: str = sys.executable
     repo: Path = REPO
+    config_root: str = DEFAULT_CONFIG_ROOT  # trainer configs: <repo>/<config_root>/<trainer>/<cfg>.yaml
 
 
 @dataclass(frozen=True)
@@ -285,11 +297,11 @@ class Stage:
     dataset_opts: tuple[str, ...] = ()  # options that select the data (the pseudo split file)
     inherited: tuple[tuple[str, str], ...] = ()  # (key, value) of the source dataset config, see pseudo_stage
 
-    def opts_for(self, variant: Variant, repo: Path = REPO) -> list[str]:
+    def opts_for(self, variant: Variant, repo: Path = REPO, config_root: str = DEFAULT_CONFIG_ROOT) -> list[str]:
         """The stage's options for one variant; inherited keys yield to its trainer config, as in train.py."""
         opts = list(self.dataset_opts)
         if self.inherited:
-            set_by_trainer = dict(flatten_yaml(trainer_config_path(repo, variant)))
+            set_by_trainer = dict(flatten_yaml(trainer_config_path(repo, variant, config_root)))
             for key, value in self.inherited:
                 if key not in set_by_trainer:
                     opts += [key, value]
@@ -330,11 +342,12 @@ def build_steps(variant: Variant, seed: int, stage: Stage, settings: Settings) -
         "DATA": str(Path(settings.data).expanduser().resolve()),
         "OUTPUT": str(root),
         "PYTHON": settings.python,
+        "CONFIG_ROOT": str(Path(settings.repo) / settings.config_root),
         "OMP_NUM_THREADS": "1",  # one core per run; --jobs sets the parallelism
         "MKL_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    opts = [*stage.opts_for(variant, settings.repo), *variant.opts, *settings.extra]
+    opts = [*stage.opts_for(variant, settings.repo, settings.config_root), *variant.opts, *settings.extra]
     common = Path(stage.dataset) / f"shots_{settings.shots}" / variant.trainer / variant.cfg / f"seed{seed}"
     logs = Path(settings.out).resolve() / "logs" / stage.name / variant.name
     steps = []
@@ -346,8 +359,8 @@ def build_steps(variant: Variant, seed: int, stage: Stage, settings: Settings) -
     return steps[0], steps[1]
 
 
-def trainer_config_path(repo: Path, variant: Variant) -> Path:
-    return Path(repo) / "configs" / "trainers" / variant.trainer / f"{variant.cfg}.yaml"
+def trainer_config_path(repo: Path, variant: Variant, config_root: str = DEFAULT_CONFIG_ROOT) -> Path:
+    return Path(repo) / config_root / variant.trainer / f"{variant.cfg}.yaml"
 
 
 def flatten_yaml(path: Path) -> list[tuple[str, object]]:
@@ -377,7 +390,7 @@ def check_configs(plan: Plan, dataset: str, settings: Settings) -> None:
         raise UserError(f"--dataset {dataset}: {dataset_cfg} not found; known: {', '.join(known)}")
     extra_keys = set(settings.extra[0::2])
     for variant in plan.variants:
-        path = trainer_config_path(settings.repo, variant)
+        path = trainer_config_path(settings.repo, variant, settings.config_root)
         if not path.is_file():
             known = sorted(p.stem for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
             hint = f"; configs of {variant.trainer}: {', '.join(known)}" if known else " (unknown trainer?)"
@@ -390,7 +403,8 @@ def check_configs(plan: Plan, dataset: str, settings: Settings) -> None:
     for variant in plan.variants:
         args = train.build_parser().parse_args(
             ["--root", settings.data, "--trainer", variant.trainer, "--dataset-config-file", str(dataset_cfg),
-             "--config-file", str(trainer_config_path(settings.repo, variant)), *variant.opts, *settings.extra]
+             "--config-file", str(trainer_config_path(settings.repo, variant, settings.config_root)),
+             *variant.opts, *settings.extra]
         )
         try:
             train.setup_cfg(args)
@@ -468,7 +482,8 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[
 def update_manifest(plan: Plan, stages: list[Stage], settings: Settings) -> Path:
     """Record variant -> (trainer, cfg, opts) under --out; refuse a name or setting that changed meaning."""
     path = Path(settings.out) / MANIFEST_NAME
-    shared = {"data": str(Path(settings.data).expanduser().resolve()), "extra": list(settings.extra)}
+    shared = {"data": str(Path(settings.data).expanduser().resolve()), "extra": list(settings.extra),
+              "config_root": settings.config_root}
     manifest = {"shared": shared, "variants": {}, "stages": {}}
     if path.is_file():
         try:
@@ -476,9 +491,11 @@ def update_manifest(plan: Plan, stages: list[Stage], settings: Settings) -> Path
         except json.JSONDecodeError as exc:
             raise UserError(f"{path} is not valid JSON ({exc.msg}); repair it or use another --out") from None
         for key, value in shared.items():
-            if manifest.get("shared", {}).get(key) != value:
+            # manifests written before config_root existed used the default
+            before = manifest.get("shared", {}).get(key, DEFAULT_CONFIG_ROOT if key == "config_root" else None)
+            if before != value:
                 raise UserError(
-                    f"{settings.out} holds runs made with {key}={manifest.get('shared', {}).get(key)!r}, "
+                    f"{settings.out} holds runs made with {key}={before!r}, "
                     f"not {value!r}: use the same setting or another --out"
                 )
     for variant in plan.variants:
@@ -906,6 +923,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", nargs="+", default=[], metavar="KEY VALUE",
                    help="options appended to every run (e.g. MODEL.BACKBONE.PATH ckpt; paths from the repository root)")
     p.add_argument("--python", default=sys.executable, help="interpreter for train.py (PYTHON of the scripts)")
+    p.add_argument("--config-root", default=os.environ.get("CONFIG_ROOT"),
+                   help="folder of the trainer configs, relative to the repository (CONFIG_ROOT of the scripts; "
+                        f"default: the plan's config_root, else {DEFAULT_CONFIG_ROOT}; "
+                        f"the built-in plans use {MINI_CONFIG_ROOT})")
     p.add_argument("--pseudo", action="store_true",
                    help="run the plan on the base classes only, split into pseudo-base / pseudo-new")
     p.add_argument("--select-by", choices=("hm", "base", "new"),
@@ -938,6 +959,15 @@ def settings_from_args(args) -> Settings:
     return Settings(Path(args.out), args.data, args.shots, tuple(args.seeds), extra, args.python)
 
 
+def with_config_root(settings: Settings, given: str | None, plan: Plan) -> Settings:
+    """--config-root (or CONFIG_ROOT) if given, else the plan's config_root, else configs/trainers."""
+    root = given or plan.config_root or DEFAULT_CONFIG_ROOT
+    root = os.path.relpath(Path(root).resolve(), REPO) if os.path.isabs(root) else os.path.normpath(root)
+    if not (REPO / root).is_dir():
+        raise UserError(f"--config-root {given or root}: no such folder (relative to {REPO})")
+    return replace(settings, config_root=root)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.list_plans:
@@ -948,6 +978,7 @@ def main(argv=None) -> int:
     plan = load_plan(args.plan)
     if args.reference:
         plan = with_reference(plan, args.reference)
+    settings = with_config_root(settings, args.config_root, plan)
     check_configs(plan, args.dataset, settings)
     variants = list(plan.variants)
     acting = not (args.dry_run or args.no_run)

@@ -35,16 +35,34 @@ def points_to_plot(rows: list[Base2NewRow], averages: list[Base2NewRow]) -> tupl
     return averages, f"average over {len(datasets)} datasets"
 
 
-def point_labels(points: list[Base2NewRow]) -> list[str]:
-    """Trainer name, plus the config when a trainer has several, plus shots when they vary."""
-    configs_per_trainer: dict[str, set[str]] = {}
-    for row in points:
-        configs_per_trainer.setdefault(row.trainer, set()).add(row.config)
+# What a reader knows a (trainer, config) as, where its trainer name alone would mislead: a rule
+# (trainer, config suffix) -> name. DualPromptMI with MI and augmentation off is CoOp plus the
+# hand-crafted inference ensemble.
+READABLE_NAMES = (("DualPromptMI", "_ensemble_only", "CoOp + ensemble"),)
+
+
+def readable_name(trainer: str, config: str, names: dict[tuple[str, str], str] | None = None) -> str | None:
+    """The reader's name for a (trainer, config): ``names`` (from --label) first, then READABLE_NAMES."""
+    if names and (trainer, config) in names:
+        return names[(trainer, config)]
+    for rule_trainer, suffix, name in READABLE_NAMES:
+        if trainer == rule_trainer and config.endswith(suffix):
+            return name
+    return None
+
+
+def point_labels(points: list[Base2NewRow], names: dict[tuple[str, str], str] | None = None) -> list[str]:
+    """The reader's name of a (trainer, config), else the trainer name, plus the config when that name
+    is shared by several configs, plus shots when they vary."""
+    plain = [readable_name(row.trainer, row.config, names) or row.trainer for row in points]
+    configs_per_name: dict[str, set[str]] = {}
+    for name, row in zip(plain, points):
+        configs_per_name.setdefault(name, set()).add(row.config)
     several_shots = len({row.shots for row in points}) > 1
     labels = []
-    for row in points:
-        label = row.trainer
-        if len(configs_per_trainer[row.trainer]) > 1:
+    for name, row in zip(plain, points):
+        label = name
+        if len(configs_per_name[name]) > 1:
             label += f" / {row.config}"
         if several_shots and row.shots is not None:
             label += f" ({row.shots}-shot)"
@@ -71,7 +89,8 @@ def hm_levels(low: float, high: float, wanted: int = 7) -> list[float]:
     return levels
 
 
-def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: str, out: Path) -> None:
+def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: str, out: Path,
+         names: dict[tuple[str, str], str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,7 +117,7 @@ def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: 
         ax.plot(diagonal, diagonal, linestyle=":", color="0.6", linewidth=0.8, zorder=1, label="Base = New")
 
     colours = plt.get_cmap("tab10")
-    for index, (row, label) in enumerate(zip(points, point_labels(points))):
+    for index, (row, label) in enumerate(zip(points, point_labels(points, names))):
         ax.errorbar(
             row.base_mean,
             row.new_mean,
@@ -137,10 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default=None, help="plot only this dataset (Dassl name, e.g. OxfordPets)")
     parser.add_argument("--ci95", action="store_true", help="error bars: 95%% confidence interval instead of std")
     parser.add_argument("--strict", action="store_true", help="fail on a malformed results.json instead of skipping it")
+    parser.add_argument("--label", action="append", default=[], metavar="TRAINER/CONFIG=NAME",
+                        help="name a point (repeatable); 'CoOp + ensemble' is built in for DualPromptMI *_ensemble_only")
     return parser
 
 
+def parse_labels(items: list[str]) -> dict[tuple[str, str], str]:
+    names = {}
+    for item in items:
+        key, sep, name = item.partition("=")
+        trainer, slash, config = key.partition("/")
+        if not (sep and slash and trainer and config and name):
+            raise UserError(f"--label {item!r}: write TRAINER/CONFIG=NAME")
+        names[(trainer, config)] = name
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
+    names = parse_labels(args.label)
     loaded = load_results(args.root, strict=args.strict)
     runs = loaded.runs
     if args.dataset is not None:
@@ -155,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: give a .png file name")
-    plot(points, description, table.metric, table.spread_name, out)
+    plot(points, description, table.metric, table.spread_name, out, names)
     for warning in loaded.warnings + table.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {out}")

@@ -44,7 +44,7 @@ class PromptTrainer(TrainerX):
     and evaluates."""
 
     CONFIG_KEY = None  # cfg.TRAINER.<CONFIG_KEY> holds this trainer's options
-    train_sampler = None  # GlobalBatchSampler of the training loader (Dassl samplers other than Random/Sequential: None)
+    train_sampler = None  # GlobalBatchSampler of the training loader under torchrun; None in one process
     statistics = distributed.AdditiveStatistics([], ())  # sums kept equal over processes (build_model fills it)
     # State-dict prefixes tied to the class set; not loaded on another class set.
     CLASS_DEPENDENT_PREFIXES = ()
@@ -92,19 +92,20 @@ class PromptTrainer(TrainerX):
 
     # ----- data -------------------------------------------------------------
     def build_data_loader(self):
-        """Dassl's loaders, with the training order a function of (seed, epoch) only.
+        """Dassl's loaders; under torchrun the training loader takes a ``GlobalBatchSampler``.
 
-        ``GlobalBatchSampler`` replaces Dassl's random sampler so that a run on N processes sees
-        the same global batches as one process with N times the batch (under torchrun each process
-        takes its slice), and a resumed run the same order as an uninterrupted one.
+        One process keeps Dassl's own sampler, which draws from the global torch generator as
+        upstream CoOp does: with ``DATASET.FEWSHOT_SAMPLER coop`` a run then sees upstream's samples
+        in upstream's order (README, parity). Under torchrun the order is drawn from (seed, epoch),
+        the same on every process, and each process takes its slice of every global batch.
         """
         super().build_data_loader()
+        if not distributed.is_distributed():
+            return
         sampler_name = self.cfg.DATALOADER.TRAIN_X.SAMPLER
         if sampler_name not in ("RandomSampler", "SequentialSampler"):
-            if distributed.is_distributed():
-                raise UserError(f"DATALOADER.TRAIN_X.SAMPLER {sampler_name} is not supported under torchrun; "
-                                "use RandomSampler or SequentialSampler")
-            return
+            raise UserError(f"DATALOADER.TRAIN_X.SAMPLER {sampler_name} is not supported under torchrun; "
+                            "use RandomSampler or SequentialSampler")
         seed = self.cfg.SEED if self.cfg.SEED >= 0 else distributed.broadcast_value(int(torch.randint(2 ** 31, ())))
         loader, batch_size, world = self.train_loader_x, self.cfg.DATALOADER.TRAIN_X.BATCH_SIZE, distributed.world_size()
         self.train_sampler = distributed.GlobalBatchSampler(

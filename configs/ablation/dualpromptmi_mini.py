@@ -3,6 +3,7 @@
 # MI.WEIGHT is explicit wherever it matters (the default changed to 3.0 after this ablation chose it);
 # the reference is "CoOp + the hand-crafted inference ensemble" (MI and augmentation off).
 {
+    "config_root": "benchmarks/configs/trainers",
     "reference": "ensemble_only",
     "variants": [
         {"name": "ensemble_only", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only",

@@ -2,7 +2,7 @@
 
 The protocol keeps pretraining and few-shot evaluation apart:
 
-* the mini CLIP (``tools/pretrain_mini_clip.py``) is pretrained on the official
+* the mini CLIP (``benchmarks/pretrain_mini_clip.py``) is pretrained on the official
   TRAIN split (60,000 images) only;
 * the downstream dataset (few-shot train pool, val, test) is drawn from the
   official TEST split (10,000 images, 1,000 per class), so no downstream image
@@ -288,23 +288,37 @@ def export_downstream_images(root, out_dir, seed=0):
 
     Reads the official TEST split from ``root`` (see ``find_idx_files``) and
     writes ``<out_dir>/images/test_<index>.png`` (28x28 grayscale, the raw
-    pixels) for every image of ``downstream_split(labels, seed)``,
-    ``<out_dir>/split_fashion_mnist.json`` and ``<out_dir>/images/SOURCE``
-    (a digest of the IDX data the PNGs came from).
+    pixels) for every image of ``downstream_split(labels, seed)`` and
+    ``<out_dir>/split_fashion_mnist.json``, through ``export_image_folder``.
+    """
+    images, labels = load_split(root, "test")
+    source = hashlib.sha1(images.tobytes() + labels.tobytes()).hexdigest() + "\n"
+    return export_image_folder(out_dir, SPLIT_FILENAME, downstream_split_json(labels, seed=seed), source,
+                               lambda filename: images[image_index(filename)])
+
+
+def image_index(filename):
+    """Official-test index of a downstream PNG name (the inverse of ``image_filename``)."""
+    return int(filename[len("test_") : -len(".png")])
+
+
+def export_image_folder(out_dir, split_filename, split_json, source, render):
+    """Write every image a CoOp-format split lists as a PNG, plus the split JSON.
+
+    ``render(filename)`` gives the uint8 pixels ([H, W] or [H, W, 3]) of a
+    listed file; ``source`` is a digest of everything the pixels depend on,
+    kept in ``<out_dir>/images/SOURCE``.
 
     Idempotent: if the digest, the JSON and every listed PNG are already there,
     nothing is written. Each file is written atomically (temporary file +
     rename) and the digest last, so an interrupted export is redone by the next
-    call; PNGs left from other IDX data are always rewritten.
+    call; PNGs left from another source are always rewritten.
     """
     from PIL import Image  # imported here so the IDX reader works without Pillow
 
-    images, labels = load_split(root, "test")
-    split_json = downstream_split_json(labels, seed=seed)
     image_dir = os.path.join(out_dir, IMAGE_DIRNAME)
-    split_path = os.path.join(out_dir, SPLIT_FILENAME)
+    split_path = os.path.join(out_dir, split_filename)
     source_path = os.path.join(image_dir, SOURCE_FILENAME)
-    source = hashlib.sha1(images.tobytes() + labels.tobytes()).hexdigest() + "\n"
     listed = [row[0] for rows in split_json.values() for row in rows]
 
     same_source = _read_text(source_path) == source
@@ -321,8 +335,7 @@ def export_downstream_images(root, out_dir, seed=0):
         path = os.path.join(image_dir, filename)
         if same_source and os.path.isfile(path):
             continue
-        index = int(filename[len("test_") : -len(".png")])
-        picture = Image.fromarray(images[index])
+        picture = Image.fromarray(np.ascontiguousarray(render(filename)))
         _atomic_write_bytes(path, lambda f: picture.save(f, format="PNG"))
         num_written += 1
     payload = json.dumps(split_json, indent=1).encode()
@@ -353,22 +366,41 @@ CLIP_PIXEL_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def preprocess_images(images, size, mean=CLIP_PIXEL_MEAN, std=CLIP_PIXEL_STD):
-    """Turn uint8 grayscale images [N, H, W] into normalised float tensors [N, 3, size, size].
+    """Turn uint8 images, grayscale [N, H, W] or RGB [N, H, W, 3], into normalised float tensors [N, 3, size, size].
 
     Matches Dassl's test transform with ``INPUT.INTERPOLATION: bicubic`` on the
     exported PNGs: PIL reads the PNG and converts it to RGB (three equal
-    channels), resizes the shorter side to ``size`` with PIL's bicubic filter,
-    center-crops ``size x size``, scales to [0, 1] and normalises with
-    ``mean``/``std``. Resizing the grayscale image once and copying it to three
-    channels gives the same pixels, at a third of the cost.
+    channels for grayscale), resizes the shorter side to ``size`` with PIL's
+    bicubic filter, center-crops ``size x size``, scales to [0, 1] and
+    normalises with ``mean``/``std``. Resizing a grayscale image once and
+    copying it to three channels gives the same pixels, at a third of the cost.
     """
     import torch
-    from PIL import Image
 
     images = np.asarray(images, dtype=np.uint8)
-    if images.ndim != 3:
-        raise ValueError(f"expected grayscale images [N, H, W], got shape {images.shape}")
-    height, width = images.shape[1:]
+    if images.ndim == 4 and images.shape[-1] == 3:
+        pixels = torch.from_numpy(resize_images(images, size)).float().div_(255.0).permute(0, 3, 1, 2)
+    elif images.ndim == 3:
+        pixels = torch.from_numpy(resize_images(images, size)).float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
+    else:
+        raise ValueError(f"expected images [N, H, W] or [N, H, W, 3], got shape {images.shape}")
+    return normalize_pixels(pixels, mean, std)
+
+
+def normalize_pixels(pixels, mean=CLIP_PIXEL_MEAN, std=CLIP_PIXEL_STD):
+    """[N, 3, H, W] floats in [0, 1] -> CLIP-normalised."""
+    import torch
+
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((pixels - mean_t) / std_t).contiguous()
+
+
+def resize_images(images, size):
+    """uint8 [N, H, W(, 3)] -> uint8 [N, size, size(, 3)]: shorter side to ``size`` (PIL bicubic), center crop."""
+    from PIL import Image
+
+    height, width = images.shape[1:3]
     # Shorter side to `size`, the other scaled as torchvision's Resize(int) does.
     if height <= width:
         new_height, new_width = size, int(size * width / height)
@@ -376,15 +408,12 @@ def preprocess_images(images, size, mean=CLIP_PIXEL_MEAN, std=CLIP_PIXEL_STD):
         new_height, new_width = int(size * height / width), size
     top = int(round((new_height - size) / 2.0))
     left = int(round((new_width - size) / 2.0))
-    resized = np.empty((len(images), size, size), dtype=np.uint8)
+    resized = np.empty((len(images), size, size) + images.shape[3:], dtype=np.uint8)
     for i, image in enumerate(images):
         # PIL directly: torchvision's functional wrappers cost 10x more per tiny image.
         picture = Image.fromarray(image).resize((new_width, new_height), Image.BICUBIC)
         resized[i] = np.asarray(picture)[top : top + size, left : left + size]
-    pixels = torch.from_numpy(resized).float().div_(255.0).unsqueeze(1).expand(-1, 3, -1, -1)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return ((pixels - mean_t) / std_t).contiguous()
+    return resized
 
 
 def write_idx(path, array):

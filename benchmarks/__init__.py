@@ -1,0 +1,17 @@
+"""The CPU benchmarks: data builders, mini-CLIP pretraining, their trainer configs (no Dassl).
+
+Imported from the repository root like ``trainers`` and ``datasets``, and not
+installed (``setup.py`` packages ``clipprompt`` only): the method's library
+does not depend on them.
+
+* ``fashion_mnist``: FashionMNIST's IDX files, the fixed downstream split of
+  the official TEST split, PNG export (10 gray classes);
+* ``fashion_colours``: 60 classes such as "cyan sneaker" rendered from the
+  same images, base and new sharing no word;
+* ``pretrain_mini_clip``: the mini CLIP of either benchmark, from the
+  official TRAIN split;
+* ``ordering``: whether a run ranks ZeroshotCLIP, CoOp, CoCoOp and KgCoOp as
+  the field does;
+* ``configs/trainers/<Trainer>/mini*.yaml``: the trainers' settings on the
+  mini CLIPs (the scripts' ``CONFIG_ROOT``).
+"""

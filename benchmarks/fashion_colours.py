@@ -1,0 +1,154 @@
+"""Fashion colours: 60 classes such as "cyan sneaker", from FashionMNIST's real images (no Dassl).
+
+Each 28x28 FashionMNIST item is rendered in a colour: every pixel becomes its
+gray intensity times an RGB colour, so the item keeps its real shape and
+shading and the background stays black. The colour is a property of the whole
+image, so it survives every transform the trainers use (flip, crop, resize).
+
+Palette: 12 hues 30 degrees apart on the colour wheel (``PALETTE``). Each
+image's colour is its class hue plus a random hue offset (up to
+``HUE_JITTER`` degrees either way) at a random saturation in
+``SATURATION_RANGE`` (full value), so a class is a band of similar colours,
+not one RGB triple.
+
+Classes (60): the 5 items of FashionMNIST's base half (t-shirt, trouser,
+pullover, dress, coat) in 6 colours (pink, red, lime, green, azure, blue) are
+the 30 base classes, labels 0-29; the 5 other items (sandal, shirt, sneaker,
+bag, ankle boot) in the 6 other colours (orange, yellow, teal, cyan, purple,
+magenta) are the 30 new classes, labels 30-59. CoOp's split (sorted labels,
+the first half is base) gives exactly these halves. Base and new share no
+word, neither item nor colour: a prompt tuned on base words has to carry over
+to words it never saw, as on the published benchmark. Each half holds three
+pairs of neighbouring hues (30 degrees apart: pink/red, lime/green,
+azure/blue; orange/yellow, teal/cyan, purple/magenta), and the pretraining
+captions sometimes call a colour by its neighbour's name, so zero-shot CLIP
+confuses the two colours of a pair while the image features keep them apart.
+
+Downstream images come from FashionMNIST's official TEST split only (the
+mini CLIP is pretrained on the official TRAIN split, in all 12 colours for all
+10 items): each test image gets one colour of its half, the colours dealt out
+evenly over the item's images in a random order (``assign_colours``), giving
+about 167 images per class, cut per class into 50% train pool, 10% val and
+40% test (``fashion_mnist.downstream_split``): about 83 / 17 / 67 per class,
+2,000 test images per half. Everything is fixed by ``seed`` (default 0).
+"""
+
+import colorsys
+import hashlib
+import json
+
+import numpy as np
+
+from . import fashion_mnist as fm
+
+ITEM_NAMES = fm.CLASSNAMES  # index = official FashionMNIST label
+# Index = hue step (30 degrees each); the downstream class name uses this word.
+PALETTE = [
+    ("red", 0), ("orange", 30), ("yellow", 60), ("lime", 90), ("green", 120), ("teal", 150),
+    ("cyan", 180), ("azure", 210), ("blue", 240), ("purple", 270), ("magenta", 300), ("pink", 330),
+]
+COLOUR_NAMES = [name for name, _ in PALETTE]
+BASE_ITEMS = fm.BASE_LABELS
+NEW_ITEMS = fm.NEW_LABELS
+BASE_COLOURS = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue
+NEW_COLOURS = [1, 2, 5, 6, 9, 10]  # orange, yellow, teal, cyan, purple, magenta: three pairs too
+HUE_JITTER = 10.0  # degrees, uniform either way
+SATURATION_RANGE = (0.7, 1.0)
+
+# label -> (item, colour); base labels first (items outer, colours inner), as CoOp's split expects.
+CLASSES = [(item, colour) for items, colours in ((BASE_ITEMS, BASE_COLOURS), (NEW_ITEMS, NEW_COLOURS))
+           for item in items for colour in colours]
+CLASSNAMES = [f"{COLOUR_NAMES[colour]} {ITEM_NAMES[item]}" for item, colour in CLASSES]
+NUM_CLASSES = len(CLASSES)
+BASE_LABELS = list(range(NUM_CLASSES // 2))
+NEW_LABELS = list(range(NUM_CLASSES // 2, NUM_CLASSES))
+LABEL_OF = {pair: label for label, pair in enumerate(CLASSES)}
+
+SPLIT_FILENAME = "split_fashion_colours.json"
+IMAGE_DIRNAME = fm.IMAGE_DIRNAME
+
+
+def colour_rgb(colours, hue_offsets, saturations):
+    """RGB in [0, 1], float32 [N, 3], for palette indices with per-image hue offsets (degrees) and saturations."""
+    hues = (np.asarray([PALETTE[c][1] for c in np.atleast_1d(colours)], dtype=np.float64)
+            + np.asarray(hue_offsets, dtype=np.float64)) % 360.0 / 360.0
+    return np.array([colorsys.hsv_to_rgb(h, s, 1.0) for h, s in zip(hues, np.atleast_1d(saturations))],
+                    dtype=np.float32).reshape(-1, 3)
+
+
+def draw_colour_variation(n, rng):
+    """Per-image (hue offset in degrees, saturation) from a ``numpy.random.RandomState``."""
+    hue_offsets = rng.uniform(-HUE_JITTER, HUE_JITTER, size=n)
+    saturations = rng.uniform(*SATURATION_RANGE, size=n)
+    return hue_offsets, saturations
+
+
+def colourise(images, rgb):
+    """uint8 gray [N, H, W] times float RGB [N, 3] -> uint8 RGB [N, H, W, 3] (rounded)."""
+    images = np.asarray(images, dtype=np.float32)
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return np.clip(np.rint(images[..., None] * rgb[:, None, None, :]), 0, 255).astype(np.uint8)
+
+
+def assign_colours(item_labels, seed=0):
+    """Class label, hue offset and saturation per downstream (official-test) image.
+
+    For each item (in label order) its images are put in a random order and
+    dealt the colours of its half in turn, so every class gets an equal share
+    (up to one image); one ``numpy.random.RandomState(seed)`` drives the order
+    and then the colour variation of all images.
+    """
+    item_labels = np.asarray(item_labels)
+    rng = np.random.RandomState(seed)
+    class_labels = np.full(len(item_labels), -1, dtype=np.int64)
+    for item in np.unique(item_labels):
+        colours = BASE_COLOURS if item in BASE_ITEMS else NEW_COLOURS
+        indices = rng.permutation(np.flatnonzero(item_labels == item))
+        for position, index in enumerate(indices):
+            class_labels[index] = LABEL_OF[(int(item), colours[position % len(colours)])]
+    hue_offsets, saturations = draw_colour_variation(len(item_labels), rng)
+    return class_labels, hue_offsets, saturations
+
+
+class Downstream:
+    """The downstream images of one seed: coloured official-test images, their labels and split."""
+
+    def __init__(self, images, item_labels, seed=0):
+        self.item_images = np.asarray(images)
+        self.labels, hue_offsets, saturations = assign_colours(item_labels, seed)
+        self.rgb = colour_rgb([CLASSES[label][1] for label in self.labels], hue_offsets, saturations)
+        self.split = fm.downstream_split(self.labels, seed=seed)
+        self.seed = seed
+
+    def images(self, indices):
+        """uint8 RGB [N, 28, 28, 3] of official-test indices."""
+        indices = np.asarray(indices)
+        return colourise(self.item_images[indices], self.rgb[indices])
+
+    def split_json(self):
+        """CoOp-format split: ``{"train": [[relpath, label, classname], ...], "val": ..., "test": ...}``."""
+        return {name: [[fm.image_filename(int(i)), int(self.labels[i]), CLASSNAMES[int(self.labels[i])]]
+                       for i in indices] for name, indices in self.split.items()}
+
+    def source_digest(self, split_json):
+        """Digest of the IDX pixels, the rendering and the split: a change of any of them re-exports."""
+        digest = hashlib.sha1(self.item_images.tobytes() + self.rgb.tobytes())
+        digest.update(json.dumps([PALETTE, split_json]).encode())
+        return digest.hexdigest() + "\n"
+
+
+def load_downstream(root, seed=0):
+    images, item_labels = fm.load_split(root, "test")
+    return Downstream(images, item_labels, seed=seed)
+
+
+def export_downstream_images(root, out_dir, seed=0):
+    """Write the coloured downstream PNGs (28x28 RGB) and ``split_fashion_colours.json`` into ``out_dir``.
+
+    Same layout and guarantees as ``fashion_mnist.export_downstream_images``
+    (idempotent, atomic, digest last).
+    """
+    downstream = load_downstream(root, seed=seed)
+    split_json = downstream.split_json()
+    return fm.export_image_folder(out_dir, SPLIT_FILENAME, split_json, downstream.source_digest(split_json),
+                                  lambda filename: downstream.images([fm.image_index(filename)])[0])

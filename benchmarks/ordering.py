@@ -1,0 +1,127 @@
+"""Does a base-to-new run reproduce the field's ordering? Paired per-seed checks on results.json files.
+
+    python benchmarks/ordering.py output/fashion_colours/base2new
+    python benchmarks/ordering.py output/mini/base2new --config CoOp=mini_c4_ep20_batch8_ctxv1
+
+The published benchmark ranks the known methods so (CoOp, CoCoOp and KgCoOp
+papers, averaged over 11 datasets): CoOp gains on base classes and loses on
+new ones against zero-shot CLIP; CoCoOp and KgCoOp trade a little base
+accuracy for much more new-class accuracy, so their HM is above CoOp's. A CPU
+benchmark that ranks these known methods otherwise cannot rank a new one.
+Checks, each a mean paired per-seed difference (``clipprompt.paired``: 95%
+t-interval over the seeds both runs have):
+
+1. CoOp base - zero-shot base >= 5 points (mean);
+2. CoOp new - zero-shot new < 0 (mean);
+3. CoCoOp HM - CoOp HM > 0 (mean; HM per seed);
+4. KgCoOp HM - CoOp HM > 0 (mean; HM per seed).
+
+ProGrad against CoOp is printed too, for information. Exit status 0 when every
+check holds, 1 when one fails (the table is printed either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from clipprompt.errors import UserError, exit_status  # noqa: E402
+from clipprompt.paired import paired_difference, per_seed_harmonic_mean  # noqa: E402
+from clipprompt.results import DEFAULT_METRIC, load_results, select_metric  # noqa: E402
+
+ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
+# (name, candidate trainer, reference trainer, measure, threshold the mean must exceed; None = information)
+CHECKS = (
+    ("CoOp base >= zero-shot base + 5", COOP, ZERO_SHOT, "base", 5.0),
+    ("CoOp new < zero-shot new", ZERO_SHOT, COOP, "new", 0.0),  # zero-shot - CoOp > 0
+    ("CoCoOp HM > CoOp HM", "CoCoOp", COOP, "hm", 0.0),
+    ("KgCoOp HM > CoOp HM", "KgCoOp", COOP, "hm", 0.0),
+    ("ProGrad HM vs CoOp HM", "ProGrad", COOP, "hm", None),
+)
+
+
+def per_seed_values(root, metric=DEFAULT_METRIC, dataset=None, configs=None):
+    """``{trainer: {"base"|"new"|"hm": {seed: value}}}`` for one config per trainer."""
+    configs = dict(configs or {})
+    loaded = load_results(root)
+    runs = [run for run in loaded.runs if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
+    datasets = sorted({run.dataset for run in runs})
+    if len(datasets) != 1:
+        raise UserError(f"{root} holds base-to-new results of {len(datasets)} datasets ({', '.join(datasets)}); "
+                        "pass --dataset NAME")
+    found = {}
+    for run, value in select_metric(runs, metric, []):
+        found.setdefault(run.trainer, {}).setdefault(run.config, {}).setdefault(run.half, {})[run.seed] = value
+    values = {}
+    for trainer, by_config in found.items():
+        if trainer in configs:
+            if configs[trainer] not in by_config:
+                raise UserError(f"--config {trainer}={configs[trainer]}: no such results (configs: "
+                                f"{', '.join(sorted(by_config))})")
+            halves = by_config[configs[trainer]]
+        elif len(by_config) == 1:
+            halves = next(iter(by_config.values()))
+        else:
+            if any(trainer in check[1:3] for check in CHECKS):
+                raise UserError(f"{trainer} has several configs ({', '.join(sorted(by_config))}); "
+                                f"pass --config {trainer}=CFG")
+            continue
+        base, new = halves.get("base", {}), halves.get("new", {})
+        values[trainer] = {"base": base, "new": new, "hm": per_seed_harmonic_mean(base, new)}
+    return values
+
+
+def run_checks(values):
+    """One row per check whose trainers are present: (name, PairedDifference, threshold, holds)."""
+    rows = []
+    for name, candidate, reference, measure, threshold in CHECKS:
+        if candidate not in values or reference not in values:
+            continue
+        diff = paired_difference(values[reference][measure], values[candidate][measure])
+        holds = None if threshold is None else (diff.mean is not None and diff.mean >= threshold
+                                                if threshold else diff.mean is not None and diff.mean > 0)
+        rows.append((name, diff, threshold, holds))
+    return rows
+
+
+def format_rows(rows):
+    lines = ["| check | mean paired difference [95% interval] | per seed | holds |", "|---|---|---|---|"]
+    for name, diff, threshold, holds in rows:
+        interval = "" if diff.ci_low is None else f" [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
+        mean = "n/a" if diff.mean is None else f"{diff.mean:+.2f}"
+        seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(diff.seeds, diff.differences))
+        verdict = "(information)" if holds is None else "yes" if holds else "NO"
+        lines.append(f"| {name} | {mean}{interval} (n={diff.n}) | {seeds} | {verdict} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", help="base-to-new output folder (holding train_base/ and test_new/)")
+    parser.add_argument("--dataset", default=None, help="Dassl dataset name when the folder holds several")
+    parser.add_argument("--metric", default=DEFAULT_METRIC)
+    parser.add_argument("--config", action="append", default=[], metavar="TRAINER=CFG",
+                        help="the config of a trainer that has several")
+    args = parser.parse_args(argv)
+    configs = {}
+    for item in args.config:
+        trainer, sep, cfg = item.partition("=")
+        if not sep or not trainer or not cfg:
+            raise UserError(f"--config {item!r}: write TRAINER=CFG")
+        configs[trainer] = cfg
+    values = per_seed_values(args.root, args.metric, args.dataset, configs)
+    rows = run_checks(values)
+    if not rows:
+        raise UserError(f"{args.root}: no pair of ZeroshotCLIP, CoOp, CoCoOp, KgCoOp, ProGrad results to compare")
+    print(f"Ordering checks ({args.metric}; differences in points, paired by seed):")
+    print(format_rows(rows))
+    failed = [name for name, _, _, holds in rows if holds is False]
+    print("ordering: " + ("holds" if not failed else "FAILS (" + "; ".join(failed) + ")"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(lambda: main()))

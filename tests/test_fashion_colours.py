@@ -1,0 +1,158 @@
+"""benchmarks/fashion_colours.py and datasets/fashion_colours.py: 60 coloured FashionMNIST classes."""
+
+import colorsys
+import json
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks import fashion_colours as fc
+from benchmarks import fashion_mnist as fm
+
+
+def _hue_of(rgb_image):
+    """Mean hue (degrees, circular) of the bright pixels of a uint8 RGB image."""
+    pixels = np.asarray(rgb_image, dtype=np.float64).reshape(-1, 3) / 255.0
+    bright = pixels[pixels.max(axis=1) > 0.4]
+    hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in bright]) * 2 * np.pi
+    return np.degrees(np.arctan2(np.sin(hues).mean(), np.cos(hues).mean())) % 360
+
+
+def _hue_distance(a, b):
+    return abs((a - b + 180) % 360 - 180)
+
+
+@pytest.fixture(scope="module")
+def idx_root(tmp_path_factory):
+    return fm.write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=2, test_per_class=60)
+
+
+# ------------------------------------------------------------------ classes
+
+def test_sixty_classes_base_first_and_halves_share_no_word():
+    from clipprompt.fewshot import subsample_classes
+    from clipprompt.splits import Item
+
+    assert fc.NUM_CLASSES == 60 and len(set(fc.CLASSNAMES)) == 60
+    items = [Item(f"{label}.png", label, name) for label, name in enumerate(fc.CLASSNAMES)]
+    (base,) = subsample_classes(items, subsample="base")  # CoOp's rule: sorted labels, first half
+    (new,) = subsample_classes(items, subsample="new")
+    assert [item.classname for item in base] == fc.CLASSNAMES[:30]
+    assert [item.classname for item in new] == fc.CLASSNAMES[30:]
+    base_words = {w for item in base for w in item.classname.split()}
+    new_words = {w for item in new for w in item.classname.split()}
+    assert not base_words & new_words
+    assert "cyan sneaker" in fc.CLASSNAMES[30:] and "red t-shirt" in fc.CLASSNAMES[:30]
+
+
+def test_each_half_is_three_pairs_of_neighbouring_hues():
+    assert sorted(fc.BASE_COLOURS + fc.NEW_COLOURS) == list(range(12))
+    for colours in (fc.BASE_COLOURS, fc.NEW_COLOURS):
+        hues = [fc.PALETTE[c][1] for c in colours]
+        nearest = [min(_hue_distance(h, other) for other in hues if other != h) for h in hues]
+        assert nearest == [30] * 6  # every colour has its look-alike in its own half
+        pairs = {frozenset((a, b)) for a in hues for b in hues if _hue_distance(a, b) == 30}
+        assert len(pairs) == 3
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_colourise_keeps_background_black_and_shape():
+    gray = np.zeros((1, 28, 28), np.uint8)
+    gray[0, 5:20, 8:14] = 200
+    rgb = fc.colour_rgb([0], [0.0], [1.0])  # pure red
+    out = fc.colourise(gray, rgb)
+    assert out.shape == (1, 28, 28, 3) and out.dtype == np.uint8
+    assert out[0][gray[0] == 0].max() == 0
+    np.testing.assert_array_equal(out[0, 5:20, 8:14], np.broadcast_to([200, 0, 0], (15, 6, 3)))
+
+
+def test_assign_colours_is_balanced_deterministic_and_stays_in_each_half():
+    item_labels = np.repeat(np.arange(10), 61)
+    labels, offsets, saturations = fc.assign_colours(item_labels, seed=0)
+    again, offsets_again, _ = fc.assign_colours(item_labels, seed=0)
+    other, _, _ = fc.assign_colours(item_labels, seed=1)
+    np.testing.assert_array_equal(labels, again)
+    np.testing.assert_array_equal(offsets, offsets_again)
+    assert (labels != other).any()
+    counts = np.bincount(labels, minlength=60)
+    assert counts.min() >= 10 and counts.max() <= 11  # 61 images of an item over its 6 colours
+    for label, item in zip(labels, item_labels):
+        assert fc.CLASSES[label][0] == item
+    assert np.abs(offsets).max() <= fc.HUE_JITTER
+    assert fc.SATURATION_RANGE[0] <= saturations.min() and saturations.max() <= fc.SATURATION_RANGE[1]
+
+
+def test_colour_survives_the_trainers_transforms(idx_root):
+    """The class colour is readable after random crops, flips and the resize to 32x32."""
+    import torchvision.transforms as T
+    from PIL import Image
+
+    downstream = fc.load_downstream(idx_root)
+    transform = T.Compose([T.RandomResizedCrop(32, scale=(0.08, 1.0), interpolation=T.InterpolationMode.BICUBIC),
+                           T.RandomHorizontalFlip()])
+    indices = downstream.split["train"][:40]
+    for index, image in zip(indices, downstream.images(indices)):
+        picture = Image.fromarray(image)
+        for _ in range(3):
+            crop = np.asarray(transform(picture))
+            if (crop.max(axis=2) > 102).sum() < 5:  # a crop of pure background shows no colour
+                continue
+            hue = _hue_of(crop)
+            distances = [_hue_distance(hue, fc.PALETTE[c][1]) for c in range(len(fc.PALETTE))]
+            assert int(np.argmin(distances)) == fc.CLASSES[downstream.labels[index]][1]
+
+
+# -------------------------------------------------------------------- export
+
+def test_export_writes_rgb_pngs_of_the_official_test_split_then_skips(idx_root, tmp_path):
+    from PIL import Image
+
+    out = str(tmp_path / "fashion_colours")
+    first = fc.export_downstream_images(idx_root, out)
+    assert first.num_images_written == 600
+    with open(first.split_path) as f:
+        split = json.load(f)
+    assert os.path.basename(first.split_path) == fc.SPLIT_FILENAME
+    images, item_labels = fm.load_split(idx_root, "test")
+    relpath, label, classname = split["test"][0]
+    index = fm.image_index(relpath)
+    png = np.asarray(Image.open(os.path.join(first.image_dir, relpath)))
+    assert png.shape == (28, 28, 3)
+    assert fc.CLASSES[label][0] == item_labels[index] and fc.CLASSNAMES[label] == classname
+    np.testing.assert_array_equal(png.max(axis=2) > 0, images[index] > 0)  # same item, coloured
+    assert fc.export_downstream_images(idx_root, out).num_images_written == 0
+    assert fc.export_downstream_images(idx_root, out, seed=1).num_images_written == 600  # other colours
+
+
+# ------------------------------------------------------------- Dassl dataset
+
+def _dassl_cfg(root, num_shots, subsample):
+    from dassl.config import get_cfg_default
+
+    cfg = get_cfg_default()
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", "datasets", "fashion_colours.yaml"))
+    cfg.DATASET.ROOT = root
+    cfg.DATASET.NUM_SHOTS = num_shots
+    cfg.DATASET.SUBSAMPLE_CLASSES = subsample
+    cfg.SEED = 1
+    return cfg
+
+
+@pytest.mark.parametrize("subsample,labels", [("base", fc.BASE_LABELS), ("new", fc.NEW_LABELS)])
+def test_dassl_dataset_halves_and_few_shot(tmp_path, monkeypatch, subsample, labels):
+    pytest.importorskip("dassl")
+    import datasets.fashion_colours  # noqa: F401  (registers FashionColours)
+    from dassl.data.datasets import build_dataset
+
+    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    root = tmp_path / "data"
+    fm.write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample=subsample))
+    names = [fc.CLASSNAMES[i] for i in labels]
+    assert dataset.num_classes == 30
+    assert [dataset.lab2cname[i] for i in range(30)] == names
+    np.testing.assert_array_equal(np.bincount([item.label for item in dataset.train_x], minlength=30), [1] * 30)
+    assert {item.classname for item in dataset.test} == set(names)
+    assert os.path.isfile(root / "fashion_colours" / fc.SPLIT_FILENAME)

@@ -1,0 +1,64 @@
+"""benchmarks/ordering.py: the field's ordering, checked with paired per-seed differences."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import ordering
+from clipprompt.errors import UserError
+from clipprompt.results import harmonic_mean
+from conftest import run_cli
+
+# (base, new) per seed: CoOp gains 10 on base and loses on new; CoCoOp and KgCoOp keep more of new.
+ACCURACY = {
+    "ZeroshotCLIP": {seed: (60.0, 75.0) for seed in (1, 2, 3)},
+    "CoOp": {1: (70.0, 65.0), 2: (71.0, 62.0), 3: (69.0, 66.0)},
+    "CoCoOp": {1: (68.0, 72.0), 2: (70.0, 70.0), 3: (67.0, 71.0)},
+    "KgCoOp": {1: (69.0, 71.0), 2: (70.0, 73.0), 3: (68.0, 70.0)},
+}
+
+
+def _write_tree(root, accuracy, config="cfg"):
+    for trainer, by_seed in accuracy.items():
+        for seed, values in by_seed.items():
+            for half, folder, value in (("base", "train_base", values[0]), ("new", "test_new", values[1])):
+                folder_path = os.path.join(root, folder, "fashion_colours", "shots_16", trainer, config, f"seed{seed}")
+                os.makedirs(folder_path, exist_ok=True)
+                record = {"trainer": trainer, "dataset": "FashionColours", "config": config, "seed": seed,
+                          "subsample": half, "accuracy": value}
+                with open(os.path.join(folder_path, "results.json"), "w") as f:
+                    json.dump(record, f)
+    return str(root)
+
+
+def test_checks_by_hand(tmp_path):
+    values = ordering.per_seed_values(_write_tree(tmp_path, ACCURACY))
+    rows = {name: (diff, holds) for name, diff, _, holds in ordering.run_checks(values)}
+    coop_gain, holds = rows["CoOp base >= zero-shot base + 5"]
+    assert coop_gain.differences == (10.0, 11.0, 9.0) and holds
+    forgetting, holds = rows["CoOp new < zero-shot new"]
+    assert forgetting.differences == (10.0, 13.0, 9.0) and holds  # zero-shot - CoOp
+    cocoop, holds = rows["CoCoOp HM > CoOp HM"]
+    expected = [harmonic_mean(*ACCURACY["CoCoOp"][s]) - harmonic_mean(*ACCURACY["CoOp"][s]) for s in (1, 2, 3)]
+    assert cocoop.differences == pytest.approx(expected) and holds
+    assert cocoop.ci_low < cocoop.mean < cocoop.ci_high
+    assert "ProGrad HM vs CoOp HM" not in rows  # not run: not checked
+
+
+def test_a_failed_check_is_reported_and_sets_the_exit_status(tmp_path):
+    accuracy = dict(ACCURACY, CoOp={seed: (62.0, 74.0) for seed in (1, 2, 3)})  # gains 2 on base only
+    root = _write_tree(tmp_path, accuracy)
+    result = run_cli(["benchmarks/ordering.py", root])
+    assert result.returncode == 1, result.stderr
+    assert "| CoOp base >= zero-shot base + 5 | +2.00" in result.stdout and "| NO |" in result.stdout
+    assert "ordering: FAILS (CoOp base >= zero-shot base + 5" in result.stdout
+
+
+def test_several_configs_of_a_checked_trainer_need_a_choice(tmp_path):
+    _write_tree(tmp_path, ACCURACY)
+    _write_tree(tmp_path, {"CoOp": ACCURACY["CoOp"]}, config="other")
+    with pytest.raises(UserError, match="CoOp has several configs"):
+        ordering.per_seed_values(str(tmp_path))
+    values = ordering.per_seed_values(str(tmp_path), configs={"CoOp": "other"})
+    assert values["CoOp"]["base"] == {1: 70.0, 2: 71.0, 3: 69.0}
