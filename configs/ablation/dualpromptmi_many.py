@@ -1,6 +1,6 @@
 # DualPromptMI: which view-MI estimator, and how the pieces combine (tools/ablation.py --plan
-# configs/ablation/dualpromptmi_many.py). Written for the many-class benchmark's pseudo split;
-# "mini_c4_ep20_batch8_ctxv1" is a placeholder schedule: point "cfg" at that benchmark's configs.
+# configs/ablation/dualpromptmi_many.py --dataset fashion_colours --pseudo). Written for the many-class
+# benchmark's pseudo split, with the CPU benchmarks' schedule (benchmarks/configs/trainers/*/mini_c4_ep20_batch8_ctxv1*).
 # Every variant sets MI.MODE, MI.WEIGHT, AUG.WEIGHT and INFER_WEIGHT explicitly, so the plan means
 # the same after the defaults change. Reference: "CoOp + the hand-crafted inference ensemble".
 # Scales: views_nce returns log C - L (<= log C), like a cross-entropy; gaussian with its variance
@@ -9,6 +9,7 @@
 # gauss_1 (learnt) and gauss_8_fixed (KgCoOp's W = 8) end at comparable strengths, so the pair asks
 # whether the learnt per-dimension variance helps over its KgCoOp reduction.
 {
+    "config_root": "benchmarks/configs/trainers",
     "reference": "ensemble_only",
     "variants": [
         {"name": "ensemble_only", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only",
