@@ -32,7 +32,6 @@ JOBS="${JOBS:-2}"
 CLIP_CKPT="${CLIP_CKPT:-$OUTPUT/mini_clip/mini_clip.pt}"
 export OMP_NUM_THREADS=1 DATA OUTPUT SHOTS PYTHON CONFIG_ROOT
 start=$(date +%s)
-mkdir -p "$OUTPUT/logs"
 
 if [ -f "$CLIP_CKPT" ]; then
     echo "Reusing the mini CLIP at $CLIP_CKPT"
@@ -66,33 +65,20 @@ if [ -n "${TRAINERS:-}" ]; then
     RUNS=("${chosen[@]}")
 fi
 
-# One (trainer, seed): train on base, test on new; its log goes to $OUTPUT/logs.
-run_pair() {
-    local trainer=$1 cfg=$2 seed=$3 log="$OUTPUT/logs/${1}_${2}_seed${3}.log"
-    if TRAINER=$trainer CFG=$cfg bash scripts/base2new_train.sh "$DATASET" "$seed" "${EXTRA[@]}" >"$log" 2>&1 &&
-        TRAINER=$trainer CFG=$cfg bash scripts/base2new_test.sh "$DATASET" "$seed" "${EXTRA[@]}" >>"$log" 2>&1; then
-        echo "done: $trainer $cfg seed $seed"
-    else
-        echo "FAILED: $trainer $cfg seed $seed (see $log)" >&2
-        return 1
-    fi
-}
-
-# The first run exports the downstream images; the rest run JOBS at a time.
-first_seed=${SEEDS%% *}
-run_pair ${RUNS[0]} "$first_seed"
-failed=0
+# The runs go through tools/grid.py (JOBS at a time, finished runs skipped, one log per run under
+# $OUTPUT/grid_logs); the first (ZeroshotCLIP) runs alone because it exports the downstream images.
+# The grid ends with the Base/New/HM table (parse_test_res.py, also written as CSV and Markdown).
+trainers=(); cfgs=()
 for spec in "${RUNS[@]}"; do
-    for seed in $SEEDS; do
-        [ "$spec $seed" = "${RUNS[0]} $first_seed" ] && continue
-        while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || failed=1; done
-        run_pair $spec "$seed" &
-    done
+    read -r trainer cfg <<<"$spec"
+    [[ " ${trainers[*]} " == *" $trainer "* ]] || trainers+=("$trainer")
+    cfgs+=("$trainer=$cfg")
 done
-while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
-if [ "$failed" != 0 ]; then echo "error: some runs failed (logs in $OUTPUT/logs)" >&2; exit 1; fi
+# shellcheck disable=SC2086  # SEEDS is a list
+"$PYTHON" tools/grid.py base2new --trainers "${trainers[@]}" --cfg "${cfgs[@]}" --datasets "$DATASET" \
+    --seeds $SEEDS --shots "$SHOTS" --data "$DATA" --output "$OUTPUT" --config-root "$CONFIG_ROOT" \
+    --jobs "$JOBS" --first-alone --opts "${EXTRA[@]}"
 
-"$PYTHON" parse_test_res.py "$OUTPUT/base2new"
 if [[ " ${RUNS[*]} " == *" DualPromptMI "* ]]; then
     echo "DualPromptMI's soft view alone (inference weight 1):"
     "$PYTHON" parse_test_res.py "$OUTPUT/base2new" --metric variants.soft_only.accuracy --no-save 2>/dev/null |
