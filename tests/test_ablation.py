@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -504,5 +505,7 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
     assert all(os.path.join("benchmarks", "configs", "trainers") in call for call in calls)
     manifest = json.loads((out / ablation.MANIFEST_NAME).read_text())
     assert manifest["shared"]["config_root"] == "benchmarks/configs/trainers"
-    with pytest.raises(UserError, match="config_root"):  # the same --out with other configs is refused
-        ablation.main(argv[:-2])
+    other_root = tmp_path / "other_configs"  # the same configs in another folder
+    shutil.copytree(os.path.join("benchmarks", "configs", "trainers"), other_root)
+    with pytest.raises(UserError, match="config_root"):  # the same --out with another config root is refused
+        ablation.main([*argv[:-1], str(other_root)])
