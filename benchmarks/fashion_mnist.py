@@ -29,14 +29,15 @@ Where the IDX files come from (either works):
 
 import gzip
 import hashlib
+import io
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from clipprompt.errors import UserError
+from clipprompt.splits import default_file_mode, write_bytes_atomic  # noqa: F401 (default_file_mode: part of this module's API)
 
 # Index = official label. Lower-case words that read naturally in "a photo of a {}.".
 CLASSNAMES = [
@@ -252,26 +253,11 @@ def downstream_split_json(labels, seed=0):
     }
 
 
-def default_file_mode():
-    """Permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _atomic_write_bytes(path, write):
-    """Write via a temporary file in the same folder, then rename over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.splitext(path)[1], dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp_path, default_file_mode())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    """``write(f)`` into memory, then one atomic write (``clipprompt.splits.write_bytes_atomic``)."""
+    buffer = io.BytesIO()
+    write(buffer)
+    write_bytes_atomic(path, buffer.getvalue(), os.path.splitext(path)[1])
 
 
 @dataclass

@@ -117,8 +117,8 @@ import dataclasses
 import json
 import math
 import os
+import io
 import sys
-import tempfile
 import time
 
 import torch
@@ -130,6 +130,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import fashion_colours as fc  # noqa: E402
 from benchmarks import fashion_mnist as fm  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
+from clipprompt.splits import write_bytes_atomic  # noqa: E402
 
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
 
@@ -599,32 +600,14 @@ def _pretrain(recipe, data_root, seed, progress):
     return model.eval()
 
 
-def atomic_write(path, write, suffix):
-    """Write through a temporary file in the same folder, then rename it over ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_", suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        write(tmp_path)
-        os.chmod(tmp_path, fm.default_file_mode())  # mkstemp's files are owner-only
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
 def atomic_torch_save(obj, path):
-    atomic_write(path, lambda tmp_path: torch.save(obj, tmp_path), ".pt")
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes_atomic(path, buffer.getvalue(), ".pt")
 
 
 def atomic_write_text(text, path):
-    def write(tmp_path):
-        with open(tmp_path, "w") as f:
-            f.write(text)
-
-    atomic_write(path, write, ".json")
+    write_bytes_atomic(path, text.encode("utf-8"), ".json")
 
 
 def parse_args(argv=None):

@@ -58,14 +58,23 @@ def items_to_entries(items, image_dir):
     return [[relative_image_path(item.impath, image_dir), int(item.label), item.classname] for item in items]
 
 
+def default_file_mode():
+    """Permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes_atomic(path, data, suffix=""):
-    """Write ``data`` so that readers never see a half-written file (tmp file + os.replace)."""
+    """Write ``data`` so that readers never see a half-written file (tmp file + os.replace),
+    with the permissions a plain ``open`` would give."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp_path, default_file_mode())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
