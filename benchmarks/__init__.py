@@ -6,7 +6,7 @@ does not depend on them.
 
 * ``fashion_mnist``: FashionMNIST's IDX files, the fixed downstream split of
   the official TEST split, PNG export (10 gray classes);
-* ``fashion_colours``: 60 classes such as "cyan sneaker" rendered from the
+* ``fashion_colours``: 60 classes such as "red sneaker" rendered from the
   same images, base and new sharing no word;
 * ``pretrain_mini_clip``: the mini CLIP of either benchmark, from the
   official TRAIN split;

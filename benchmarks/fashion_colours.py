@@ -1,4 +1,4 @@
-"""Fashion colours: 60 classes such as "cyan sneaker", from FashionMNIST's real images (no Dassl).
+"""Fashion colours: 60 classes such as "red sneaker", from FashionMNIST's real images (no Dassl).
 
 Each 28x28 FashionMNIST item is rendered in a colour: every pixel becomes its
 gray intensity times an RGB colour, so the item keeps its real shape and
@@ -11,22 +11,32 @@ image's colour is its class hue plus a random hue offset (up to
 ``SATURATION_RANGE`` (full value), so a class is a band of similar colours,
 not one RGB triple.
 
-Classes (60): the 5 items of FashionMNIST's base half (t-shirt, trouser,
-pullover, dress, coat) in 6 colours (pink, red, lime, green, azure, blue) are
-the 30 base classes, labels 0-29; the 5 other items (sandal, shirt, sneaker,
-bag, ankle boot) in the 6 other colours (orange, yellow, teal, cyan, purple,
-magenta) are the 30 new classes, labels 30-59. CoOp's split (sorted labels,
-the first half is base) gives exactly these halves. Base and new share no
-word, neither item nor colour: a prompt tuned on base words has to carry over
-to words it never saw, as on the published benchmark. Each half holds three
-pairs of neighbouring hues (30 degrees apart: pink/red, lime/green,
-azure/blue; orange/yellow, teal/cyan, purple/magenta), and the pretraining
-captions sometimes call a colour by its neighbour's name, so zero-shot CLIP
-confuses the two colours of a pair while the image features keep them apart.
+Classes (60): both halves use the same 6 hues (``HUES``: red, lime, green,
+azure, blue, pink; three pairs of neighbouring hues, pink/red, lime/green,
+azure/blue) and each half its own 5 items: base = t-shirt, pullover, sandal,
+sneaker, bag (``BASE_ITEMS``), new = trouser, dress, coat, shirt, ankle boot
+(``NEW_ITEMS``), labels 0-29 and 30-59, so CoOp's split (sorted labels, the
+first half is base) gives exactly these halves. A hue is named by its palette
+word in the base half ("red t-shirt") and by another word for it in the new
+half ("crimson coat", ``NEW_COLOUR_NAMES``). Why:
+
+* Base and new share no word, neither item nor colour: a prompt tuned on base
+  words has to carry over to words it never saw, as on the published benchmark.
+* Base and new images come from one distribution, as the published datasets'
+  halves do: the same hues, and clothes as well as shoes in each half. The
+  first version gave the halves disjoint hues and split the items by
+  FashionMNIST's label order (clothes vs mostly shoes); CoCoOp, whose
+  meta-network shifts the prompt from the image feature, then met image
+  features on new classes that training never showed, and fell far below
+  CoOp (README, "fashion_colours", iterations of the ordering check).
+* Zero-shot confuses the two hues of a pair: the pretraining captions call a
+  colour by a neighbour's name, either of its two class-name words, so both
+  halves' colour words are equally ambiguous while the image features keep
+  the hues apart.
 
 Downstream images come from FashionMNIST's official TEST split only (the
 mini CLIP is pretrained on the official TRAIN split, in all 12 colours for all
-10 items): each test image gets one colour of its half, the colours dealt out
+10 items): each test image gets one of the 6 hues, the hues dealt out
 evenly over the item's images in a random order (``assign_colours``), giving
 about 167 images per class, cut per class into 50% train pool, 10% val and
 40% test (``fashion_mnist.downstream_split``): about 83 / 17 / 67 per class,
@@ -42,24 +52,25 @@ import numpy as np
 from . import fashion_mnist as fm
 
 ITEM_NAMES = fm.CLASSNAMES  # index = official FashionMNIST label
-# Index = hue step (30 degrees each); the downstream class name uses this word.
+# Index = hue step (30 degrees each); the base half's class names use this word.
 PALETTE = [
     ("red", 0), ("orange", 30), ("yellow", 60), ("lime", 90), ("green", 120), ("teal", 150),
     ("cyan", 180), ("azure", 210), ("blue", 240), ("purple", 270), ("magenta", 300), ("pink", 330),
 ]
 COLOUR_NAMES = [name for name, _ in PALETTE]
-BASE_ITEMS = fm.BASE_LABELS
-NEW_ITEMS = fm.NEW_LABELS
-BASE_COLOURS = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue
-NEW_COLOURS = [1, 2, 5, 6, 9, 10]  # orange, yellow, teal, cyan, purple, magenta: three pairs too
+BASE_ITEMS = [0, 2, 5, 7, 8]  # t-shirt, pullover, sandal, sneaker, bag
+NEW_ITEMS = [1, 3, 4, 6, 9]  # trouser, dress, coat, shirt, ankle boot
+HUES = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue
+# The new half's word for each of HUES (the pretraining captions' second word for the hue).
+NEW_COLOUR_NAMES = {0: "crimson", 3: "chartreuse", 4: "emerald", 7: "cerulean", 8: "cobalt", 11: "rose"}
 HUE_JITTER = 10.0  # degrees, uniform either way
 SATURATION_RANGE = (0.7, 1.0)
 
 # label -> (item, colour); base labels first (items outer, colours inner), as CoOp's split expects.
-CLASSES = [(item, colour) for items, colours in ((BASE_ITEMS, BASE_COLOURS), (NEW_ITEMS, NEW_COLOURS))
-           for item in items for colour in colours]
-CLASSNAMES = [f"{COLOUR_NAMES[colour]} {ITEM_NAMES[item]}" for item, colour in CLASSES]
+CLASSES = [(item, colour) for items in (BASE_ITEMS, NEW_ITEMS) for item in items for colour in HUES]
 NUM_CLASSES = len(CLASSES)
+CLASSNAMES = [f"{(COLOUR_NAMES[colour] if label < NUM_CLASSES // 2 else NEW_COLOUR_NAMES[colour])} {ITEM_NAMES[item]}"
+              for label, (item, colour) in enumerate(CLASSES)]
 BASE_LABELS = list(range(NUM_CLASSES // 2))
 NEW_LABELS = list(range(NUM_CLASSES // 2, NUM_CLASSES))
 LABEL_OF = {pair: label for label, pair in enumerate(CLASSES)}
@@ -94,7 +105,7 @@ def assign_colours(item_labels, seed=0):
     """Class label, hue offset and saturation per downstream (official-test) image.
 
     For each item (in label order) its images are put in a random order and
-    dealt the colours of its half in turn, so every class gets an equal share
+    dealt the hues in turn, so every class gets an equal share
     (up to one image); one ``numpy.random.RandomState(seed)`` drives the order
     and then the colour variation of all images.
     """
@@ -102,10 +113,9 @@ def assign_colours(item_labels, seed=0):
     rng = np.random.RandomState(seed)
     class_labels = np.full(len(item_labels), -1, dtype=np.int64)
     for item in np.unique(item_labels):
-        colours = BASE_COLOURS if item in BASE_ITEMS else NEW_COLOURS
         indices = rng.permutation(np.flatnonzero(item_labels == item))
         for position, index in enumerate(indices):
-            class_labels[index] = LABEL_OF[(int(item), colours[position % len(colours)])]
+            class_labels[index] = LABEL_OF[(int(item), HUES[position % len(HUES)])]
     hue_offsets, saturations = draw_colour_variation(len(item_labels), rng)
     return class_labels, hue_offsets, saturations
 

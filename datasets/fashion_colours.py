@@ -1,4 +1,4 @@
-"""Fashion colours (60 classes such as "cyan sneaker") for the CPU base-to-new benchmark.
+"""Fashion colours (60 classes such as "red sneaker") for the CPU base-to-new benchmark.
 
 Like ``datasets/fashion_mnist.py``: the protocol is ``CoOpDataset``'s; on first
 use the coloured downstream images (official TEST split, see
@@ -26,7 +26,7 @@ from .fashion_mnist import prepare_downstream_folder
 
 @DATASET_REGISTRY.register()
 class FashionColours(CoOpDataset):
-    """60 classes: base = 5 items x 6 colours (labels 0-29), new = 5 other items x 6 other colours."""
+    """60 classes: 5 base items x 6 hues (labels 0-29), 5 other items x the same hues under other colour words (30-59)."""
 
     dataset_dir = "fashion_colours"
     image_dir = fc.IMAGE_DIRNAME

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The CPU base-to-new benchmarks on real images, in one command:
 #   bash scripts/mini_benchmark.sh                              # FashionMNIST, 5 base + 5 new classes
-#   BENCHMARK=fashion_colours bash scripts/mini_benchmark.sh    # 30 base + 30 new classes ("cyan sneaker")
+#   BENCHMARK=fashion_colours bash scripts/mini_benchmark.sh    # 30 base + 30 new classes ("red sneaker")
 # 1. pretrains the benchmark's mini CLIP (benchmarks/pretrain_mini_clip.py) or reuses the checkpoint,
 # 2. runs the base-to-new protocol with the same scripts users run, for ZeroshotCLIP, CoOp, CoCoOp,
 #    KgCoOp, ProGrad, "CoOp + ensemble" (DualPromptMI with MI and augmentation off) and DualPromptMI,
 #    over SEEDS, with the configs of benchmarks/configs/trainers,
 # 3. prints the aggregated Base/New/HM table (also written as CSV and Markdown), the ordering checks
-#    (benchmarks/ordering.py) and writes the base-vs-new plot (PNG).
+#    (benchmarks/ordering.py), DualPromptMI's targets (benchmarks/targets.py) and writes the base-vs-new plot (PNG).
 # Environment:
 #   BENCHMARK  fashion10 (default) or fashion_colours
 #   DATA       root holding the FashionMNIST IDX files (else Debian's /usr/share/datasets/fashion-mnist
@@ -85,6 +85,9 @@ if [[ " ${RUNS[*]} " == *" DualPromptMI "* ]]; then
         grep -E "Trainer|DualPromptMI" || true
 fi
 "$PYTHON" benchmarks/ordering.py "$OUTPUT/base2new" || true  # a failed check is reported, not fatal
+if [[ " ${RUNS[*]} " == *" DualPromptMI mini_c4_ep20_batch8_ctxv1 "* ]]; then
+    "$PYTHON" benchmarks/targets.py "$OUTPUT/base2new" || true  # DualPromptMI against each baseline, per-seed views
+fi
 "$PYTHON" tools/plot_base_new.py "$OUTPUT/base2new" --out "$OUTPUT/base_new.png"
 end=$(date +%s)
 echo "wall time: pretraining $((pretrained - start)) s, protocol $((end - pretrained)) s, total $((end - start)) s (JOBS=$JOBS)"

@@ -25,6 +25,19 @@ requires_dassl = pytest.mark.skipif(not HAVE_DASSL, reason=DASSL_REASON or "Dass
 TINY_RESOLUTION = 32
 
 
+def write_fake_python(tmp_path, script_source):
+    """An executable that runs ``script_source`` with this interpreter whatever its arguments:
+    stands in for the PYTHON the protocol scripts call, so runners can be tested without training."""
+    import stat
+
+    script = tmp_path / "fake_train.py"
+    script.write_text(script_source)
+    wrapper = tmp_path / "fake_python"
+    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    return wrapper
+
+
 def build_tiny_clip(seed=0, embed_dim=64, width=64, layers=1, patch=16):
     """OpenAI's architecture at toy size (widths multiples of 64: heads = width / 64 on load)."""
     from clip.model import CLIP

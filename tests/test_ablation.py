@@ -10,7 +10,6 @@ import json
 import math
 import os
 import shutil
-import stat
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from clipprompt import paired
 from clipprompt.errors import UserError
-from conftest import REPO, requires_dassl
+from conftest import REPO, requires_dassl, write_fake_python
 
 spec = importlib.util.spec_from_file_location("ablation", os.path.join(REPO, "tools", "ablation.py"))
 ablation = importlib.util.module_from_spec(spec)
@@ -374,11 +373,7 @@ json.dump(record, open(os.path.join(out, "results.json"), "w"))
 
 @pytest.fixture()
 def fake_python(tmp_path, monkeypatch):
-    script = tmp_path / "fake_train.py"
-    script.write_text(FAKE_TRAIN)
-    wrapper = tmp_path / "fake_python"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    wrapper = write_fake_python(tmp_path, FAKE_TRAIN)
     counter = tmp_path / "calls.txt"
     counter.touch()
     monkeypatch.setenv("FAKE_COUNTER", str(counter))

@@ -8,13 +8,12 @@ import importlib.util
 import json
 import os
 import shutil
-import stat
 import sys
 
 import pytest
 
 from clipprompt.errors import UserError
-from conftest import REPO, requires_dassl, run_cli
+from conftest import REPO, requires_dassl, run_cli, write_fake_python
 
 spec = importlib.util.spec_from_file_location("grid", os.path.join(REPO, "tools", "grid.py"))
 grid = importlib.util.module_from_spec(spec)
@@ -50,11 +49,7 @@ print("fake run finished")
 
 @pytest.fixture()
 def fake_python(tmp_path, monkeypatch):
-    script = tmp_path / "fake_train.py"
-    script.write_text(FAKE_TRAIN)
-    wrapper = tmp_path / "fake_python"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {script} \"$@\"\n")
-    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    wrapper = write_fake_python(tmp_path, FAKE_TRAIN)
     calls = tmp_path / "calls.txt"
     calls.touch()
     monkeypatch.setenv("FAKE_CALLS", str(calls))

@@ -277,32 +277,46 @@ def _colour_word(phrase):
     return next((w for w in words if phrase.startswith(w + " ")), "")
 
 
-def test_colour_caption_kinds_use_the_documented_words():
+@pytest.mark.parametrize("names", [1, 2])
+def test_colour_caption_kinds_use_the_documented_words(names):
+    """Look-alike captions use a neighbour's class-name words, canonical ones the colour's own (the
+    first ``colour_names`` words of each colour), synonyms the rest."""
     colour_words = pretrain_mini_clip.COLOUR_WORDS
     items = torch.arange(10).repeat(12)
     colours = torch.arange(12).repeat_interleave(10)
     n = len(colour_words)
     for kind, allowed in (
         ("colour_omit_prob", lambda c: {""}),
-        ("colour_lookalike_prob", lambda c: {colour_words[(c - 1) % n][0], colour_words[(c + 1) % n][0]}),
-        ("colour_canonical_prob", lambda c: {colour_words[c][0]}),
-        ("synonym", lambda c: set(colour_words[c][1:])),
+        ("colour_lookalike_prob", lambda c: set(colour_words[(c - 1) % n][:names] + colour_words[(c + 1) % n][:names])),
+        ("colour_canonical_prob", lambda c: set(colour_words[c][:names])),
+        ("synonym", lambda c: set(colour_words[c][names:])),
     ):
         fractions = dict(colour_omit_prob=0.0, colour_lookalike_prob=0.0, colour_canonical_prob=0.0, generic_prob=0.0,
                          wrong_word_prob=0.0, lookalike_prob=0.0, canonical_prob=1.0)  # item word: the class name
         if kind != "synonym":
             fractions[kind] = 1.0
-        recipe = pretrain_mini_clip.Recipe(**fractions)
+        recipe = pretrain_mini_clip.Recipe(colour_names=names, **fractions)
+        seen = set()
         for item, colour, phrase in zip(items.tolist(), colours.tolist(), _colour_phrases(recipe, items, colours)):
             word = _colour_word(phrase)
             assert word in allowed(colour), (kind, colour, phrase)
             assert phrase[len(word):].strip() == fm.CLASSNAMES[item]
+            seen.add(word)
+        if kind == "colour_canonical_prob" and names == 2:
+            assert seen == {w for ws in colour_words for w in ws[:2]}  # both halves' words are drawn
 
 
-def test_colour_words_start_with_the_palette_names():
+def test_colour_names_out_of_range_is_a_user_error():
+    with pytest.raises(UserError, match="--colour-names must be between 1 and 2"):
+        pretrain_mini_clip.ColourCaptionSampler(pretrain_mini_clip.Recipe(colour_names=3))
+
+
+def test_colour_words_start_with_both_halves_names():
     from benchmarks import fashion_colours as fc
 
     assert [words[0] for words in pretrain_mini_clip.COLOUR_WORDS] == fc.COLOUR_NAMES
+    assert {hue: pretrain_mini_clip.COLOUR_WORDS[hue][1] for hue in fc.HUES} == fc.NEW_COLOUR_NAMES
+    assert pretrain_mini_clip.BENCHMARK_RECIPES["fashion_colours"]["colour_names"] == 2
 
 
 def test_caption_token_rows_train_exactly_like_the_full_table():

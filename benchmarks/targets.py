@@ -1,0 +1,143 @@
+"""Does DualPromptMI meet its targets on a base-to-new run? Paired per-seed comparisons and a collapse check.
+
+    python benchmarks/targets.py output/fashion_colours/base2new
+    python benchmarks/targets.py output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
+
+For the method's config (``--method``, default DualPromptMI's
+``mini_c4_ep20_batch8_ctxv1``) it prints:
+
+1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad and
+   "CoOp + ensemble", i.e. DualPromptMI's ``..._ensemble_only`` config): the
+   mean paired per-seed difference with its 95% t-interval
+   (``clipprompt.paired``); the target is an interval above 0 for each;
+2. per seed: the reported (ensembled) Base / New, the soft view alone and the
+   hand-crafted view alone (``variants.soft_only`` / ``variants.hand_only``),
+   zero-shot's Base, and whether the soft view alone kept at least zero-shot's
+   base accuracy (no collapse).
+
+Exit status 0 when every comparison's interval lies above 0 and no seed
+collapses, 1 otherwise (the tables are printed either way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from clipprompt.errors import UserError, exit_status  # noqa: E402
+from clipprompt.paired import paired_difference, per_seed_harmonic_mean  # noqa: E402
+from clipprompt.results import load_results, select_metric  # noqa: E402
+
+METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
+ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
+BASELINES = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad")
+ZERO_SHOT = "ZeroshotCLIP"
+VIEWS = (("reported", "accuracy"), ("soft only", "variants.soft_only.accuracy"),
+         ("hand only", "variants.hand_only.accuracy"))
+
+
+def per_config_values(root, metric, dataset=None):
+    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}`` of one dataset's base-to-new runs."""
+    runs = [run for run in load_results(root).runs
+            if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
+    datasets = sorted({run.dataset for run in runs})
+    if len(datasets) > 1:
+        raise UserError(f"{root} holds base-to-new results of {len(datasets)} datasets ({', '.join(datasets)}); "
+                        "pass --dataset NAME")
+    found = {}
+    for run, value in select_metric(runs, metric, []):
+        found.setdefault((run.trainer, run.config), {}).setdefault(run.half, {})[run.seed] = value
+    return {key: {"base": h.get("base", {}), "new": h.get("new", {}),
+                  "hm": per_seed_harmonic_mean(h.get("base", {}), h.get("new", {}))} for key, h in found.items()}
+
+
+def _single_config(values, trainer):
+    configs = sorted(config for name, config in values if name == trainer)
+    if len(configs) > 1:
+        raise UserError(f"{trainer} has several configs ({', '.join(configs)}); keep one per trainer in the folder")
+    return (trainer, configs[0]) if configs else None
+
+
+def comparisons(values, method):
+    """[(label, PairedDifference of HM: method - baseline)] for the baselines present."""
+    rows = []
+    ensemble = (method[0], method[1] + ENSEMBLE_SUFFIX)
+    for label, key in [(name, _single_config(values, name)) for name in BASELINES] + [("CoOp + ensemble", ensemble)]:
+        if key in values:
+            rows.append((label, paired_difference(values[key]["hm"], values[method]["hm"])))
+    return rows
+
+
+def seed_rows(root, method, dataset=None):
+    """Per seed: {view: (base, new)} for the method, zero-shot base, and whether the soft view kept it."""
+    views = {name: per_config_values(root, metric, dataset).get(method, {}) for name, metric in VIEWS}
+    zero_shot_values = per_config_values(root, "accuracy", dataset)
+    zero_shot = _single_config(zero_shot_values, ZERO_SHOT)
+    zs_base = zero_shot_values[zero_shot]["base"] if zero_shot else {}
+    rows = []
+    for seed in sorted(views["reported"].get("base", {})):
+        pairs = {name: (v.get("base", {}).get(seed), v.get("new", {}).get(seed)) for name, v in views.items()}
+        soft_base, zs = pairs["soft only"][0], zs_base.get(seed)
+        kept = None if soft_base is None or zs is None else soft_base >= zs
+        rows.append((seed, pairs, zs, kept))
+    return rows
+
+
+def _pair(pair):
+    return " / ".join("-" if v is None else f"{v:.2f}" for v in pair)
+
+
+def format_tables(compared, rows):
+    lines = ["| method HM - baseline HM | mean paired difference [95% interval] | per seed | target (interval > 0) |",
+             "|---|---|---|---|"]
+    for label, diff in compared:
+        interval = "" if diff.ci_low is None else f" [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
+        mean = "n/a" if diff.mean is None else f"{diff.mean:+.2f}"
+        seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(diff.seeds, diff.differences))
+        met = diff.ci_low is not None and diff.ci_low > 0
+        lines.append(f"| vs {label} | {mean}{interval} (n={diff.n}) | {seeds} | {'met' if met else 'NOT met'} |")
+    lines += ["", "| seed | reported Base / New | soft only Base / New | hand only Base / New | zero-shot Base | "
+              "soft-only Base >= zero-shot |", "|---|---|---|---|---|---|"]
+    for seed, pairs, zs, kept in rows:
+        verdict = "n/a" if kept is None else "yes" if kept else "NO (collapse)"
+        lines.append(f"| {seed} | {_pair(pairs['reported'])} | {_pair(pairs['soft only'])} | "
+                     f"{_pair(pairs['hand only'])} | {'-' if zs is None else f'{zs:.2f}'} | {verdict} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", help="base-to-new output folder (holding train_base/ and test_new/)")
+    parser.add_argument("--dataset", default=None, help="Dassl dataset name when the folder holds several")
+    parser.add_argument("--method", default="=".join(METHOD), metavar="TRAINER=CFG",
+                        help=f"the method's run (default {'='.join(METHOD)}); its CFG{ENSEMBLE_SUFFIX} is "
+                             "'CoOp + ensemble'")
+    args = parser.parse_args(argv)
+    trainer, sep, cfg = args.method.partition("=")
+    if not sep or not trainer or not cfg:
+        raise UserError(f"--method {args.method!r}: write TRAINER=CFG")
+    method = (trainer, cfg)
+    values = per_config_values(args.root, "accuracy", args.dataset)
+    if method not in values:
+        found = ", ".join(f"{t}={c}" for t, c in sorted(values)) or "none"
+        raise UserError(f"{args.root}: no base-to-new results of {trainer}={cfg} (found: {found})")
+    compared = comparisons(values, method)
+    rows = seed_rows(args.root, method, args.dataset)
+    print(f"Targets of {trainer} ({cfg}); accuracy %, differences in points, paired by seed:")
+    print(format_tables(compared, rows))
+    missed = [label for label, diff in compared if not (diff.ci_low is not None and diff.ci_low > 0)]
+    collapsed = [seed for seed, _, _, kept in rows if kept is False]
+    verdict = []
+    if missed:
+        verdict.append("HM not resolved above " + ", ".join(missed))
+    if collapsed:
+        verdict.append("soft view below zero-shot base on seed(s) " + ", ".join(map(str, collapsed)))
+    print("targets: " + ("met" if not verdict else "NOT met (" + "; ".join(verdict) + ")"))
+    return 1 if verdict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(exit_status(lambda: main()))
