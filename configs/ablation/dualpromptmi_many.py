@@ -8,7 +8,7 @@
 # residual 2 (1 - cos), i.e. it strengthens the term as the views align (bounded by GAUSS_VAR_BOUNDS):
 # gauss_1 (learnt) and gauss_8_fixed (KgCoOp's W = 8) end at comparable strengths, so the pair asks
 # whether the learnt per-dimension variance helps over its KgCoOp reduction.
-# Seven variants, so that 6 seeds of the pseudo split fit in half an hour on one core; the other
+# Seven variants, so that 6 seeds of the pseudo split take about 13 minutes with two jobs; the other
 # switches (AUG.FEED_VIEW_MI, MI.NCE_LEARN_TAU, views_nce at weight 1 or without augmentation) stay
 # config keys and were left out of this selection for time.
 {
