@@ -43,34 +43,43 @@ CHECKS = (
 )
 
 
-def per_seed_values(root, metric=DEFAULT_METRIC, dataset=None, configs=None):
-    """``{trainer: {"base"|"new"|"hm": {seed: value}}}`` for one config per trainer."""
-    configs = dict(configs or {})
-    loaded = load_results(root)
-    runs = [run for run in loaded.runs if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
+def per_config_values(root, metric=DEFAULT_METRIC, dataset=None, require_dataset=True):
+    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}`` of one dataset's base-to-new runs.
+
+    Several datasets in ``root`` need ``dataset``; none is an error too unless ``require_dataset`` is False.
+    """
+    runs = [run for run in load_results(root).runs
+            if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
     datasets = sorted({run.dataset for run in runs})
-    if len(datasets) != 1:
+    if len(datasets) > 1 or (require_dataset and not datasets):
         raise UserError(f"{root} holds base-to-new results of {len(datasets)} datasets ({', '.join(datasets)}); "
                         "pass --dataset NAME")
     found = {}
     for run, value in select_metric(runs, metric, []):
-        found.setdefault(run.trainer, {}).setdefault(run.config, {}).setdefault(run.half, {})[run.seed] = value
+        found.setdefault((run.trainer, run.config), {}).setdefault(run.half, {})[run.seed] = value
+    return {key: {"base": halves.get("base", {}), "new": halves.get("new", {}),
+                  "hm": per_seed_harmonic_mean(halves.get("base", {}), halves.get("new", {}))}
+            for key, halves in found.items()}
+
+
+def per_seed_values(root, metric=DEFAULT_METRIC, dataset=None, configs=None):
+    """``{trainer: {"base"|"new"|"hm": {seed: value}}}`` for one config per trainer."""
+    configs = dict(configs or {})
+    by_trainer = {}
+    for (trainer, config), halves in per_config_values(root, metric, dataset).items():
+        by_trainer.setdefault(trainer, {})[config] = halves
     values = {}
-    for trainer, by_config in found.items():
+    for trainer, by_config in by_trainer.items():
         if trainer in configs:
             if configs[trainer] not in by_config:
                 raise UserError(f"--config {trainer}={configs[trainer]}: no such results (configs: "
                                 f"{', '.join(sorted(by_config))})")
-            halves = by_config[configs[trainer]]
+            values[trainer] = by_config[configs[trainer]]
         elif len(by_config) == 1:
-            halves = next(iter(by_config.values()))
-        else:
-            if any(trainer in check[1:3] for check in CHECKS):
-                raise UserError(f"{trainer} has several configs ({', '.join(sorted(by_config))}); "
-                                f"pass --config {trainer}=CFG")
-            continue
-        base, new = halves.get("base", {}), halves.get("new", {})
-        values[trainer] = {"base": base, "new": new, "hm": per_seed_harmonic_mean(base, new)}
+            values[trainer] = next(iter(by_config.values()))
+        elif any(trainer in check[1:3] for check in CHECKS):
+            raise UserError(f"{trainer} has several configs ({', '.join(sorted(by_config))}); "
+                            f"pass --config {trainer}=CFG")
     return values
 
 

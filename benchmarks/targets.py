@@ -27,9 +27,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import ordering  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import paired_difference, per_seed_harmonic_mean  # noqa: E402
-from clipprompt.results import load_results, select_metric  # noqa: E402
+from clipprompt.paired import paired_difference  # noqa: E402
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
@@ -40,18 +40,8 @@ VIEWS = (("reported", "accuracy"), ("soft only", "variants.soft_only.accuracy"),
 
 
 def per_config_values(root, metric, dataset=None):
-    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}`` of one dataset's base-to-new runs."""
-    runs = [run for run in load_results(root).runs
-            if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
-    datasets = sorted({run.dataset for run in runs})
-    if len(datasets) > 1:
-        raise UserError(f"{root} holds base-to-new results of {len(datasets)} datasets ({', '.join(datasets)}); "
-                        "pass --dataset NAME")
-    found = {}
-    for run, value in select_metric(runs, metric, []):
-        found.setdefault((run.trainer, run.config), {}).setdefault(run.half, {})[run.seed] = value
-    return {key: {"base": h.get("base", {}), "new": h.get("new", {}),
-                  "hm": per_seed_harmonic_mean(h.get("base", {}), h.get("new", {}))} for key, h in found.items()}
+    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}``; an empty folder gives ``{}``."""
+    return ordering.per_config_values(root, metric, dataset, require_dataset=False)
 
 
 def _single_config(values, trainer):
@@ -73,8 +63,9 @@ def comparisons(values, method):
 
 def seed_rows(root, method, dataset=None):
     """Per seed: {view: (base, new)} for the method, zero-shot base, and whether the soft view kept it."""
-    views = {name: per_config_values(root, metric, dataset).get(method, {}) for name, metric in VIEWS}
-    zero_shot_values = per_config_values(root, "accuracy", dataset)
+    loaded = {name: per_config_values(root, metric, dataset) for name, metric in VIEWS}
+    views = {name: values.get(method, {}) for name, values in loaded.items()}
+    zero_shot_values = loaded["reported"]  # VIEWS' "reported" metric is plain accuracy
     zero_shot = _single_config(zero_shot_values, ZERO_SHOT)
     zs_base = zero_shot_values[zero_shot]["base"] if zero_shot else {}
     rows = []
