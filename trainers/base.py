@@ -48,7 +48,6 @@ class PromptTrainer(TrainerX):
     statistics = distributed.AdditiveStatistics([], ())  # sums kept equal over processes (build_model fills it)
     # State-dict prefixes tied to the class set; not loaded on another class set.
     CLASS_DEPENDENT_PREFIXES = ()
-    CLASS_SPECIFIC_CONTEXT = False  # set when CSC makes the context itself class-bound
 
     # ----- configuration ----------------------------------------------------
     @property
@@ -74,6 +73,17 @@ class PromptTrainer(TrainerX):
                 self._told_precision = True
             return "fp32"
         return prec
+
+    @property
+    def class_specific_context(self):
+        """CSC binds the context itself to the training classes: such a prompt cannot move to other classes."""
+        return bool(self.options.get("CSC", False))
+
+    def hand_view_templates(self, role="Hand-crafted view"):
+        """The templates of this trainer's ``HAND_TEMPLATES``, expanded and printed under ``role``."""
+        templates = self.hand_crafted_templates(self.options.HAND_TEMPLATES)
+        print(f"{role}: {templates}")
+        return templates
 
     def hand_crafted_templates(self, entries):
         """Expand template entries ("dataset", "imagenet_ensemble", or a "{}" template)."""
@@ -294,7 +304,7 @@ class PromptTrainer(TrainerX):
         path = ckpt.find_checkpoint(directory, MODEL_NAME, epoch)
         payload = ckpt.load_checkpoint(path, expected_trainer=self.trainer_name)
         same_classes = payload["extra"].get("classnames") == list(self.dm.dataset.classnames)
-        if not same_classes and self.CLASS_SPECIFIC_CONTEXT:
+        if not same_classes and self.class_specific_context:
             raise UserError(f"{path} holds class-specific context (CSC) trained on other classes; "
                             "it cannot be evaluated on a different class set")
         skip = () if same_classes else self.CLASS_DEPENDENT_PREFIXES

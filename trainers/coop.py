@@ -13,6 +13,5 @@ class CoOp(PromptTrainer):
 
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
-        self.CLASS_SPECIFIC_CONTEXT = bool(o.CSC)
         return CoOpCLIP(clip_model, classnames, n_ctx=o.N_CTX, ctx_init=o.CTX_INIT, csc=o.CSC,
                         class_token_position=o.CLASS_TOKEN_POSITION)

@@ -15,9 +15,7 @@ class DualPromptMI(PromptTrainer):
 
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
-        self.CLASS_SPECIFIC_CONTEXT = bool(o.CSC)
-        templates = self.hand_crafted_templates(o.HAND_TEMPLATES)
-        print(f"Hand-crafted view: {templates}")
+        templates = self.hand_view_templates()
         return DualPromptMICLIP(clip_model, classnames, templates, DualPromptMIConfig.from_cfg(o))
 
     def compute_loss(self, image, label):

@@ -19,9 +19,7 @@ class KgCoOp(PromptTrainer):
 
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
-        self.CLASS_SPECIFIC_CONTEXT = bool(o.CSC)
-        templates = self.hand_crafted_templates(o.HAND_TEMPLATES)
-        print(f"Hand-crafted view: {templates}")
+        templates = self.hand_view_templates()
         return KgCoOpCLIP(clip_model, classnames, templates, weight=o.W, n_ctx=o.N_CTX, ctx_init=o.CTX_INIT,
                           csc=o.CSC, class_token_position=o.CLASS_TOKEN_POSITION)
 

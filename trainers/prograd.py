@@ -25,9 +25,7 @@ class ProGrad(PromptTrainer):
 
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
-        self.CLASS_SPECIFIC_CONTEXT = bool(o.CSC)
-        templates = self.hand_crafted_templates(o.HAND_TEMPLATES)
-        print(f"Zero-shot teacher prompts: {templates}")
+        templates = self.hand_view_templates("Zero-shot teacher prompts")
         return ProGradCLIP(clip_model, classnames, templates, n_ctx=o.N_CTX, ctx_init=o.CTX_INIT, csc=o.CSC,
                            class_token_position=o.CLASS_TOKEN_POSITION)
 

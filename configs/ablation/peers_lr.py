@@ -1,9 +1,11 @@
 # Each peer's learning rate on the many-class benchmark, chosen on its base classes only
-# (tools/ablation.py --plan configs/ablation/peers_lr.py --dataset fashion_colours --pseudo):
-# per trainer, the LR with the best pseudo HM (pseudo-base / pseudo-new classes cut from the base classes,
-# scored on their validation images). Grid: the published LR (0.002 for all four), our earlier choice
-# (0.02, picked from base accuracy of a CoOp sweep on FashionMNIST) and one between. Epochs stay as in
-# the configs. Read the table per trainer: the reference (CoOp at 0.02) only anchors the paired columns.
+# (tools/ablation.py --plan configs/ablation/peers_lr.py --dataset fashion_colours --pseudo, seeds 1-6):
+# per trainer, the LR with the best mean pseudo HM (pseudo-base / pseudo-new classes cut from the base
+# classes, scored on their validation images). Grid: the published LR (0.002 for all four), our earlier
+# choice (0.02, picked from base accuracy of a CoOp sweep on FashionMNIST, and applied to CoCoOp although
+# CoCoOp's batch of 1 takes 4x CoOp's steps) and one between. Epochs stay as in the configs. Read the table
+# per trainer: the reference (CoOp at 0.02) only anchors the paired columns.
+# Run twice: on design A with 3 seeds (README, iteration A') and on design E with 6 seeds.
 {
     "config_root": "benchmarks/configs/trainers",
     "reference": "CoOp_lr0.02",
