@@ -43,9 +43,9 @@ class DualPromptMIConfig:
     ctx_init: str = "a photo of a"
     csc: bool = False
     class_token_position: str = "end"
-    infer_weight: float = 0.5
-    mi_weight: float = 3.0
-    mi_mode: str = "posterior"
+    infer_weight: float = 1.0
+    mi_weight: float = 8.0
+    mi_mode: str = "gaussian"
     mi_estimator: str = "infonce"
     mi_tau: float = 0.07
     mi_learn_tau: bool = False
@@ -54,11 +54,11 @@ class DualPromptMIConfig:
     mi_nce_tau: float = CLIP_TAU
     mi_nce_learn_tau: bool = False
     mi_gauss_var: float = GAUSS_VAR
-    mi_gauss_learn_var: bool = True
+    mi_gauss_learn_var: bool = False
     mi_gauss_var_bounds: tuple = GAUSS_VAR_BOUNDS
     mi_gauss_learn_map: bool = False
-    aug_weight: float = 1.0
-    aug_mode: str = "intra"
+    aug_weight: float = 0.25
+    aug_mode: str = "inter"
     aug_alpha: float = 1.0
     aug_mi_weight: float = 1.0
     aug_prototypes: str = "precomputed"

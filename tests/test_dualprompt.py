@@ -133,7 +133,7 @@ def test_running_prototypes_update_during_training(tiny_clip):
     ({"mi_nce_tau": 0.0}, "MI.NCE_TAU"),
     ({"mi_nce_tau": 0.9, "mi_nce_learn_tau": True}, "MI.NCE_TAU"),
     ({"mi_gauss_var": -1.0, "mi_gauss_learn_var": False}, "MI.GAUSS_VAR"),
-    ({"mi_gauss_var": 20.0}, "MI.GAUSS_VAR"),
+    ({"mi_gauss_var": 20.0, "mi_gauss_learn_var": True}, "MI.GAUSS_VAR"),
     ({"mi_gauss_var_bounds": (1.0, 0.5)}, "MI.GAUSS_VAR_BOUNDS"),
     ({"mi_gauss_var_bounds": (0.1,)}, "MI.GAUSS_VAR_BOUNDS"),
     ({"aug_feed_view_mi": True, "mi_mode": "views_nce"}, "AUG.FEED_VIEW_MI"),
@@ -235,11 +235,11 @@ def test_gaussian_with_fixed_unit_variance_is_kgcoop(tiny_clip):
 
 
 def test_learnt_gaussian_variance_is_checkpointed_and_class_independent(tiny_clip):
-    model = make(tiny_clip, mi_mode="gaussian")
+    model = make(tiny_clip, mi_mode="gaussian", mi_gauss_learn_var=True)
     keys = set(model.trainable_state_dict())
     assert "view_mi.raw_var" in keys
     assert not any(k.startswith(model.CLASS_DEPENDENT_PREFIXES) for k in keys if k.startswith("view_mi."))
-    new_classes = DualPromptMICLIP(tiny_clip, ["bus", "fox"], TEMPLATE, DualPromptMIConfig(mi_mode="gaussian"))
+    new_classes = DualPromptMICLIP(tiny_clip, ["bus", "fox"], TEMPLATE, DualPromptMIConfig(mi_mode="gaussian", mi_gauss_learn_var=True))
     state = {k: v for k, v in model.trainable_state_dict().items() if not k.startswith(model.CLASS_DEPENDENT_PREFIXES)}
     new_classes.load_state_dict(state, strict=False)
     torch.testing.assert_close(new_classes.view_mi.raw_var, model.view_mi.raw_var)
@@ -250,7 +250,7 @@ def test_mixup_feeds_the_posterior_mi_when_asked(tiny_clip):
 
     x, y = batch()
     for aug_weight in (1.0, 0.0):
-        model = make(tiny_clip, mi_mode="posterior", aug_feed_view_mi=True, aug_weight=aug_weight)
+        model = make(tiny_clip, mi_mode="posterior", aug_feed_view_mi=True, aug_weight=aug_weight, aug_mode="intra")
         assert model.config.uses_mixup
         torch.manual_seed(5)
         loss, logits, terms = model.loss(x, y)
