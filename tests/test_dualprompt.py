@@ -267,3 +267,55 @@ def test_mixup_feeds_the_posterior_mi_when_asked(tiny_clip):
         if aug_weight == 0:
             torch.testing.assert_close(loss, F.cross_entropy(logits, y) - model.config.mi_weight * expected)
     assert not make(tiny_clip, aug_weight=0.0).config.uses_mixup
+
+
+METHOD_KEYS = ("INFER_WEIGHT", "MI.MODE", "MI.WEIGHT", "MI.GAUSS_VAR", "MI.GAUSS_LEARN_VAR", "AUG.WEIGHT", "AUG.MODE")
+
+
+def _trainer_node(path):
+    """TRAINER.DUALPROMPTMI of one config file: its own keys (raw YAML) and the merged yacs node."""
+    import os
+
+    import yaml
+    from yacs.config import CfgNode as CN
+
+    from clipprompt.config import extend_cfg
+
+    with open(path) as f:
+        raw = yaml.safe_load(f)["TRAINER"]["DUALPROMPTMI"]
+    cfg = CN()
+    cfg.MODEL = CN()
+    cfg.MODEL.BACKBONE = CN()
+    cfg.DATASET = CN()
+    cfg.TRAINER = CN()
+    extend_cfg(cfg)
+    cfg.TRAINER.DUALPROMPTMI.merge_from_other_cfg(CN(raw))
+    written = set()
+    for key, value in raw.items():
+        written |= {f"{key}.{sub}" for sub in value} if isinstance(value, dict) else {key}
+    return written, cfg.TRAINER.DUALPROMPTMI, os.path.basename(path)
+
+
+def _dualpromptmi_configs():
+    import glob
+    import os
+
+    repo = os.path.join(os.path.dirname(__file__), "..")
+    return sorted(glob.glob(os.path.join(repo, "configs", "trainers", "DualPromptMI", "*.yaml"))
+                  + glob.glob(os.path.join(repo, "benchmarks", "configs", "trainers", "DualPromptMI", "*.yaml")))
+
+
+def test_shipped_configs_pin_what_they_claim():
+    """The ViT-B/16 settings spell out the selected method keys (equal to the defaults today), and the
+    "CoOp + ensemble" baselines set their own inference weight, so a change of defaults moves neither."""
+    paths = _dualpromptmi_configs()
+    assert len(paths) >= 6
+    for path in paths:
+        written, node, name = _trainer_node(path)
+        config = DualPromptMIConfig.from_cfg(node)
+        if name.endswith("_ensemble_only.yaml"):
+            assert {"INFER_WEIGHT", "MI.WEIGHT", "AUG.WEIGHT"} <= written, name
+            assert (config.mi_weight, config.aug_weight, config.infer_weight) == (0.0, 0.0, 0.5), name
+        elif name.startswith("vit_b16"):
+            assert set(METHOD_KEYS) <= written, name
+            assert config == DualPromptMIConfig(n_ctx=config.n_ctx, ctx_init=config.ctx_init), name
