@@ -144,7 +144,8 @@ def test_bad_settings_name_their_key(tiny_clip, overrides, key):
         DualPromptMICLIP(tiny_clip, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
 
 
-def test_every_config_key_reaches_the_model():
+def _default_trainer_node():
+    """TRAINER.DUALPROMPTMI at the defaults of clipprompt/config.py."""
     from clipprompt.config import extend_cfg
     from yacs.config import CfgNode as CN
 
@@ -154,7 +155,13 @@ def test_every_config_key_reaches_the_model():
     cfg.DATASET = CN()
     cfg.TRAINER = CN()
     extend_cfg(cfg)
-    node = cfg.TRAINER.DUALPROMPTMI
+    return cfg.TRAINER.DUALPROMPTMI
+
+
+def test_every_config_key_reaches_the_model():
+    from yacs.config import CfgNode as CN
+
+    node = _default_trainer_node()
 
     def leaves(n, prefix=""):
         for k, v in n.items():
@@ -279,21 +286,14 @@ def _trainer_node(path):
     import yaml
     from yacs.config import CfgNode as CN
 
-    from clipprompt.config import extend_cfg
-
     with open(path) as f:
         raw = yaml.safe_load(f)["TRAINER"]["DUALPROMPTMI"]
-    cfg = CN()
-    cfg.MODEL = CN()
-    cfg.MODEL.BACKBONE = CN()
-    cfg.DATASET = CN()
-    cfg.TRAINER = CN()
-    extend_cfg(cfg)
-    cfg.TRAINER.DUALPROMPTMI.merge_from_other_cfg(CN(raw))
+    node = _default_trainer_node()
+    node.merge_from_other_cfg(CN(raw))
     written = set()
     for key, value in raw.items():
         written |= {f"{key}.{sub}" for sub in value} if isinstance(value, dict) else {key}
-    return written, cfg.TRAINER.DUALPROMPTMI, os.path.basename(path)
+    return written, node, os.path.basename(path)
 
 
 def _dualpromptmi_configs():
