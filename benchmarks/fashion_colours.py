@@ -11,32 +11,36 @@ image's colour is its class hue plus a random hue offset (up to
 ``SATURATION_RANGE`` (full value), so a class is a band of similar colours,
 not one RGB triple.
 
-Classes (60): both halves use the same 6 hues (``HUES``: red, lime, green,
-azure, blue, pink; three pairs of neighbouring hues, pink/red, lime/green,
-azure/blue) and each half its own 5 items: base = t-shirt, pullover, sandal,
-sneaker, bag (``BASE_ITEMS``), new = trouser, dress, coat, shirt, ankle boot
-(``NEW_ITEMS``), labels 0-29 and 30-59, so CoOp's split (sorted labels, the
-first half is base) gives exactly these halves. A hue is named by its palette
-word in the base half ("red t-shirt") and by another word for it in the new
-half ("crimson coat", ``NEW_COLOUR_NAMES``). Why:
+Classes (60): each half has its own 5 items and its own 6 hues, in three
+pairs of neighbouring hues. Base = t-shirt, pullover, sandal, sneaker, bag
+(``BASE_ITEMS``) in red, lime, green, azure, blue, pink (``BASE_HUES``: pairs
+pink/red, lime/green, azure/blue); new = trouser, dress, coat, shirt, ankle
+boot (``NEW_ITEMS``) in orange, yellow, teal, cyan, purple, magenta
+(``NEW_HUES``: pairs orange/yellow, teal/cyan, purple/magenta). Labels 0-29
+and 30-59, so CoOp's split (sorted labels, the first half is base) gives
+exactly these halves; every class is named "<palette word> <item>". Why:
 
 * Base and new share no word, neither item nor colour: a prompt tuned on base
   words has to carry over to words it never saw, as on the published benchmark.
-* Base and new images come from one distribution, as the published datasets'
-  halves do: the same hues, and clothes as well as shoes in each half. The
-  first version gave the halves disjoint hues and split the items by
-  FashionMNIST's label order (clothes vs mostly shoes); CoCoOp, whose
-  meta-network shifts the prompt from the image feature, then met image
-  features on new classes that training never showed, and fell far below
-  CoOp (README, "fashion_colours", iterations of the ordering check).
+* New classes look new, as on the published datasets, yet stay close: no new
+  class shares its colour with a base class, and every new hue lies 30 degrees
+  from a base hue. Design E (README, "fashion_colours") gave both halves the
+  same hues under other words ("red t-shirt" / "crimson coat"); there CoOp
+  forgot little on the new half and CoCoOp fell below it.
+* Both halves hold clothes and shoes. The first design split the items by
+  FashionMNIST's label order (clothes vs mostly shoes), so new-class image
+  features were unlike anything the prompt was tuned on.
 * Zero-shot confuses the two hues of a pair: the pretraining captions call a
-  colour by a neighbour's name, either of its two class-name words, so both
-  halves' colour words are equally ambiguous while the image features keep
-  the hues apart.
+  colour by a neighbour's name, so every class-name colour word is ambiguous
+  in the same way, while the image features keep the hues apart.
+
+The base half (classes, images, split) is exactly design E's: the new half is
+drawn after it from the same random streams, so choices made on base classes
+alone carry over between the two designs.
 
 Downstream images come from FashionMNIST's official TEST split only (the
 mini CLIP is pretrained on the official TRAIN split, in all 12 colours for all
-10 items): each test image gets one of the 6 hues, the hues dealt out
+10 items): each test image gets one of its half's 6 hues, the hues dealt out
 evenly over the item's images in a random order (``assign_colours``), giving
 about 167 images per class, cut per class into 50% train pool, 10% val and
 40% test (``fashion_mnist.downstream_split``): about 83 / 17 / 67 per class,
@@ -60,17 +64,16 @@ PALETTE = [
 COLOUR_NAMES = [name for name, _ in PALETTE]
 BASE_ITEMS = [0, 2, 5, 7, 8]  # t-shirt, pullover, sandal, sneaker, bag
 NEW_ITEMS = [1, 3, 4, 6, 9]  # trouser, dress, coat, shirt, ankle boot
-HUES = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue
-# The new half's word for each of HUES (the pretraining captions' second word for the hue).
-NEW_COLOUR_NAMES = {0: "crimson", 3: "chartreuse", 4: "emerald", 7: "cerulean", 8: "cobalt", 11: "rose"}
+BASE_HUES = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue
+NEW_HUES = [1, 2, 5, 6, 9, 10]  # orange, yellow, teal, cyan, purple, magenta: pairs orange/yellow, teal/cyan, purple/magenta
 HUE_JITTER = 10.0  # degrees, uniform either way
 SATURATION_RANGE = (0.7, 1.0)
 
 # label -> (item, colour); base labels first (items outer, colours inner), as CoOp's split expects.
-CLASSES = [(item, colour) for items in (BASE_ITEMS, NEW_ITEMS) for item in items for colour in HUES]
+CLASSES = [(item, colour) for items, hues in ((BASE_ITEMS, BASE_HUES), (NEW_ITEMS, NEW_HUES))
+           for item in items for colour in hues]
 NUM_CLASSES = len(CLASSES)
-CLASSNAMES = [f"{(COLOUR_NAMES[colour] if label < NUM_CLASSES // 2 else NEW_COLOUR_NAMES[colour])} {ITEM_NAMES[item]}"
-              for label, (item, colour) in enumerate(CLASSES)]
+CLASSNAMES = [f"{COLOUR_NAMES[colour]} {ITEM_NAMES[item]}" for item, colour in CLASSES]
 BASE_LABELS = list(range(NUM_CLASSES // 2))
 NEW_LABELS = list(range(NUM_CLASSES // 2, NUM_CLASSES))
 LABEL_OF = {pair: label for label, pair in enumerate(CLASSES)}
@@ -105,7 +108,7 @@ def assign_colours(item_labels, seed=0):
     """Class label, hue offset and saturation per downstream (official-test) image.
 
     For each item (in label order) its images are put in a random order and
-    dealt the hues in turn, so every class gets an equal share
+    dealt its half's hues in turn, so every class gets an equal share
     (up to one image); one ``numpy.random.RandomState(seed)`` drives the order
     and then the colour variation of all images.
     """
@@ -114,8 +117,9 @@ def assign_colours(item_labels, seed=0):
     class_labels = np.full(len(item_labels), -1, dtype=np.int64)
     for item in np.unique(item_labels):
         indices = rng.permutation(np.flatnonzero(item_labels == item))
+        hues = BASE_HUES if int(item) in BASE_ITEMS else NEW_HUES
         for position, index in enumerate(indices):
-            class_labels[index] = LABEL_OF[(int(item), HUES[position % len(HUES)])]
+            class_labels[index] = LABEL_OF[(int(item), hues[position % len(hues)])]
     hue_offsets, saturations = draw_colour_variation(len(item_labels), rng)
     return class_labels, hue_offsets, saturations
 

@@ -26,7 +26,7 @@ from .fashion_mnist import prepare_downstream_folder
 
 @DATASET_REGISTRY.register()
 class FashionColours(CoOpDataset):
-    """60 classes: 5 base items x 6 hues (labels 0-29), 5 other items x the same hues under other colour words (30-59)."""
+    """60 classes: 5 base items x 6 hues (labels 0-29), 5 other items x 6 other hues (labels 30-59)."""
 
     dataset_dir = "fashion_colours"
     image_dir = fc.IMAGE_DIRNAME

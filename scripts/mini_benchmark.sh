@@ -33,11 +33,14 @@ CLIP_CKPT="${CLIP_CKPT:-$OUTPUT/mini_clip/mini_clip.pt}"
 export OMP_NUM_THREADS=1 DATA OUTPUT SHOTS PYTHON CONFIG_ROOT
 start=$(date +%s)
 
+QUICK_FLAG=()
+if [ "${QUICK:-0}" = 1 ]; then QUICK_FLAG=(--quick); fi
 if [ -f "$CLIP_CKPT" ]; then
+    # a checkpoint of another recipe (another benchmark's, a QUICK one) is refused, not reused
+    "$PYTHON" benchmarks/pretrain_mini_clip.py --benchmark "$BENCHMARK" --out "$CLIP_CKPT" --check-existing \
+        "${QUICK_FLAG[@]}" || exit 2
     echo "Reusing the mini CLIP at $CLIP_CKPT"
 else
-    QUICK_FLAG=()
-    if [ "${QUICK:-0}" = 1 ]; then QUICK_FLAG=(--quick); fi
     OMP_NUM_THREADS=$JOBS "$PYTHON" benchmarks/pretrain_mini_clip.py --benchmark "$BENCHMARK" --out "$CLIP_CKPT" \
         --data-root "$DATA" --threads "$JOBS" --no-progress "${QUICK_FLAG[@]}"
 fi

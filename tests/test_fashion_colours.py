@@ -43,22 +43,46 @@ def test_sixty_classes_base_first_and_halves_share_no_word():
     base_words = {w for item in base for w in item.classname.split()}
     new_words = {w for item in new for w in item.classname.split()}
     assert not base_words & new_words
-    assert "crimson coat" in fc.CLASSNAMES[30:] and "red t-shirt" in fc.CLASSNAMES[:30]
+    assert "orange coat" in fc.CLASSNAMES[30:] and "red t-shirt" in fc.CLASSNAMES[:30]
 
 
-def test_both_halves_draw_the_same_hues_in_three_neighbouring_pairs():
-    """The halves' images come from one colour distribution; only the words differ."""
+def test_each_half_draws_its_own_hues_in_three_neighbouring_pairs():
+    """No new class shares its colour with a base class, but every new hue is a base hue's neighbour."""
     half = fc.NUM_CLASSES // 2
-    base_hues = sorted({colour for _, colour in fc.CLASSES[:half]})
-    new_hues = sorted({colour for _, colour in fc.CLASSES[half:]})
-    assert base_hues == new_hues == sorted(fc.HUES)
-    hues = [fc.PALETTE[c][1] for c in fc.HUES]
-    nearest = [min(_hue_distance(h, other) for other in hues if other != h) for h in hues]
-    assert nearest == [30] * 6  # every hue has its look-alike among the six
-    assert len({frozenset((a, b)) for a in hues for b in hues if _hue_distance(a, b) == 30}) == 3
-    for label, (item, colour) in enumerate(fc.CLASSES):
-        word = fc.COLOUR_NAMES[colour] if label < half else fc.NEW_COLOUR_NAMES[colour]
-        assert fc.CLASSNAMES[label] == f"{word} {fc.ITEM_NAMES[item]}"
+    assert sorted({colour for _, colour in fc.CLASSES[:half]}) == sorted(fc.BASE_HUES)
+    assert sorted({colour for _, colour in fc.CLASSES[half:]}) == sorted(fc.NEW_HUES)
+    assert not set(fc.BASE_HUES) & set(fc.NEW_HUES)
+    for half_hues in (fc.BASE_HUES, fc.NEW_HUES):
+        hues = [fc.PALETTE[c][1] for c in half_hues]
+        nearest = [min(_hue_distance(h, other) for other in hues if other != h) for h in hues]
+        assert nearest == [30] * 6  # every hue has its look-alike within its half
+        assert len({frozenset((a, b)) for a in hues for b in hues if _hue_distance(a, b) == 30}) == 3
+    base_angles = [fc.PALETTE[c][1] for c in fc.BASE_HUES]
+    for colour in fc.NEW_HUES:
+        assert min(_hue_distance(fc.PALETTE[colour][1], b) for b in base_angles) == 30
+    for item, colour in fc.CLASSES:
+        assert fc.CLASSNAMES[fc.LABEL_OF[(item, colour)]] == f"{fc.COLOUR_NAMES[colour]} {fc.ITEM_NAMES[item]}"
+
+
+def test_base_half_does_not_depend_on_the_new_half(monkeypatch):
+    """Choices made on base classes carry over between designs that differ only in the new half."""
+    item_labels = np.repeat(np.arange(10), 24)
+    before = fc.assign_colours(item_labels, seed=3)
+    design_e_new_hues = [0, 3, 4, 7, 8, 11]  # design E: the new half in the base half's hues
+    new_labels = {(item, colour): 30 + 6 * i + j for i, item in enumerate(fc.NEW_ITEMS)
+                  for j, colour in enumerate(design_e_new_hues)}
+    monkeypatch.setattr(fc, "NEW_HUES", design_e_new_hues)
+    monkeypatch.setattr(fc, "LABEL_OF", {**fc.LABEL_OF, **new_labels})
+    after = fc.assign_colours(item_labels, seed=3)
+    base = np.isin(item_labels, fc.BASE_ITEMS)
+    colour_of = {label: colour for (_, colour), label in new_labels.items()}
+    assert {colour_of[label] for label in after[0][~base]} == set(design_e_new_hues)  # the patch took effect
+    assert np.array_equal(before[0][base], after[0][base])
+    assert np.array_equal(before[1], after[1]) and np.array_equal(before[2], after[2])
+    split_before = fm.downstream_split(before[0], seed=3)
+    split_after = fm.downstream_split(after[0], seed=3)
+    for name in split_before:
+        assert [i for i in split_before[name] if base[i]] == [i for i in split_after[name] if base[i]]
 
 
 def test_each_half_holds_clothes_and_shoes():

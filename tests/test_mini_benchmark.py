@@ -45,6 +45,11 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Reusing the mini CLIP" in again.stdout
 
+    # a full-size run refuses the QUICK checkpoint instead of reusing it
+    full = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra={**env, "QUICK": "0"}, timeout=300)
+    assert full.returncode == 2, full.stdout[-2000:] + full.stderr[-2000:]
+    assert "was made with another recipe" in full.stderr and "Reusing" not in full.stdout
+
 
 def test_quick_colour_benchmark_end_to_end(tmp_path):
     """BENCHMARK=fashion_colours: coloured images exported, its own CLIP, the ordering checks and the plot."""

@@ -43,6 +43,24 @@ def quick_run(idx_root, tmp_path_factory):
     return out, report
 
 
+def test_check_existing_accepts_the_same_recipe_and_refuses_another(quick_run, capsys):
+    out, _ = quick_run
+    assert pretrain_mini_clip.main(["--out", str(out), "--quick", "--check-existing"]) is None
+    with pytest.raises(UserError, match=r"was made with another recipe: benchmark 'fashion10' \(wanted 'fashion_colours'\)"):
+        pretrain_mini_clip.main(["--out", str(out), "--quick", "--benchmark", "fashion_colours", "--check-existing"])
+    with pytest.raises(UserError, match=r"steps \d+ \(wanted 1200\)"):  # the full recipe, not --quick
+        pretrain_mini_clip.main(["--out", str(out), "--check-existing"])
+
+
+def test_check_existing_without_a_report_warns_and_accepts(tmp_path, capsys):
+    out = tmp_path / "copied.pt"
+    out.write_bytes(b"not read")
+    assert pretrain_mini_clip.main(["--out", str(out), "--check-existing"]) is None
+    assert "cannot be checked" in capsys.readouterr().err
+    with pytest.raises(UserError, match="no such checkpoint"):
+        pretrain_mini_clip.main(["--out", str(tmp_path / "absent.pt"), "--check-existing"])
+
+
 def test_quick_checkpoint_loads_with_openai_build_model(quick_run):
     from clip.model import build_model
 
@@ -311,11 +329,10 @@ def test_colour_names_out_of_range_is_a_user_error():
         pretrain_mini_clip.ColourCaptionSampler(pretrain_mini_clip.Recipe(colour_names=3))
 
 
-def test_colour_words_start_with_both_halves_names():
+def test_colour_words_start_with_the_class_names_palette_word():
     from benchmarks import fashion_colours as fc
 
     assert [words[0] for words in pretrain_mini_clip.COLOUR_WORDS] == fc.COLOUR_NAMES
-    assert {hue: pretrain_mini_clip.COLOUR_WORDS[hue][1] for hue in fc.HUES} == fc.NEW_COLOUR_NAMES
     assert pretrain_mini_clip.BENCHMARK_RECIPES["fashion_colours"]["colour_names"] == 2
 
 
