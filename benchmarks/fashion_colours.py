@@ -77,6 +77,10 @@ CLASSNAMES = [f"{COLOUR_NAMES[colour]} {ITEM_NAMES[item]}" for item, colour in C
 BASE_LABELS = list(range(NUM_CLASSES // 2))
 NEW_LABELS = list(range(NUM_CLASSES // 2, NUM_CLASSES))
 LABEL_OF = {pair: label for label, pair in enumerate(CLASSES)}
+# The mini CLIP's caption templates for this benchmark: fashion10's without the two that deny colour,
+# plus two; the dataset's prompt ensemble ("dataset_ensemble").
+CAPTION_TEMPLATES = [t for t in fm.CAPTION_TEMPLATES if "black and white" not in t and "grayscale" not in t]
+CAPTION_TEMPLATES += ["a bright photo of a {}.", "a {} in a shop window."]
 
 SPLIT_FILENAME = "split_fashion_colours.json"
 IMAGE_DIRNAME = fm.IMAGE_DIRNAME

@@ -53,6 +53,24 @@ CLASSNAMES = [
     "ankle boot",
 ]
 NUM_CLASSES = len(CLASSNAMES)
+# The caption templates of the benchmark's mini CLIP (benchmarks/pretrain_mini_clip.py); "a photo of
+# a {}." is only one of them. The dataset offers them as its prompt ensemble ("dataset_ensemble").
+CAPTION_TEMPLATES = [
+    "a photo of a {}.",
+    "a blurry photo of the {}.",
+    "a {} on a plain background.",
+    "a black and white photo of a {}.",
+    "a low resolution photo of the {}.",
+    "a close-up photo of a {}.",
+    "{} for sale.",
+    "a picture of my {}.",
+    "a product shot of the {}.",
+    "a grayscale image of a {}.",
+    "this {} is on sale today.",
+    "an old {}.",
+    "look at this {}!",
+    "a small photo of a {}.",
+]
 BASE_LABELS = list(range(0, 5))
 NEW_LABELS = list(range(5, 10))
 

@@ -139,22 +139,9 @@ from clipprompt.splits import write_bytes_atomic  # noqa: E402
 
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
 
-CAPTION_TEMPLATES = [
-    "a photo of a {}.",
-    "a blurry photo of the {}.",
-    "a {} on a plain background.",
-    "a black and white photo of a {}.",
-    "a low resolution photo of the {}.",
-    "a close-up photo of a {}.",
-    "{} for sale.",
-    "a picture of my {}.",
-    "a product shot of the {}.",
-    "a grayscale image of a {}.",
-    "this {} is on sale today.",
-    "an old {}.",
-    "look at this {}!",
-    "a small photo of a {}.",
-]
+# The caption templates live with each benchmark's data (its datasets offer them as the
+# "dataset_ensemble" prompt ensemble, as CLIP's prompt engineering offers its own templates).
+CAPTION_TEMPLATES = fm.CAPTION_TEMPLATES
 
 # Per official label: the class name used downstream first, then other words for it.
 # "top" and "shoe" are shared on purpose: captions in the wild are ambiguous.
@@ -199,9 +186,7 @@ COLOUR_WORDS = [
 # neighbouring hue's class-name words), colour_canonical_prob (one of its own class-name words);
 # the rest use another word. A colour's class-name words are its first ``colour_names`` words.
 COLOUR_KINDS = ("omitted", "lookalike", "canonical", "synonym")
-# Templates of the colour benchmark: CAPTION_TEMPLATES without the two that deny colour.
-COLOUR_CAPTION_TEMPLATES = [t for t in CAPTION_TEMPLATES if "black and white" not in t and "grayscale" not in t]
-COLOUR_CAPTION_TEMPLATES += ["a bright photo of a {}.", "a {} in a shop window."]
+COLOUR_CAPTION_TEMPLATES = fc.CAPTION_TEMPLATES
 
 BENCHMARKS = ("fashion10", "fashion_colours")
 

@@ -20,6 +20,7 @@ def extend_cfg(cfg):
     cfg.DATASET.CUSTOM.IMAGE_DIR = ""  # absolute, or relative to DATASET.ROOT
     cfg.DATASET.CUSTOM.SPLIT_FILE = ""  # CoOp split JSON; absolute, or relative to DATASET.ROOT
     cfg.DATASET.CUSTOM.TEMPLATE = ""  # hand-crafted prompt, default "a photo of a {}."
+    cfg.DATASET.CUSTOM.ENSEMBLE_TEMPLATES = []  # its prompt ensemble ("dataset_ensemble"); [] -> TEMPLATE + CoOp's 7
 
     cfg.TRAINER.ZEROSHOTCLIP = CN()
     cfg.TRAINER.ZEROSHOTCLIP.TEMPLATES = ["dataset"]  # see HAND_TEMPLATES below
@@ -58,11 +59,13 @@ def extend_cfg(cfg):
     d.CLASS_TOKEN_POSITION = "end"
     d.PREC = "fp16"
     # Each entry: a template with "{}", "dataset" (the dataset's hand-crafted
-    # template) or "imagenet_ensemble" (CoOp's 7 ImageNet templates); the hand
-    # view is the normalised mean over all of them.
-    d.HAND_TEMPLATES = ["dataset"]
-    # Defaults: the best mean pseudo-HM of the two selection rounds on the many-class CPU benchmark
-    # (configs/ablation/dualpromptmi_many.py, dualpromptmi_aug.py; README, "DualPromptMI ablation"):
+    # template), "dataset_ensemble" (the dataset's own prompt ensemble; without one, its template
+    # and CoOp's 7 ImageNet templates) or "imagenet_ensemble" (CoOp's 7 ImageNet templates); the
+    # hand view is the normalised mean over all of them (views_nce: each one a positive).
+    d.HAND_TEMPLATES = ["dataset_ensemble"]  # round three's choice (dualpromptmi_templates.py)
+    # Defaults: the best mean pseudo-HM of the three selection rounds on the many-class CPU benchmark
+    # (configs/ablation/dualpromptmi_many.py, dualpromptmi_aug.py, dualpromptmi_templates.py;
+    # README, "DualPromptMI ablation"):
     # the gaussian view term at a fixed variance (KgCoOp's term, W 8), light inter-class mixup, soft view.
     d.INFER_WEIGHT = 1.0  # w in t = normalise(w t^s + (1 - w) t^h); 1 = soft view only
     d.MI = CN()

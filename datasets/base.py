@@ -71,6 +71,9 @@ class CoOpDataset(DatasetBase):
     test_only = False  # evaluation-only datasets: train_x = test, no few-shot sampling
     val_is_test = False  # no val split of its own: evaluate on test (CoOp's ImageNet)
     template = None  # hand-crafted prompt; None -> clipprompt.templates.dataset_template(<class name>)
+    # The dataset's own prompt ensemble (HAND_TEMPLATES entry "dataset_ensemble"); None -> the template
+    # plus CoOp's seven ImageNet templates, the set CoOp's ZeroshotCLIP2 uses.
+    ensemble_templates = None
 
     def __init__(self, cfg):
         root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))

@@ -17,7 +17,9 @@ class CustomDataset(CoOpDataset):
     * ``DATASET.CUSTOM.IMAGE_DIR``: folder the split file's paths are relative to;
     * ``DATASET.CUSTOM.SPLIT_FILE``: ``{"train": [[relpath, label, classname], ...],
       "val": [...], "test": [...]}`` ("val" may be empty or left out);
-    * ``DATASET.CUSTOM.TEMPLATE`` (optional): prompt template, default "a photo of a {}.".
+    * ``DATASET.CUSTOM.TEMPLATE`` (optional): prompt template, default "a photo of a {}.";
+    * ``DATASET.CUSTOM.ENSEMBLE_TEMPLATES`` (optional): its prompt ensemble, the templates the
+      HAND_TEMPLATES entry "dataset_ensemble" stands for.
 
     The few-shot cache goes to ``split_fewshot/<split file name>/`` next to the
     split file, so several split files can share a folder.
@@ -44,6 +46,11 @@ class CustomDataset(CoOpDataset):
         if not isinstance(template, str) or "{}" not in template:
             raise UserError(f"DATASET.CUSTOM.TEMPLATE must contain '{{}}' for the class name (got {template!r})")
         self.template = template
+        ensemble = list(custom.get("ENSEMBLE_TEMPLATES", []) or [])
+        bad = [t for t in ensemble if not isinstance(t, str) or "{}" not in t]
+        if bad:
+            raise UserError(f"DATASET.CUSTOM.ENSEMBLE_TEMPLATES: every template needs '{{}}' for the class name (got {bad[0]!r})")
+        self.ensemble_templates = ensemble or None
         return os.path.dirname(self.custom_split_path), image_dir
 
     def locate_split_file(self, cfg, root):

@@ -31,6 +31,7 @@ class FashionColours(CoOpDataset):
     dataset_dir = "fashion_colours"
     image_dir = fc.IMAGE_DIRNAME
     split_file = fc.SPLIT_FILENAME
+    ensemble_templates = fc.CAPTION_TEMPLATES  # the mini CLIP's caption templates
 
     def locate(self, cfg, root):
         dataset_dir, image_dir = super().locate(cfg, root)

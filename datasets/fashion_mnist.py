@@ -50,6 +50,7 @@ class FashionMNIST(CoOpDataset):
     dataset_dir = "fashion_mnist"
     image_dir = fm.IMAGE_DIRNAME
     split_file = fm.SPLIT_FILENAME
+    ensemble_templates = fm.CAPTION_TEMPLATES  # the mini CLIP's caption templates
 
     def locate(self, cfg, root):
         dataset_dir, image_dir = super().locate(cfg, root)

@@ -498,6 +498,8 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
     calls = counter.read_text().splitlines()
     assert len(calls) == 2 * 2 * 2
     assert all(os.path.join("benchmarks", "configs", "trainers") in call for call in calls)
+    # the pseudo split keeps the source's prompt ensemble, so "dataset_ensemble" means the same there
+    assert all("DATASET.CUSTOM.ENSEMBLE_TEMPLATES" in call and "a bright photo of a {}." in call for call in calls)
     manifest = json.loads((out / ablation.MANIFEST_NAME).read_text())
     assert manifest["shared"]["config_root"] == "benchmarks/configs/trainers"
     other_root = tmp_path / "other_configs"  # the same configs in another folder

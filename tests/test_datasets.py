@@ -272,6 +272,11 @@ def test_custom_dataset_relative_paths_template_and_few_shot(tmp_path):
     assert dataset.template == "a {} thing."
     assert counts_by_label(dataset.train_x) == {0: 3, 1: 3}
     assert (tmp_path / "mine" / "split_fewshot" / "split" / "shot_3-seed_2.json").is_file()
+    assert dataset.ensemble_templates is None  # "dataset_ensemble" then falls back to CoOp's set
+
+    custom["ENSEMBLE_TEMPLATES"] = ["a {} thing.", "an old {}."]
+    dataset = build_dataset(make_cfg(tmp_path, "CustomDataset", custom=custom))
+    assert dataset.ensemble_templates == ["a {} thing.", "an old {}."]
 
 
 def test_custom_dataset_config_errors(tmp_path):
@@ -288,6 +293,15 @@ def test_custom_dataset_config_errors(tmp_path):
                 tmp_path,
                 "CustomDataset",
                 custom={"IMAGE_DIR": str(tmp_path / "pics"), "SPLIT_FILE": "s.json", "TEMPLATE": "no slot"},
+            )
+        )
+    with pytest.raises(UserError, match="DATASET.CUSTOM.ENSEMBLE_TEMPLATES: .*'no slot'"):
+        build_dataset(
+            make_cfg(
+                tmp_path,
+                "CustomDataset",
+                custom={"IMAGE_DIR": str(tmp_path / "pics"), "SPLIT_FILE": "s.json",
+                        "ENSEMBLE_TEMPLATES": ["a {}.", "no slot"]},
             )
         )
 

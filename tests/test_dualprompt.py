@@ -276,7 +276,8 @@ def test_mixup_feeds_the_posterior_mi_when_asked(tiny_clip):
     assert not make(tiny_clip, aug_weight=0.0).config.uses_mixup
 
 
-METHOD_KEYS = ("INFER_WEIGHT", "MI.MODE", "MI.WEIGHT", "MI.GAUSS_VAR", "MI.GAUSS_LEARN_VAR", "AUG.WEIGHT", "AUG.MODE")
+METHOD_KEYS = ("INFER_WEIGHT", "MI.MODE", "MI.WEIGHT", "MI.GAUSS_VAR", "MI.GAUSS_LEARN_VAR", "AUG.WEIGHT", "AUG.MODE",
+               "HAND_TEMPLATES")
 
 
 def _trainer_node(path):
@@ -314,8 +315,10 @@ def test_shipped_configs_pin_what_they_claim():
         written, node, name = _trainer_node(path)
         config = DualPromptMIConfig.from_cfg(node)
         if name.endswith("_ensemble_only.yaml"):
-            assert {"INFER_WEIGHT", "MI.WEIGHT", "AUG.WEIGHT"} <= written, name
+            assert {"INFER_WEIGHT", "MI.WEIGHT", "AUG.WEIGHT", "HAND_TEMPLATES"} <= written, name
             assert (config.mi_weight, config.aug_weight, config.infer_weight) == (0.0, 0.0, 0.5), name
+            assert list(node.HAND_TEMPLATES) == ["dataset"], name
         elif name.startswith("vit_b16"):
             assert set(METHOD_KEYS) <= written, name
             assert config == DualPromptMIConfig(n_ctx=config.n_ctx, ctx_init=config.ctx_init), name
+            assert list(node.HAND_TEMPLATES) == list(_default_trainer_node().HAND_TEMPLATES), name

@@ -247,3 +247,41 @@ def test_peer_scripts_checkpoints_base_to_new_and_table(tmp_path, pets_root, tin
     plot = str(tmp_path / "b2n.png")
     proc = ok(run_cli(["tools/plot_base_new.py", tree, "--out", plot]))
     assert os.path.getsize(plot) > 0
+
+
+@requires_dassl
+def test_hand_template_entries_expand_to_the_dataset_prompts():
+    """HAND_TEMPLATES entries: "dataset_ensemble" is the dataset's own ensemble, else CoOp's ZeroshotCLIP2 set."""
+    from types import SimpleNamespace
+
+    from clipprompt.errors import UserError
+    from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES
+    from trainers.base import PromptTrainer
+
+    def expand(entries, **dataset):
+        stub = SimpleNamespace(dm=SimpleNamespace(dataset=SimpleNamespace(**dataset)),
+                               cfg=SimpleNamespace(DATASET=SimpleNamespace(NAME="OxfordPets")))
+        return PromptTrainer.hand_crafted_templates(stub, entries)
+
+    own = ["a {} on sale.", "an old {}."]
+    assert expand(["dataset_ensemble"], template="a {} pet.", ensemble_templates=own) == own
+    assert expand(["dataset_ensemble"], template="a {} pet.", ensemble_templates=None) == ["a {} pet.", *IMAGENET_ENSEMBLE_TEMPLATES]
+    assert expand(["dataset"], template=None) == ["a photo of a {}, a type of pet."]  # the registry's template
+    # duplicates collapse, order kept
+    assert expand(["dataset", "dataset_ensemble", "x {}"], template="an old {}.", ensemble_templates=own) == [
+        "an old {}.", "a {} on sale.", "x {}"]
+    with pytest.raises(UserError, match="'dataset_ensemble'"):
+        expand(["ensemble"], template="a {}.")
+
+
+@requires_dassl
+def test_benchmark_datasets_offer_their_mini_clip_caption_templates():
+    from benchmarks import fashion_colours as fc
+    from benchmarks import fashion_mnist as fm
+    from benchmarks import pretrain_mini_clip
+    from datasets.fashion_colours import FashionColours
+    from datasets.fashion_mnist import FashionMNIST
+
+    assert FashionMNIST.ensemble_templates == fm.CAPTION_TEMPLATES == pretrain_mini_clip.CAPTION_TEMPLATES
+    assert FashionColours.ensemble_templates == fc.CAPTION_TEMPLATES == pretrain_mini_clip.COLOUR_CAPTION_TEMPLATES
+    assert "a photo of a {}." in fc.CAPTION_TEMPLATES and not any("grayscale" in t for t in fc.CAPTION_TEMPLATES)

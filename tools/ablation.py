@@ -431,9 +431,9 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True) -> Stage:
     dataset_cfg = settings.repo / "configs" / "datasets" / f"{dataset}.yaml"
     root = str(Path(settings.data).expanduser().resolve())
     if write:
-        image_dir, template = write_pseudo_split(dataset_cfg, root, split_path)
+        image_dir, template, ensemble = write_pseudo_split(dataset_cfg, root, split_path)
     else:  # --dry-run, --no-run: name the paths, touch nothing
-        image_dir, template = "<image folder of the dataset>", "<its template>"
+        image_dir, template, ensemble = "<image folder of the dataset>", "<its template>", None
     inherited = tuple(
         (key, value if isinstance(value, str) else str(value))
         for key, value in flatten_yaml(dataset_cfg)
@@ -441,14 +441,16 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True) -> Stage:
     )
     opts = ("DATASET.CUSTOM.IMAGE_DIR", str(image_dir), "DATASET.CUSTOM.SPLIT_FILE", str(split_path),
             "DATASET.CUSTOM.TEMPLATE", template)
+    if ensemble:  # the source's own prompt ensemble, so that "dataset_ensemble" means the same there
+        opts += ("DATASET.CUSTOM.ENSEMBLE_TEMPLATES", repr(list(ensemble)))
     description = (f"pseudo split: the base classes of {dataset}, split again into pseudo-base and pseudo-new "
                    "(no new class is used)")
     # Named after the source: the runs' tree says "custom" whatever the source is.
     return Stage(f"pseudo_{dataset}", PSEUDO_DATASET, description, opts, inherited)
 
 
-def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[str, str]:
-    """Write the base-class split file; returns (image folder, hand-crafted template)."""
+def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[str, str, list | None]:
+    """Write the base-class split file; returns (image folder, hand-crafted template, prompt ensemble or None)."""
     import train  # Dassl's config and the datasets' registry
     from dassl.data.datasets import DATASET_REGISTRY
 
@@ -474,7 +476,7 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[
         from clipprompt.templates import dataset_template
 
         template = dataset_template(cfg.DATASET.NAME)
-    return dataset.image_dir, template
+    return dataset.image_dir, template, getattr(dataset_class, "ensemble_templates", None)
 
 
 # --------------------------------------------------------------------------

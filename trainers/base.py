@@ -86,18 +86,27 @@ class PromptTrainer(TrainerX):
         return templates
 
     def hand_crafted_templates(self, entries):
-        """Expand template entries ("dataset", "imagenet_ensemble", or a "{}" template)."""
+        """Expand template entries ("dataset", "dataset_ensemble", "imagenet_ensemble", or a "{}" template).
+
+        "dataset_ensemble" is the dataset's own prompt ensemble (its ``ensemble_templates``, e.g. the
+        caption templates a CPU benchmark's mini CLIP was pretrained with); a dataset without one gets
+        its template plus CoOp's seven ImageNet templates, as CoOp's ZeroshotCLIP2.
+        """
         dataset_tpl = getattr(self.dm.dataset, "template", None) or dataset_template(self.cfg.DATASET.NAME)
         templates = []
         for entry in entries:
             if entry == "dataset":
                 templates.append(dataset_tpl)
+            elif entry == "dataset_ensemble":
+                own = getattr(self.dm.dataset, "ensemble_templates", None)
+                templates.extend(own if own else [dataset_tpl, *IMAGENET_ENSEMBLE_TEMPLATES])
             elif entry == "imagenet_ensemble":
                 templates.extend(IMAGENET_ENSEMBLE_TEMPLATES)
             elif "{}" in entry:
                 templates.append(entry)
             else:
-                raise UserError(f"template entry {entry!r} is not 'dataset', 'imagenet_ensemble' or a template with '{{}}'")
+                raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble' "
+                                "or a template with '{}'")
         return list(dict.fromkeys(templates))
 
     # ----- data -------------------------------------------------------------
