@@ -659,7 +659,8 @@ def check_existing(out, recipe):
               file=sys.stderr)
         return
     try:
-        saved = json.load(open(sidecar, encoding="utf-8"))["recipe"]
+        with open(sidecar, encoding="utf-8") as f:
+            saved = json.load(f)["recipe"]
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{sidecar}: not a pretraining report with a 'recipe' ({exc}); delete it or the checkpoint") from None
     wanted = dataclasses.asdict(recipe)

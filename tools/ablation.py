@@ -476,7 +476,7 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[
         from clipprompt.templates import dataset_template
 
         template = dataset_template(cfg.DATASET.NAME)
-    return dataset.image_dir, template, getattr(dataset_class, "ensemble_templates", None)
+    return dataset.image_dir, template, getattr(dataset, "ensemble_templates", None)
 
 
 # --------------------------------------------------------------------------
