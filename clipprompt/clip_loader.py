@@ -65,7 +65,14 @@ def load_clip(backbone_name, path="", download_root=None, precision="fp32"):
                 f"use one of {', '.join(available_backbones())} or set MODEL.BACKBONE.PATH to a local file"
             )
         root = download_root or os.path.expanduser("~/.cache/clip")
-        path = clip_api._download(clip_api._MODELS[backbone_name], root)
+        try:
+            path = clip_api._download(clip_api._MODELS[backbone_name], root)
+        except (OSError, RuntimeError) as exc:  # no network (URLError is an OSError), or a bad checksum
+            reason = str(getattr(exc, "reason", exc)).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise UserError(
+                f"cannot download the {backbone_name} weights into {root} ({reason}); "
+                "without internet, set MODEL.BACKBONE.PATH to a local CLIP checkpoint file"
+            ) from None
     state_dict = read_clip_state_dict(path)
     _check_openai_layout(state_dict, path)
     weights = {k: v for k, v in state_dict.items() if k not in _METADATA_KEYS}

@@ -60,6 +60,22 @@ def test_unknown_backbone_name_is_a_user_error():
         load_clip("ViT-Z/99")
 
 
+def test_failed_download_is_a_one_line_user_error(tmp_path, monkeypatch):
+    """Offline, a backbone name (no MODEL.BACKBONE.PATH) says how to use a local file instead of a traceback."""
+    import urllib.error
+
+    from clip import clip as clip_api
+
+    def offline(url, root):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(clip_api, "_download", offline)
+    with pytest.raises(UserError, match=r"cannot download the ViT-B/16 weights into .*Name or service not known.*"
+                                        r"set MODEL.BACKBONE.PATH to a local CLIP checkpoint file") as err:
+        load_clip("ViT-B/16", download_root=str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
 def test_fp16_precision_keeps_openai_half_layers(tiny_clip_path):
     model = load_clip("", tiny_clip_path, precision="fp16")
     assert model.dtype == torch.float16
