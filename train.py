@@ -113,9 +113,9 @@ def guard_output_dir(cfg, args):
     if args.resume and os.path.abspath(args.resume) == os.path.abspath(out):
         return
     if args.overwrite:
-        from clipprompt.checkpoint import move_run_aside
+        from clipprompt.files import move_aside
 
-        aside = move_run_aside(out)
+        aside = move_aside(out)
         print(f"Moved the previous run in {out} to {aside}")
         return
     raise UserError(f"output directory {out} already holds a run; pass --resume {out} to continue it, "

@@ -122,7 +122,6 @@ import dataclasses
 import json
 import math
 import os
-import io
 import sys
 import time
 
@@ -135,7 +134,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import fashion_colours as fc  # noqa: E402
 from benchmarks import fashion_mnist as fm  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.splits import write_bytes_atomic  # noqa: E402
+from clipprompt.files import torch_save_atomic, write_text_atomic  # noqa: E402
 
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
 
@@ -596,16 +595,6 @@ def _pretrain(recipe, data_root, seed, progress):
     return model.eval()
 
 
-def atomic_torch_save(obj, path):
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    write_bytes_atomic(path, buffer.getvalue(), ".pt")
-
-
-def atomic_write_text(text, path):
-    write_bytes_atomic(path, text.encode("utf-8"), ".json")
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="checkpoint path (state dict in OpenAI's layout)")
@@ -691,7 +680,7 @@ def main(argv=None):
     metrics = evaluate(model, data_root, recipe, seed=args.seed)
     wall_seconds = time.time() - start
 
-    atomic_torch_save({k: v.float() for k, v in model.state_dict().items()}, args.out)
+    torch_save_atomic({k: v.float() for k, v in model.state_dict().items()}, args.out)
     report = {
         "checkpoint": os.path.abspath(args.out),
         "idx_dir": os.path.dirname(fm.find_idx_files(data_root)["train"]["images"]),
@@ -702,7 +691,7 @@ def main(argv=None):
         "recipe": dataclasses.asdict(recipe),
         **metrics,
     }
-    atomic_write_text(json.dumps(report, indent=1) + "\n", sidecar)
+    write_text_atomic(sidecar, json.dumps(report, indent=1) + "\n")
 
     print(f"saved {args.out} ({train_seconds / 60:.1f} min of training, {wall_seconds / 60:.1f} min in all, "
           f"{report['threads']} threads)")

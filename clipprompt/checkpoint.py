@@ -9,12 +9,12 @@ CoOp: ``<output_dir>/<model_name>/model.pth.tar-<epoch>``.
 import os
 import pickle
 import re
-import time
 import zipfile
 
 import torch
 
 from .errors import UserError
+from .files import torch_save_atomic
 
 FORMAT_VERSION = 1
 _EPOCH_FILE = re.compile(r"^model\.pth\.tar-(\d+)$")
@@ -30,14 +30,6 @@ def checkpoint_path(directory, model_name, epoch):
     return os.path.join(directory, model_name, f"model.pth.tar-{epoch}")
 
 
-def move_run_aside(folder):
-    """Rename a run folder to ``<folder>.old-<time>`` (nothing is deleted); returns the new path."""
-    folder = os.fspath(folder).rstrip(os.sep)
-    aside = f"{folder}.old-{time.strftime('%Y%m%d-%H%M%S')}"
-    os.replace(folder, aside)
-    return aside
-
-
 def save_checkpoint(path, *, trainer, model_state, epoch, optimizer_state=None, scheduler_state=None,
                     class_count=None, extra=None):
     """Write atomically: a crash mid-write never leaves a truncated checkpoint."""
@@ -51,10 +43,7 @@ def save_checkpoint(path, *, trainer, model_state, epoch, optimizer_state=None, 
         "num_classes": class_count,
         "extra": extra or {},
     }
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    torch_save_atomic(payload, path)
     return path
 
 

@@ -23,7 +23,8 @@ import warnings
 from collections import defaultdict
 
 from clipprompt.errors import UserError
-from clipprompt.splits import Item, items_to_entries, relative_image_path, write_bytes_atomic, write_json_atomic
+from clipprompt.files import write_bytes_atomic, write_json_atomic
+from clipprompt.splits import Item, items_to_entries, relative_image_path
 
 __all__ = [
     "Item",

@@ -25,7 +25,6 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
-from clipprompt.results import harmonic_mean
 
 BETTER = "better"
 WORSE = "worse"
@@ -60,6 +59,13 @@ def t_quantile_975(df: int) -> float:
     except ImportError:
         return t_quantile_975_fallback(df)
     return float(t.ppf(0.975, df))
+
+
+def harmonic_mean(base: float, new: float) -> float:
+    """HM = 2*B*N / (B+N); 0 when both are 0."""
+    if base + new == 0:
+        return 0.0
+    return 2.0 * base * new / (base + new)
 
 
 def mean_and_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -114,3 +120,28 @@ def paired_difference(reference: Mapping[int, float], candidate: Mapping[int, fl
 def per_seed_harmonic_mean(base: Mapping[int, float], new: Mapping[int, float]) -> dict[int, float]:
     """``{seed: HM(base[seed], new[seed])}`` for the seeds that have both halves."""
     return {seed: harmonic_mean(base[seed], new[seed]) for seed in sorted(set(base) & set(new))}
+
+
+def seed_halves(base: Mapping[int, float], new: Mapping[int, float]) -> dict[str, dict[int, float]]:
+    """``{"base": {seed: value}, "new": {...}, "hm": {...}}``, the per-seed record every paired check reads."""
+    return {"base": dict(base), "new": dict(new), "hm": per_seed_harmonic_mean(base, new)}
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+def format_difference(diff: PairedDifference, verdict: bool = True) -> str:
+    """``+1.20 [+0.35, +2.05] better`` (without ``verdict``: no last word); ``+1.20 (n=1)`` without
+    an interval; ``-`` without seeds."""
+    if diff.mean is None:
+        return "-"
+    if diff.ci_low is None:
+        return f"{_signed(diff.mean)} (n={diff.n})"
+    text = f"{_signed(diff.mean)} [{_signed(diff.ci_low)}, {_signed(diff.ci_high)}]"
+    return f"{text} {diff.verdict}" if verdict else text
+
+
+def format_seed_differences(diff: PairedDifference) -> str:
+    """``1: +0.20, 2: -1.10``: each seed's difference."""
+    return ", ".join(f"{seed}: {_signed(value)}" for seed, value in zip(diff.seeds, diff.differences))

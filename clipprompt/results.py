@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from clipprompt.errors import UserError
+from clipprompt.paired import harmonic_mean  # noqa: F401 (part of this module's API)
 
 RESULTS_FILENAME = "results.json"
 BASE_HALF_FOLDER = "train_base"
@@ -341,13 +342,6 @@ def select_metric(runs: Sequence[RunResult], metric: str, warnings: list[str]) -
             f"skipped; e.g. {missing[0].path}"
         )
     return kept
-
-
-def harmonic_mean(base: float, new: float) -> float:
-    """HM = 2*B*N / (B+N); 0 when both are 0."""
-    if base + new == 0:
-        return 0.0
-    return 2.0 * base * new / (base + new)
 
 
 def spread(values: Sequence[float], ci95: bool = False) -> float:

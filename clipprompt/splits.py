@@ -18,11 +18,11 @@ default.
 
 import json
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from clipprompt.errors import UserError
+from clipprompt.files import write_json_atomic
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -56,35 +56,6 @@ def relative_image_path(impath, image_dir):
 def items_to_entries(items, image_dir):
     """Items -> ``[[relpath, label, classname], ...]`` as stored in split files."""
     return [[relative_image_path(item.impath, image_dir), int(item.label), item.classname] for item in items]
-
-
-def default_file_mode():
-    """Permissions a plain ``open(path, "w")`` would give (mkstemp's are owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_bytes_atomic(path, data, suffix=""):
-    """Write ``data`` so that readers never see a half-written file (tmp file + os.replace),
-    with the permissions a plain ``open`` would give."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp_path, default_file_mode())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-
-
-def write_json_atomic(path, obj):
-    """Write JSON atomically (:func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, json.dumps(obj).encode("utf-8"), ".json")
 
 
 def write_split(path, train, val, test, image_dir):

@@ -13,8 +13,8 @@ from clipprompt.splits import (
     list_subfolders,
     read_classnames,
     read_image_folders,
-    write_json_atomic,
 )
+from clipprompt.files import write_json_atomic
 
 from .base import CoOpDataset
 

@@ -78,8 +78,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # clipprompt, train.py and datasets/ from this checkout
 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import PairedDifference, mean_and_std, paired_difference, per_seed_harmonic_mean  # noqa: E402
-from clipprompt.checkpoint import move_run_aside  # noqa: E402
+from clipprompt.paired import (  # noqa: E402
+    PairedDifference,
+    format_difference,
+    mean_and_std,
+    paired_difference,
+    per_seed_harmonic_mean,
+)
+from clipprompt.files import move_aside as move_run_aside  # noqa: E402
 from clipprompt.results import RESULTS_FILENAME, format_mean_spread, load_result_file  # noqa: E402
 
 MANIFEST_NAME = "ablation_manifest.json"
@@ -764,19 +770,6 @@ def select_best(table: MetricTable, by: str = "hm") -> Selection | None:
 # --------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.2f}"
-
-
-def format_difference(diff: PairedDifference) -> str:
-    """``+1.20 [+0.35, +2.05] better``; ``+1.20 (n=1)`` without an interval; ``-`` without seeds."""
-    if diff.mean is None:
-        return "-"
-    if diff.ci_low is None:
-        return f"{_signed(diff.mean)} (n={diff.n})"
-    return f"{_signed(diff.mean)} [{_signed(diff.ci_low)}, {_signed(diff.ci_high)}] {diff.verdict}"
 
 
 def display_options(variant: Variant) -> str:

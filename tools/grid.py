@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # clipprompt and parse_test_res.py from this checkout
 
-from clipprompt.checkpoint import move_run_aside  # noqa: E402
+from clipprompt.files import move_aside  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 
 PROTOCOLS = ("base2new", "fewshot", "xd")
@@ -203,7 +203,7 @@ def execute_job(job: Job, worker_env: dict | None = None, repo: Path = REPO, sto
             if step.finished and not rerun_rest:
                 continue
             if step.finished:  # evaluated a model that was just retrained: keep it aside, evaluate again
-                aside = move_run_aside(step.run_dir)
+                aside = move_aside(step.run_dir)
                 log.write(f"# moved the outdated evaluation {step.run_dir} to {aside}\n")
             rerun_rest = True
             argv = ["bash", str(repo / "scripts" / step.script), *step.args, *job.opts]

@@ -62,10 +62,12 @@ def setup(args):
                 f.write(text.replace(old, new))
     import torch
 
+    from clipprompt.files import torch_save_atomic
+
     state_dict = torch.load(args.clip, map_location="cpu", weights_only=True)
-    tmp_path = os.path.join(work, f".clip.pt.{os.getpid()}")  # atomic: runs of another setup may be reading it
-    torch.save({k: v.half().float() if v.is_floating_point() else v for k, v in state_dict.items()}, tmp_path)
-    os.replace(tmp_path, os.path.join(work, "clip.pt"))
+    # atomic: runs of another setup may be reading it
+    torch_save_atomic({k: v.half().float() if v.is_floating_point() else v for k, v in state_dict.items()},
+                      os.path.join(work, "clip.pt"))
 
     source = os.path.join(os.path.abspath(args.data), "fashion_mnist")
     target = os.path.join(work, "data_upstream", "oxford_pets")

@@ -8,7 +8,6 @@ safe checkpoints, explicit resume, cached evaluation, results.json) is here.
 import contextlib
 import datetime
 import io
-import json
 import os
 import time
 
@@ -24,18 +23,12 @@ from clipprompt import distributed
 from clipprompt.augment import ClassPrototypes
 from clipprompt.clip_loader import load_clip
 from clipprompt.errors import UserError
+from clipprompt.files import write_json_atomic
 from clipprompt.scheduler import build_lr_scheduler
 from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, dataset_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
 MODEL_NAME = "prompt_learner"  # checkpoint sub-folder, as in CoOp
-
-
-def write_json_atomic(path, record):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, path)
 
 
 class PromptTrainer(TrainerX):
@@ -386,4 +379,4 @@ class PromptTrainer(TrainerX):
         }
         name = "results.json" if split == "test" else f"results_{split}.json"
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, name), record)
+        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, name), record, indent=2)
