@@ -61,6 +61,14 @@ def t_quantile_975(df: int) -> float:
     return float(t.ppf(0.975, df))
 
 
+def t_half_width(std: float, n: int) -> float:
+    """Half-width of the two-sided 95% Student-t interval of a mean of ``n`` values with sample std ``std``:
+    ``t(0.975, n-1) * std / sqrt(n)``."""
+    if n < 2:
+        raise ValueError(f"a t-interval needs at least 2 values, got {n}")
+    return t_quantile_975(n - 1) * std / math.sqrt(n)
+
+
 def harmonic_mean(base: float, new: float) -> float:
     """HM = 2*B*N / (B+N); 0 when both are 0."""
     if base + new == 0:
@@ -111,7 +119,7 @@ def paired_difference(reference: Mapping[int, float], candidate: Mapping[int, fl
     if std is None:
         return PairedDifference(seeds, differences, mean, None, None, None, None, UNRESOLVED)
     sem = std / math.sqrt(len(differences))
-    half_width = t_quantile_975(len(differences) - 1) * sem
+    half_width = t_half_width(std, len(differences))
     low, high = mean - half_width, mean + half_width
     verdict = BETTER if low > 0 else WORSE if high < 0 else UNRESOLVED
     return PairedDifference(seeds, differences, mean, std, sem, low, high, verdict)

@@ -19,15 +19,23 @@ import pytest
 from clipprompt.errors import UserError
 from clipprompt.results import (
     GENERATED_MARKER,
+    SCHEMA_VERSION,
+    available_metrics,
     base_to_new_table,
     harmonic_mean,
+    load_result_file,
     load_results,
+    per_config_values,
+    run_record,
     summarize,
+    write_run_results,
     write_table_files,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+T_975_DF2 = 4.302653  # the 0.975 quantile of Student's t with 2 degrees of freedom
 
 FOLDER_OF_DATASET = {"OxfordPets": "oxford_pets", "EuroSAT": "eurosat", "DescribableTextures": "dtd"}
 
@@ -119,10 +127,21 @@ def test_mean_and_std_over_seeds(tmp_path):
     runs = load_results(tmp_path).runs
     row = only_row(base_to_new_table(runs), "EuroSAT", "CoCoOp")
     assert row.base_mean == pytest.approx(80.0)
-    assert row.base_spread == pytest.approx(math.sqrt(200 / 3))  # population std, as CoOp reports
-    assert row.new_spread == pytest.approx(math.sqrt(32 / 3))
+    # The sample std (ddof=1), the convention of clipprompt.paired, not CoOp's population std
+    # (sqrt(200/3) = 8.16 here): with 3 seeds the population std understates the spread.
+    assert row.base_spread == pytest.approx(10.0)  # sqrt(200 / 2)
+    assert row.new_spread == pytest.approx(4.0)  # sqrt(32 / 2)
     ci_row = only_row(base_to_new_table(runs, ci95=True), "EuroSAT", "CoCoOp")
-    assert ci_row.base_spread == pytest.approx(1.96 * math.sqrt(200 / 3) / math.sqrt(3))
+    # The 95% Student-t half-width t(0.975, 2) * std / sqrt(3), not 1.96 * population std / sqrt(3).
+    assert ci_row.base_spread == pytest.approx(T_975_DF2 * 10.0 / math.sqrt(3), abs=1e-5)
+
+
+def test_one_seed_has_no_spread(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    table = base_to_new_table(load_results(tmp_path).runs, ci95=True)
+    row = only_row(table, "OxfordPets", "CoOp")
+    assert row.base_spread is None and row.new_spread is None  # a sample std needs two seeds
+    assert table.display_rows()[0][4] == "80.00"  # the mean alone, no "± 0.00"
 
 
 def test_seed_with_one_half_is_reported_not_averaged(tmp_path):
@@ -161,8 +180,9 @@ def test_average_row_is_hm_of_dataset_averages(tmp_path):
     assert average.hm == pytest.approx(2 * 85.0 * 70.0 / 155.0)  # 76.77
     mean_of_dataset_hms = (harmonic_mean(80, 60) + harmonic_mean(90, 80)) / 2  # 76.64
     assert average.hm != pytest.approx(mean_of_dataset_hms, abs=1e-3)
-    # spread over seeds of the dataset-averaged Base: seed1 84, seed2 86 -> std 1; New: 70, 70 -> 0
-    assert average.base_spread == pytest.approx(1.0)
+    # spread over seeds of the dataset-averaged Base: seed1 84, seed2 86 -> sample std sqrt(2)
+    # (the population std would be 1); New: 70, 70 -> 0
+    assert average.base_spread == pytest.approx(math.sqrt(2))
     assert average.new_spread == pytest.approx(0.0)
     assert average.label == "Average (2)"
 
@@ -268,7 +288,7 @@ def test_generic_table_mean_std_and_average_per_protocol(tmp_path):
     imagenet = [row for row in table.rows if row.dataset == "ImageNet"]
     assert len(imagenet) == 1 and imagenet[0].protocol == "few-shot" and imagenet[0].shots == 4
     assert imagenet[0].mean == pytest.approx(72.0)
-    assert imagenet[0].spread == pytest.approx(statistics.pstdev([70.0, 71.0, 75.0]))
+    assert imagenet[0].spread == pytest.approx(statistics.stdev([70.0, 71.0, 75.0]))  # sample std, ddof=1
 
     sketch = [row for row in table.rows if row.dataset == "ImageNetSketch"][0]
     assert sketch.protocol == "evaluation" and sketch.mean == pytest.approx(42.0)
@@ -277,7 +297,7 @@ def test_generic_table_mean_std_and_average_per_protocol(tmp_path):
     average = table.averages[0]
     assert (average.protocol, average.num_datasets) == ("evaluation", 2)
     assert average.mean == pytest.approx((61.0 + 42.0) / 2)
-    assert average.spread == pytest.approx(statistics.pstdev([50.0, 53.0]))
+    assert average.spread == pytest.approx(statistics.stdev([50.0, 53.0]))  # sample std, ddof=1
     assert "Protocol" in table.display_headers()
 
 
@@ -297,10 +317,12 @@ def test_csv_and_markdown_are_written_and_foreign_files_are_kept(tmp_path):
     assert len(rows) == 1
     assert rows[0]["dataset"] == "OxfordPets" and rows[0]["num_seeds"] == "2"
     assert float(rows[0]["hm"]) == pytest.approx(2 * 85 * 65 / 150, abs=1e-3)
-    assert float(rows[0]["base_std"]) == pytest.approx(5.0, abs=1e-3)
+    # The column says which spread it is: the sample std of 80, 90 (the population std would be 5).
+    assert float(rows[0]["base_sample_std"]) == pytest.approx(math.sqrt(50), abs=1e-3)
     markdown = md_path.read_text()
     assert markdown.splitlines()[0] == GENERATED_MARKER
-    assert "| OxfordPets" in markdown and "85.00 ± 5.00" in markdown and "73.67" in markdown
+    assert "| OxfordPets" in markdown and "85.00 ± 7.07" in markdown and "73.67" in markdown
+    assert "mean ± sample std over seeds" in markdown.splitlines()[2]  # the caption
 
     write_table_files(table, root / "results")  # our own files: regenerated without complaint
 
@@ -388,3 +410,103 @@ def test_plot_without_base_to_new_results_exits_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("error: no base-to-new results")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_cli_ci95_is_the_student_t_interval_and_every_caption_says_the_spread(tmp_path):
+    # 3 seeds of Base 70, 72, 74: sample std 2, so the 95% half-width is t(0.975, 2) * 2 / sqrt(3) = 4.968;
+    # 1.96 * population std / sqrt(3) = 1.85 would be 2.7 times too narrow.
+    for seed, base in zip((1, 2, 3), (70.0, 72.0, 74.0)):
+        write_pair(tmp_path, "OxfordPets", "CoOp", seed, base=base, new=60.0)
+    half_width = T_975_DF2 * 2.0 / math.sqrt(3)
+    assert f"{half_width:.3f}" == "4.968"
+    result = run_script("parse_test_res.py", tmp_path, "--ci95")
+    assert result.returncode == 0, result.stderr
+    coop = next(line for line in result.stdout.splitlines() if line.startswith("OxfordPets"))
+    assert "72.00 ± 4.97" in coop
+    assert "mean ± 95% t-interval over seeds" in result.stdout
+    with open(tmp_path / "results_base2new.csv", newline="") as handle:
+        row = next(csv.DictReader(handle))
+    assert float(row["base_ci95_t"]) == pytest.approx(half_width, abs=1e-4)
+    markdown = (tmp_path / "results_base2new.md").read_text()
+    assert "72.00 ± 4.97" in markdown and "95% Student-t interval" in markdown
+
+    result = run_script("parse_test_res.py", tmp_path, "--no-save")
+    assert "mean ± sample std over seeds" in result.stdout and "72.00 ± 2.00" in result.stdout
+
+
+def test_tables_written_before_the_sample_std_are_still_regenerated(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    older = ("dataset,trainer,config,shots,metric,base_mean,base_std,new_mean,new_std,hm,hm_per_seed_mean,"
+             "num_seeds,seeds,num_datasets,incomplete\n")
+    (tmp_path / "results_base2new.csv").write_text(older)
+    write_table_files(summarize(tmp_path).base2new, tmp_path / "results")
+    assert "base_sample_std" in (tmp_path / "results_base2new.csv").read_text().splitlines()[0]
+
+
+# ---------------------------------------------------------------- the record: writer and reader
+
+
+def _record(**changes):
+    fields = dict(trainer="DualPromptMI", dataset="OxfordPets", split="test", subsample="base", seed=2, shots=16,
+                  config="vit_b16_c4", backbone="ViT-B/16", accuracy=81.5, macro_f1=80.25, num_samples=300,
+                  epoch=10, output_dir="unused", variants={"soft_only": {"accuracy": 79.0, "macro_f1": 78.0}})
+    fields.update(changes)
+    return run_record(**fields)
+
+
+def test_written_record_reads_back(tmp_path):
+    folder = tmp_path / "train_base" / "oxford_pets" / "seed2"
+    path = write_run_results(folder, _record(output_dir=str(folder)))
+    assert path == folder / "results.json"
+    record = json.loads(path.read_text())
+    assert record["schema_version"] == SCHEMA_VERSION
+    assert set(record) == {"schema_version", "trainer", "dataset", "split", "subsample", "seed", "shots", "config",
+                           "backbone", "accuracy", "macro_f1", "num_samples", "epoch", "output_dir", "variants",
+                           "timestamp"}
+    run = load_result_file(path, tmp_path)
+    assert (run.trainer, run.dataset, run.seed, run.shots, run.half) == ("DualPromptMI", "OxfordPets", 2, 16, "base")
+    assert run.value("accuracy") == 81.5 and run.value("variants.soft_only.accuracy") == 79.0
+    assert available_metrics([run]) == ["accuracy", "macro_f1", "variants.soft_only.accuracy", "variants.soft_only.macro_f1"]
+    assert write_run_results(folder, _record(split="val")).name == "results_val.json"  # not collected by tables
+
+
+def test_newer_schema_is_skipped_with_a_warning(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    newer = write_result(tmp_path / "later" / "seed5", seed=5, schema_version=SCHEMA_VERSION + 1)
+    loaded = load_results(tmp_path)
+    assert len(loaded.runs) == 2
+    assert any(str(newer) in w and "schema_version" in w for w in loaded.warnings)
+
+
+# ---------------------------------------------------------------- per-seed values for paired checks
+
+
+def test_per_config_values_pairs_halves_by_seed(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_pair(tmp_path, "OxfordPets", "CoOp", 2, base=90.0, new=70.0)
+    write_half(tmp_path, "base", "OxfordPets", "CoOp", 3, 85.0)  # no new half: no HM for seed 3
+    write_result(tmp_path / "fewshot" / "seed1", accuracy=10.0)  # not base-to-new: ignored
+    values = per_config_values(tmp_path)
+    assert list(values) == [("CoOp", "vit_b16_ep50")]
+    halves = values[("CoOp", "vit_b16_ep50")]
+    assert halves["base"] == {1: 80.0, 2: 90.0, 3: 85.0} and halves["new"] == {1: 60.0, 2: 70.0}
+    assert halves["hm"] == pytest.approx({1: harmonic_mean(80, 60), 2: harmonic_mean(90, 70)})
+    assert per_config_values(load_results(tmp_path).runs) == values  # runs already loaded
+
+    write_pair(tmp_path, "EuroSAT", "CoOp", 1, base=50.0, new=40.0)
+    with pytest.raises(UserError, match="2 datasets .*pass --dataset"):
+        per_config_values(tmp_path)
+    assert per_config_values(tmp_path, dataset="EuroSAT")[("CoOp", "vit_b16_ep50")]["hm"] == {1: harmonic_mean(50, 40)}
+    assert per_config_values(tmp_path, dataset="Nowhere", require_dataset=False) == {}
+    with pytest.raises(UserError, match="0 datasets"):
+        per_config_values(tmp_path, dataset="Nowhere")
+
+
+def test_per_config_values_keeps_the_latest_of_a_duplicate(tmp_path):
+    write_pair(tmp_path, "OxfordPets", "CoOp", 1, base=80.0, new=60.0)
+    write_result(tmp_path / "copy" / "train_base" / "seed1", subsample="base", accuracy=99.0,
+                 timestamp="2026-12-01T00:00:00")
+    warnings = []
+    values = per_config_values(tmp_path, warnings=warnings)
+    assert values[("CoOp", "vit_b16_ep50")]["base"] == {1: 99.0}
+    assert any(w.startswith("duplicate results") for w in warnings)
