@@ -8,13 +8,15 @@ script at the top of an output tree:
 If the tree has train_base/ and test_new/ folders (CoOp's base-to-new layout)
 it prints the base-to-new table (Base, New, HM per dataset and the Average
 over datasets); any other runs (all-class few-shot, cross-dataset and
-domain-generalisation evaluations) go into a generic mean ± std table. Both
+domain-generalisation evaluations) go into a summary table. Every cell is the
+mean ± the sample std over seeds (ddof=1), as each table's caption says. Both
 are also written as CSV and Markdown, by default to <root>/results_base2new.*
 and <root>/results_summary.*.
 
 Options:
     --metric accuracy | macro_f1 | variants.soft_only.accuracy   (default accuracy)
-    --ci95           95% confidence interval instead of the std over seeds
+    --ci95           ± is the half-width of the 95% Student-t interval of the mean,
+                     t(0.975, n-1) * sample std / sqrt(n), instead of the sample std
     --out-prefix P   write P_base2new.csv/.md (and P_summary.*) instead
     --no-save        print only
     --strict         stop at the first malformed results.json instead of skipping it
@@ -34,7 +36,7 @@ from clipprompt.results import DEFAULT_METRIC, default_out_prefix, format_table,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Mean and std over seeds of the results.json files under an output folder; "
+        description="Mean and sample std over seeds of the results.json files under an output folder; "
         "Base/New/HM table for the base-to-new layout (train_base/, test_new/)."
     )
     parser.add_argument("root", help="output folder to search for results.json files (e.g. output/base2new)")
@@ -45,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_METRIC,
         help="field to report: accuracy (default), macro_f1, or a dotted path such as variants.soft_only.accuracy",
     )
-    parser.add_argument("--ci95", action="store_true", help="report the 95%% confidence interval instead of the std")
+    parser.add_argument("--ci95", action="store_true", help="report the 95%% Student-t interval of the mean instead of the sample std")
     parser.add_argument(
         "--out-prefix",
         default=None,

@@ -29,8 +29,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import paired_difference, per_seed_harmonic_mean  # noqa: E402
-from clipprompt.results import DEFAULT_METRIC, load_results, select_metric  # noqa: E402
+from clipprompt.paired import format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.results import DEFAULT_METRIC, per_config_values  # noqa: E402
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
 # (name, candidate trainer, reference trainer, measure, threshold the mean must exceed; None = information)
@@ -43,27 +43,9 @@ CHECKS = (
 )
 
 
-def per_config_values(root, metric=DEFAULT_METRIC, dataset=None, require_dataset=True):
-    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}`` of one dataset's base-to-new runs.
-
-    Several datasets in ``root`` need ``dataset``; none is an error too unless ``require_dataset`` is False.
-    """
-    runs = [run for run in load_results(root).runs
-            if run.half in ("base", "new") and (dataset is None or run.dataset == dataset)]
-    datasets = sorted({run.dataset for run in runs})
-    if len(datasets) > 1 or (require_dataset and not datasets):
-        raise UserError(f"{root} holds base-to-new results of {len(datasets)} datasets ({', '.join(datasets)}); "
-                        "pass --dataset NAME")
-    found = {}
-    for run, value in select_metric(runs, metric, []):
-        found.setdefault((run.trainer, run.config), {}).setdefault(run.half, {})[run.seed] = value
-    return {key: {"base": halves.get("base", {}), "new": halves.get("new", {}),
-                  "hm": per_seed_harmonic_mean(halves.get("base", {}), halves.get("new", {}))}
-            for key, halves in found.items()}
-
-
 def per_seed_values(root, metric=DEFAULT_METRIC, dataset=None, configs=None):
-    """``{trainer: {"base"|"new"|"hm": {seed: value}}}`` for one config per trainer."""
+    """``{trainer: {"base"|"new"|"hm": {seed: value}}}`` for one config per trainer (``configs`` picks
+    it for a trainer with several)."""
     configs = dict(configs or {})
     by_trainer = {}
     for (trainer, config), halves in per_config_values(root, metric, dataset).items():
@@ -99,11 +81,9 @@ def run_checks(values):
 def format_rows(rows):
     lines = ["| check | mean paired difference [95% interval] | per seed | holds |", "|---|---|---|---|"]
     for name, diff, threshold, holds in rows:
-        interval = "" if diff.ci_low is None else f" [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
-        mean = "n/a" if diff.mean is None else f"{diff.mean:+.2f}"
-        seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(diff.seeds, diff.differences))
         verdict = "(information)" if holds is None else "yes" if holds else "NO"
-        lines.append(f"| {name} | {mean}{interval} (n={diff.n}) | {seeds} | {verdict} |")
+        lines.append(f"| {name} | {format_difference(diff, verdict=False, with_n=True)} | "
+                     f"{format_seed_differences(diff)} | {verdict} |")
     return "\n".join(lines)
 
 

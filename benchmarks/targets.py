@@ -27,9 +27,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import ordering  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import paired_difference  # noqa: E402
+from clipprompt.paired import BETTER, format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.results import load_results, per_config_values  # noqa: E402
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
@@ -37,11 +37,6 @@ BASELINES = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad")
 ZERO_SHOT = "ZeroshotCLIP"
 VIEWS = (("reported", "accuracy"), ("soft only", "variants.soft_only.accuracy"),
          ("hand only", "variants.hand_only.accuracy"))
-
-
-def per_config_values(root, metric, dataset=None):
-    """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}``; an empty folder gives ``{}``."""
-    return ordering.per_config_values(root, metric, dataset, require_dataset=False)
 
 
 def _single_config(values, trainer):
@@ -63,7 +58,8 @@ def comparisons(values, method):
 
 def seed_rows(root, method, dataset=None):
     """Per seed: {view: (base, new)} for the method, zero-shot base, and whether the soft view kept it."""
-    loaded = {name: per_config_values(root, metric, dataset) for name, metric in VIEWS}
+    runs = load_results(root).runs
+    loaded = {name: per_config_values(runs, metric, dataset, require_dataset=False) for name, metric in VIEWS}
     views = {name: values.get(method, {}) for name, values in loaded.items()}
     zero_shot_values = loaded["reported"]  # VIEWS' "reported" metric is plain accuracy
     zero_shot = _single_config(zero_shot_values, ZERO_SHOT)
@@ -81,15 +77,17 @@ def _pair(pair):
     return " / ".join("-" if v is None else f"{v:.2f}" for v in pair)
 
 
+def target_met(diff):
+    """The target of a comparison: its whole 95% interval above 0."""
+    return diff.verdict == BETTER
+
+
 def format_tables(compared, rows):
     lines = ["| method HM - baseline HM | mean paired difference [95% interval] | per seed | target (interval > 0) |",
              "|---|---|---|---|"]
     for label, diff in compared:
-        interval = "" if diff.ci_low is None else f" [{diff.ci_low:+.2f}, {diff.ci_high:+.2f}]"
-        mean = "n/a" if diff.mean is None else f"{diff.mean:+.2f}"
-        seeds = ", ".join(f"{s}: {d:+.2f}" for s, d in zip(diff.seeds, diff.differences))
-        met = diff.ci_low is not None and diff.ci_low > 0
-        lines.append(f"| vs {label} | {mean}{interval} (n={diff.n}) | {seeds} | {'met' if met else 'NOT met'} |")
+        lines.append(f"| vs {label} | {format_difference(diff, verdict=False, with_n=True)} | "
+                     f"{format_seed_differences(diff)} | {'met' if target_met(diff) else 'NOT met'} |")
     lines += ["", "| seed | reported Base / New | soft only Base / New | hand only Base / New | zero-shot Base | "
               "soft-only Base >= zero-shot |", "|---|---|---|---|---|---|"]
     for seed, pairs, zs, kept in rows:
@@ -111,7 +109,7 @@ def main(argv=None):
     if not sep or not trainer or not cfg:
         raise UserError(f"--method {args.method!r}: write TRAINER=CFG")
     method = (trainer, cfg)
-    values = per_config_values(args.root, "accuracy", args.dataset)
+    values = per_config_values(args.root, "accuracy", args.dataset, require_dataset=False)
     if method not in values:
         found = ", ".join(f"{t}={c}" for t, c in sorted(values)) or "none"
         raise UserError(f"{args.root}: no base-to-new results of {trainer}={cfg} (found: {found})")
@@ -119,7 +117,7 @@ def main(argv=None):
     rows = seed_rows(args.root, method, args.dataset)
     print(f"Targets of {trainer} ({cfg}); accuracy %, differences in points, paired by seed:")
     print(format_tables(compared, rows))
-    missed = [label for label, diff in compared if not (diff.ci_low is not None and diff.ci_low > 0)]
+    missed = [label for label, diff in compared if not target_met(diff)]
     collapsed = [seed for seed, _, _, kept in rows if kept is False]
     verdict = []
     if missed:

@@ -139,14 +139,16 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def format_difference(diff: PairedDifference, verdict: bool = True) -> str:
-    """``+1.20 [+0.35, +2.05] better`` (without ``verdict``: no last word); ``+1.20 (n=1)`` without
-    an interval; ``-`` without seeds."""
+def format_difference(diff: PairedDifference, verdict: bool = True, with_n: bool = False) -> str:
+    """``+1.20 [+0.35, +2.05] better`` (without ``verdict``: no last word; ``with_n``: ``(n=3)`` after the
+    interval); ``+1.20 (n=1)`` without an interval; ``-`` without seeds."""
     if diff.mean is None:
         return "-"
     if diff.ci_low is None:
         return f"{_signed(diff.mean)} (n={diff.n})"
     text = f"{_signed(diff.mean)} [{_signed(diff.ci_low)}, {_signed(diff.ci_high)}]"
+    if with_n:
+        text += f" (n={diff.n})"
     return f"{text} {diff.verdict}" if verdict else text
 
 

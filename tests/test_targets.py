@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import targets
 from clipprompt.errors import UserError
-from clipprompt.results import harmonic_mean
+from clipprompt.results import harmonic_mean, per_config_values
 from conftest import run_cli
 
 METHOD_CFG = "mini_c4_ep20_batch8_ctxv1"
@@ -42,7 +42,7 @@ def _tree(root, soft_base=(66.0, 67.0, 65.0)):
 
 def test_paired_hm_against_each_baseline_and_the_ensemble(tmp_path):
     root = _tree(tmp_path)
-    values = targets.per_config_values(root, "accuracy")
+    values = per_config_values(root, "accuracy")
     rows = dict(targets.comparisons(values, ("DualPromptMI", METHOD_CFG)))
     assert set(rows) == {"CoOp", "KgCoOp", "CoOp + ensemble"}  # CoCoOp and ProGrad were not run
     expected = [harmonic_mean(70.0, 73.0) - harmonic_mean(68.0, 71.0), harmonic_mean(71.0, 73.5) - harmonic_mean(69.0, 71.5),

@@ -6,8 +6,8 @@
 Uses the same aggregation as parse_test_res.py (clipprompt.results): one point
 per (trainer, config, shots), averaged over datasets (the table's Average
 rows), or that dataset's rows when the tree (or --dataset) holds a single
-dataset. Error bars are the spread over seeds (std, or the 95% confidence
-interval with --ci95). The grey curves are points of equal harmonic mean
+dataset. Error bars are the spread over seeds (the sample std, or with
+--ci95 the 95% Student-t interval of the mean). The grey curves are points of equal harmonic mean
 HM = 2BN/(B+N), so a point further up-right on them has a better trade-off.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's clipprompt first
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results
+from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
 NICE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 20)
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="accuracy (default), macro_f1 or e.g. variants.soft_only.accuracy",
     )
     parser.add_argument("--dataset", default=None, help="plot only this dataset (Dassl name, e.g. OxfordPets)")
-    parser.add_argument("--ci95", action="store_true", help="error bars: 95%% confidence interval instead of std")
+    parser.add_argument("--ci95", action="store_true", help="error bars: 95%% Student-t interval of the mean instead of the sample std")
     parser.add_argument("--strict", action="store_true", help="fail on a malformed results.json instead of skipping it")
     parser.add_argument("--label", action="append", default=[], metavar="TRAINER/CONFIG=NAME",
                         help="name a point (repeatable); 'CoOp + ensemble' is built in for DualPromptMI *_ensemble_only")

@@ -23,7 +23,7 @@ from clipprompt import distributed
 from clipprompt.augment import ClassPrototypes
 from clipprompt.clip_loader import load_clip
 from clipprompt.errors import UserError
-from clipprompt.files import write_json_atomic
+from clipprompt.results.records import run_record, write_run_results
 from clipprompt.scheduler import build_lr_scheduler
 from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, dataset_template
 
@@ -359,24 +359,22 @@ class PromptTrainer(TrainerX):
         return list(results.values())[0]
 
     def write_results(self, split, results, variants):
+        """results.json (results_<split>.json for another split); the schema lives in clipprompt/results/records.py."""
         cfg = self.cfg
-        record = {
-            "trainer": self.trainer_name,
-            "dataset": cfg.DATASET.NAME,
-            "split": split,
-            "subsample": cfg.DATASET.SUBSAMPLE_CLASSES,
-            "seed": cfg.SEED,
-            "shots": cfg.DATASET.NUM_SHOTS,
-            "config": cfg.CONFIG_NAME,
-            "backbone": cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME,
-            "accuracy": float(results["accuracy"]),
-            "macro_f1": float(results["macro_f1"]),
-            "num_samples": len(self.dm.dataset.test if split == "test" else self.dm.dataset.val),
-            "epoch": self.evaluated_epoch,
-            "output_dir": cfg.OUTPUT_DIR,
-            "variants": variants,
-            "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        name = "results.json" if split == "test" else f"results_{split}.json"
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        write_json_atomic(os.path.join(cfg.OUTPUT_DIR, name), record, indent=2)
+        record = run_record(
+            trainer=self.trainer_name,
+            dataset=cfg.DATASET.NAME,
+            split=split,
+            subsample=cfg.DATASET.SUBSAMPLE_CLASSES,
+            seed=cfg.SEED,
+            shots=cfg.DATASET.NUM_SHOTS,
+            config=cfg.CONFIG_NAME,
+            backbone=cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME,
+            accuracy=results["accuracy"],
+            macro_f1=results["macro_f1"],
+            num_samples=len(self.dm.dataset.test if split == "test" else self.dm.dataset.val),
+            epoch=self.evaluated_epoch,
+            output_dir=cfg.OUTPUT_DIR,
+            variants=variants,
+        )
+        write_run_results(cfg.OUTPUT_DIR, record)
