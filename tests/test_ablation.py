@@ -533,3 +533,96 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
     shutil.copytree(os.path.join("benchmarks", "configs", "trainers"), other_root)
     with pytest.raises(UserError, match="config_root"):  # the same --out with another config root is refused
         ablation.main([*argv[:-1], str(other_root)])
+
+
+# --------------------------------------------------------------------------
+# Defects of issue 15: a YAML syntax error, --pseudo without Dassl, a changed effective config
+# --------------------------------------------------------------------------
+
+
+def copy_config_root(tmp_path):
+    """The committed DualPromptMI config in a folder of its own (--config-root), to edit."""
+    root = tmp_path / "trainer_configs"
+    (root / "DualPromptMI").mkdir(parents=True)
+    shutil.copy(Path(REPO, "configs", "trainers", "DualPromptMI", f"{CFG}.yaml"), root / "DualPromptMI")
+    return root, root / "DualPromptMI" / f"{CFG}.yaml"
+
+
+def test_yaml_syntax_error_in_a_trainer_config_is_one_line_naming_file_and_line(tmp_path):
+    root, config = copy_config_root(tmp_path)
+    text = config.read_text()
+    config.write_text(text + "OPTIM_TYPO:\n\tLR: 0.1\n")  # a tab cannot indent YAML
+    bad_line = len(text.splitlines()) + 2
+    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+                      "oxford_pets", "--out", str(tmp_path / "out"), "--config-root", str(root), "--no-run"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {config}, line {bad_line}: found character '\\t'")
+
+
+def test_load_yaml_names_the_line_of_a_syntax_error(tmp_path):
+    from clipprompt.yamlfile import load_yaml, load_yaml_mapping
+
+    path = tmp_path / "c.yaml"
+    path.write_text('OPTIM:\n  LR: 0.002\n  NAME: "sgd\n  MAX_EPOCH: 2\n')  # a quote that never closes
+    with pytest.raises(UserError) as info:
+        load_yaml(path)
+    assert str(info.value) == (f"{path}, line 5: found unexpected end of stream "
+                               "(while scanning a quoted scalar from line 3)")
+    path.write_text("- a\n- b\n")
+    assert load_yaml(path) == ["a", "b"]
+    with pytest.raises(UserError, match="expected KEY: value pairs at the top, found a list"):
+        load_yaml_mapping(path)
+    with pytest.raises(UserError, match="cannot read it"):
+        load_yaml(tmp_path / "missing.yaml")
+
+
+def test_pseudo_without_dassl_is_one_line_saying_how_to_install_it(tmp_path, pets_root):
+    shim = tmp_path / "no_dassl" / "dassl"  # first on PYTHONPATH: "import dassl" fails as if not installed
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError(\"No module named 'dassl' (hidden by the test)\")\n")
+    path = os.pathsep.join(p for p in (str(shim.parent), os.environ.get("PYTHONPATH", "")) if p)
+    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+                      "oxford_pets", "--data", pets_root, "--out", str(tmp_path / "out"), "--seeds", "1", "--pseudo"],
+                     env_extra={"PYTHONPATH": path})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: --pseudo needs Dassl")
+    assert "bash scripts/install_dassl.sh" in result.stderr and "DASSL_SRC=" in result.stderr
+
+
+def test_a_changed_default_or_trainer_yaml_is_refused_not_reused(tmp_path, fake_python, monkeypatch):
+    import clipprompt.config
+
+    python, counter = fake_python
+    root, config = copy_config_root(tmp_path)
+    plan = write_plan(tmp_path, [variant_entry("ref"), variant_entry("mi", [DPMI_MI, "1.0"])])
+    argv = ["--plan", plan, "--dataset", "oxford_pets", "--data", str(tmp_path), "--out", str(tmp_path / "out"),
+            "--seeds", "1", "--python", python, "--config-root", str(root)]
+    assert ablation.main(argv) == 0 and ablation.main(argv) == 0  # the second time: nothing changed, all reused
+    runs_made = len(counter.read_text().splitlines())
+    assert runs_made == 2 * 2
+    original = clipprompt.config.extend_cfg
+
+    def with_default(key, value):
+        def extend(cfg):
+            original(cfg)
+            setattr(cfg.TRAINER.DUALPROMPTMI.AUG, key, value)
+            return cfg
+        return extend
+
+    # A default the trainer YAML sets leaves the effective config as it was: the runs are reused.
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", with_default("WEIGHT", 0.5))
+    assert ablation.main(argv) == 0
+    # A default it does not set changes what the runs would be.
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", with_default("ALPHA", 0.5))
+    with pytest.raises(UserError) as info:
+        ablation.main(argv)
+    message = str(info.value)
+    assert message.startswith("variant 'ref': its effective config changed") and "\n" not in message
+    assert "TRAINER.DUALPROMPTMI.AUG.ALPHA: 1.0 -> 0.5" in message and "use a new --out" in message
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", original)
+    # So does an edit of the trainer YAML.
+    config.write_text(config.read_text().replace("LR: 0.002", "LR: 0.004"))
+    with pytest.raises(UserError, match=r"variant 'ref': its effective config changed .*OPTIM\.LR: 0\.002 -> 0\.004"):
+        ablation.main(argv)
+    assert len(counter.read_text().splitlines()) == runs_made  # nothing was reused silently, nothing rerun

@@ -136,10 +136,18 @@ def main(argv=None) -> int:
         plan = with_reference(plan, args.reference)
     settings = with_config_root(settings, args.config_root, plan)
     check_configs(plan, args.dataset, settings)
-    variants = list(plan.variants)
     acting = not (args.dry_run or args.no_run)
-    lock = acquire_lock(settings.out) if acting else None  # noqa: F841  (held until exit)
+    lock = acquire_lock(settings.out) if acting else None
+    try:
+        return run_plan(args, plan, settings, acting, started)
+    finally:
+        if lock is not None:
+            lock.close()  # releases it
 
+
+def run_plan(args, plan: Plan, settings: Settings, acting: bool, started: float) -> int:
+    """The stages of ``plan``: run (when ``acting``), aggregate, report; the exit status."""
+    variants = list(plan.variants)
     first = pseudo_stage(args.dataset, settings, write=acting) if args.pseudo else real_stage(args.dataset)
     stages = [first, real_stage(args.dataset)] if args.pseudo else [first]
     if args.dry_run:

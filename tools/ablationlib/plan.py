@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -218,7 +219,7 @@ def list_plans(folder: Path = PLAN_FOLDER) -> str:
 # ----- config files ----------------------------------------------------------------------
 
 def trainer_config_path(repo: Path, variant: Variant, config_root: str = DEFAULT_CONFIG_ROOT) -> Path:
-    return Path(repo) / config_root / variant.trainer / f"{variant.cfg}.yaml"
+    return Path(os.path.normpath(Path(repo) / config_root / variant.trainer / f"{variant.cfg}.yaml"))
 
 
 def flatten_tree(tree, prefix: str = "") -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def build_job(variant: Variant, seed: int, stage: Stage, settings: Settings) -> 
         "DATA": str(Path(settings.data).expanduser().resolve()),
         "OUTPUT": str(root),
         "PYTHON": settings.python,
-        "CONFIG_ROOT": str(Path(settings.repo) / settings.config_root),
+        "CONFIG_ROOT": os.path.normpath(Path(settings.repo) / settings.config_root),
     }
     opts = (*stage.opts_for(variant, settings.repo, settings.config_root), *variant.opts, *settings.extra)
     args = (stage.dataset, str(seed))
