@@ -327,18 +327,14 @@ def effective_config(variant: Variant, settings: Settings) -> dict | None:
     return flatten_tree(train.setup_cfg(args))
 
 
-def fingerprint(leaves: dict) -> str:
-    """sha256 of the sorted ``(key, value)`` leaves."""
-    text = json.dumps(sorted((key, repr(value)) for key, value in leaves.items()))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def config_leaves(variant: Variant, settings: Settings) -> dict[str, dict[str, str]]:
+    """``{kind: {key: repr(value)}}``: the effective config (with Dassl) and the one without Dassl's
+    defaults (always), each comparable with the same kind recorded by an earlier invocation."""
+    kinds = {OWN_CONFIG: own_config(variant, settings), DASSL_CONFIG: effective_config(variant, settings)}
+    return {kind: {key: repr(value) for key, value in leaves.items()} for kind, leaves in kinds.items()
+            if leaves is not None}
 
 
-def config_fingerprints(variant: Variant, settings: Settings) -> tuple[dict, dict]:
-    """``({kind: sha256}, leaves)``: the effective config's (with Dassl) and the one without Dassl's
-    defaults (always); ``leaves`` is the fullest of them, kept to say which keys changed."""
-    own = own_config(variant, settings)
-    effective = effective_config(variant, settings)
-    prints = {OWN_CONFIG: fingerprint(own)}
-    if effective is not None:
-        prints[DASSL_CONFIG] = fingerprint(effective)
-    return prints, {key: repr(value) for key, value in (effective or own).items()}
+def fingerprint(leaves: dict[str, str]) -> str:
+    """sha256 of the sorted ``(key, repr(value))`` leaves."""
+    return hashlib.sha256(json.dumps(sorted(leaves.items())).encode("utf-8")).hexdigest()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clipprompt.errors import UserError
 from clipprompt.files import write_json_atomic
-from tools.ablationlib.plan import DASSL_CONFIG, DEFAULT_CONFIG_ROOT, Plan, Settings, Variant, config_fingerprints
+from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, Plan, Settings, Variant, config_leaves, fingerprint, have_dassl
 from tools.ablationlib.stages import Stage, stage_jobs
 from tools.grid import Outcome, run_jobs
 
@@ -39,14 +39,15 @@ def changed_keys(before: dict, now: dict, limit: int = 3) -> str:
     return "; ".join(shown) + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def check_config_unchanged(variant: Variant, before: dict, prints: dict, configs_before: dict, leaves: dict,
-                           out: Path) -> None:
-    """Refuse to reuse runs whose variant now has another effective config (a changed default or YAML)."""
+def check_config_unchanged(variant: Variant, before: dict, leaves: dict, leaves_before: dict, out: Path) -> None:
+    """Refuse to reuse runs whose variant now has another effective config (a changed default or YAML):
+    ``before`` is its manifest record, ``leaves``/``leaves_before`` its configs by kind, now and then."""
     old = before.get("config_sha256") or {}
-    differing = [kind for kind in prints if kind in old and old[kind] != prints[kind]]
+    differing = [kind for kind in leaves if kind in old and old[kind] != fingerprint(leaves[kind])]
     if not differing:
         return
-    what = changed_keys(configs_before[variant.name], leaves) if variant.name in configs_before else ""
+    kind = next((kind for kind in differing if kind in leaves_before), None)
+    what = changed_keys(leaves_before[kind], leaves[kind]) if kind else ""
     raise UserError(
         f"variant {variant.name!r}: its effective config changed since its runs in {out} were made "
         f"(a default in clipprompt/config.py or Dassl, or its trainer YAML{': ' + what if what else ''}); "
@@ -71,6 +72,7 @@ def update_manifest(plan: Plan, stages: list[Stage], settings: Settings) -> Path
     configs_path = out / EFFECTIVE_CONFIGS_NAME
     configs = read_json(configs_path, {})
     records = manifest.setdefault("variants", {})
+    unguarded = []
     for variant in plan.variants:
         before = records.get(variant.name)
         definition = variant.definition()
@@ -80,13 +82,21 @@ def update_manifest(plan: Plan, stages: list[Stage], settings: Settings) -> Path
                 f"variant {variant.name!r} in {path} was {shown}, the plan now says {definition}: "
                 "rename the variant or use another --out (its finished runs would be reused)"
             )
-        prints, leaves = config_fingerprints(variant, settings)
-        if before is not None:  # manifests written before the fingerprints existed are taken as they are
-            check_config_unchanged(variant, before, prints, configs, leaves, out)
-        kept = (before or {}).get("config_sha256", {})
-        records[variant.name] = {**definition, "config_sha256": {**kept, **prints}}
-        if DASSL_CONFIG in prints or DASSL_CONFIG not in kept:  # keep the fuller record made with Dassl
-            configs[variant.name] = leaves
+        leaves = config_leaves(variant, settings)
+        if before is not None:
+            check_config_unchanged(variant, before, leaves, configs.get(variant.name, {}), out)
+            if "config_sha256" not in before:  # written before the fingerprints existed: taken as it is
+                unguarded.append(variant.name)
+        kept = (before or {}).get("config_sha256", {})  # e.g. the effective one, when Dassl is missing now
+        records[variant.name] = {**definition,
+                                 "config_sha256": {**kept, **{kind: fingerprint(tree) for kind, tree in leaves.items()}}}
+        configs[variant.name] = {**configs.get(variant.name, {}), **leaves}
+    if unguarded:
+        print(f"note: {path} had no config fingerprints for {', '.join(unguarded)} (an older tools/ablation.py): "
+              "their runs are taken to match the current config", flush=True)
+    if not have_dassl():
+        print("note: Dassl is not importable: the config guard covers clipprompt/config.py's defaults, the "
+              "trainer YAML and the options, not Dassl's own defaults", flush=True)
     for stage in stages:
         record = {"description": stage.description, "options": list(stage.dataset_opts)}
         manifest.setdefault("stages", {})[f"{stage.name}/{stage.dataset}"] = record
