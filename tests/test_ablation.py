@@ -1,28 +1,26 @@
-"""The ablation runner (tools/ablation.py) and its paired statistics (clipprompt/paired.py).
+"""The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/paired.py).
 
-No training: the aggregation reads hand-written results.json trees, and the
-run loop goes through the real protocol scripts with a fake PYTHON that writes
-a results.json whose accuracy is a known function of the run's arguments.
+No training: the aggregation reads results.json files written into the run folders the scripts
+name, and the run loop goes through the real protocol scripts (by tools/grid.py's runner) with a
+fake PYTHON that writes a results.json whose accuracy is a known function of the run's arguments.
 """
 
-import importlib.util
 import json
 import math
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from clipprompt import paired
 from clipprompt.errors import UserError
-from conftest import REPO, requires_dassl, write_fake_python
-
-spec = importlib.util.spec_from_file_location("ablation", os.path.join(REPO, "tools", "ablation.py"))
-ablation = importlib.util.module_from_spec(spec)
-sys.modules["ablation"] = ablation  # dataclasses look their module up while it loads
-spec.loader.exec_module(ablation)
+from conftest import HAVE_DASSL, REPO, requires_dassl, run_cli, write_fake_python
+from tools import ablation
+from tools.ablationlib import aggregate as agg
+from tools.ablationlib import plan as plans
+from tools.ablationlib import report as rep
+from tools.ablationlib import runs, stages
 
 CFG = "vit_b16_c4_ep10_batch4_ctxv1"  # committed configs: the tests do not depend on the mini ones
 DPMI_MI = "TRAINER.DUALPROMPTMI.MI.WEIGHT"
@@ -125,26 +123,48 @@ def variant_entry(name, opts=(), trainer="DualPromptMI", cfg=CFG):
     return {"name": name, "trainer": trainer, "cfg": cfg, "opts": list(opts)}
 
 
-def test_builtin_plans_are_valid_and_name_existing_trainers():
-    for name, plan in ablation.BUILTIN_PLANS.items():
-        parsed = ablation.parse_plan(plan, name)
+FORMER_BUILTIN_PLANS = ("components", "mi_weight", "mi_mode", "aug", "infer_weight")
+
+
+def test_named_plans_are_the_files_of_configs_ablation_and_name_existing_configs():
+    named = plans.plan_files()
+    assert set(FORMER_BUILTIN_PLANS) <= set(named)  # the names of the former built-in plans still work
+    assert set(named) == {p.stem for p in Path(REPO, "configs", "ablation").iterdir() if p.suffix in (".py", ".json")}
+    for name, path in named.items():
+        parsed = plans.load_plan(name)
+        assert parsed.source == f"configs/ablation/{path.name}"
         assert parsed.reference in [variant.name for variant in parsed.variants]
         for variant in parsed.variants:
-            root = parsed.config_root or ablation.DEFAULT_CONFIG_ROOT
-            assert ablation.trainer_config_path(Path(REPO), variant, root).is_file(), variant
+            root = parsed.config_root or plans.DEFAULT_CONFIG_ROOT
+            assert plans.trainer_config_path(Path(REPO), variant, root).is_file(), variant
+    listing = plans.list_plans()
+    assert all(line.split(":")[0] in named for line in listing.splitlines() if not line.startswith(" "))
+    assert "components: what each DualPromptMI term adds" in listing and "peers_lr: " in listing
+
+
+def test_a_plan_name_finds_its_file_in_the_plan_folder(tmp_path):
+    (tmp_path / "mine.json").write_text(json.dumps({"reference": "a", "variants": [variant_entry("a")]}))
+    (tmp_path / "both.json").write_text(json.dumps({"reference": "j", "variants": [variant_entry("j")]}))
+    (tmp_path / "both.py").write_text("# comment\n{'reference': 'p', 'variants': [%r]}" % variant_entry("p"))
+    assert plans.load_plan("mine", tmp_path).reference == "a"
+    assert plans.load_plan("both", tmp_path).reference == "p"  # NAME.py before NAME.json
+    with pytest.raises(UserError, match="named plans: both, mine"):
+        plans.load_plan("nope", tmp_path)
+    with pytest.raises(UserError, match="unknown key.*refrence"):
+        plans.parse_plan({"refrence": "a", "variants": [variant_entry("a")]}, "p")
 
 
 def test_plan_file_json_and_python_literal(tmp_path):
     plan = {"reference": "a", "variants": [variant_entry("a"), variant_entry("b", [DPMI_MI, 0.5])]}
     json_file = tmp_path / "plan.json"
     json_file.write_text(json.dumps(plan))
-    parsed = ablation.load_plan(str(json_file))
+    parsed = plans.load_plan(str(json_file))
     assert parsed.reference == "a"
     assert parsed.variant("b").opts == (DPMI_MI, "0.5")  # numbers become yacs-readable strings
     literal = tmp_path / "plan.py"
     literal.write_text("# two variants\n" + repr(plan) + "  # trailing comment\n")
-    assert ablation.load_plan(str(literal)) == ablation.Plan(parsed.variants, "a", str(literal))
-    assert ablation.load_plan("components").reference == "ensemble_only"
+    assert plans.load_plan(str(literal)) == plans.Plan(parsed.variants, "a", str(literal))
+    assert plans.load_plan("components").reference == "ensemble_only"
 
 
 @pytest.mark.parametrize(
@@ -164,34 +184,34 @@ def test_plan_file_json_and_python_literal(tmp_path):
 )
 def test_bad_plans_are_one_line_errors(plan, message):
     with pytest.raises(UserError, match=None) as info:
-        ablation.parse_plan(plan, "p.json")
+        plans.parse_plan(plan, "p.json")
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_unknown_plan_and_bad_config_are_user_errors(tmp_path):
-    with pytest.raises(UserError, match="no built-in plan"):
-        ablation.load_plan(str(tmp_path / "missing.json"))
-    settings = ablation.Settings(tmp_path, "data", 16, (1,))
-    plan = ablation.parse_plan({"reference": "a", "variants": [variant_entry("a", cfg="no_such_cfg")]}, "p")
+    with pytest.raises(UserError, match="no plan of that name"):
+        plans.load_plan(str(tmp_path / "missing.json"))
+    settings = plans.Settings(tmp_path, "data", 16, (1,))
+    plan = plans.parse_plan({"reference": "a", "variants": [variant_entry("a", cfg="no_such_cfg")]}, "p")
     with pytest.raises(UserError, match="no_such_cfg.yaml not found"):
-        ablation.check_configs(plan, "oxford_pets", settings)
+        plans.check_configs(plan, "oxford_pets", settings)
     with pytest.raises(UserError, match="--dataset nope"):
-        ablation.check_configs(plan, "nope", settings)
-    clash = ablation.Settings(tmp_path, "data", 16, (1,), extra=(DPMI_MI, "0.0"))
-    plan = ablation.parse_plan({"reference": "a", "variants": [variant_entry("a", [DPMI_MI, "1.0"])]}, "p")
+        plans.check_configs(plan, "nope", settings)
+    clash = plans.Settings(tmp_path, "data", 16, (1,), extra=(DPMI_MI, "0.0"))
+    plan = plans.parse_plan({"reference": "a", "variants": [variant_entry("a", [DPMI_MI, "1.0"])]}, "p")
     with pytest.raises(UserError, match="both set"):
-        ablation.check_configs(plan, "oxford_pets", clash)
+        plans.check_configs(plan, "oxford_pets", clash)
 
 
 @requires_dassl
 def test_config_values_are_checked_before_any_run(tmp_path):
-    settings = ablation.Settings(tmp_path, "data", 16, (1,))
-    plan = ablation.parse_plan({"reference": "a", "variants": [variant_entry("a", [DPMI_MI, "0"])]}, "p")
+    settings = plans.Settings(tmp_path, "data", 16, (1,))
+    plan = plans.parse_plan({"reference": "a", "variants": [variant_entry("a", [DPMI_MI, "0"])]}, "p")
     with pytest.raises(UserError, match="variant 'a'.*Type mismatch"):
-        ablation.check_configs(plan, "oxford_pets", settings)
-    typo = ablation.parse_plan({"reference": "a", "variants": [variant_entry("a", ["TRAINER.DUALPROMPTMI.MI.WEIHGT", "0.0"])]}, "p")
+        plans.check_configs(plan, "oxford_pets", settings)
+    typo = plans.parse_plan({"reference": "a", "variants": [variant_entry("a", ["TRAINER.DUALPROMPTMI.MI.WEIHGT", "0.0"])]}, "p")
     with pytest.raises(UserError, match="variant 'a'"):
-        ablation.check_configs(typo, "oxford_pets", settings)
+        plans.check_configs(typo, "oxford_pets", settings)
 
 
 # --------------------------------------------------------------------------
@@ -199,53 +219,53 @@ def test_config_values_are_checked_before_any_run(tmp_path):
 # --------------------------------------------------------------------------
 
 
-def test_steps_call_the_protocol_scripts_with_the_variant_settings(tmp_path):
-    settings = ablation.Settings(tmp_path / "out", str(tmp_path / "data"), 8, (3,),
-                                 extra=("MODEL.BACKBONE.PATH", "/m/clip.pt"), python="/usr/bin/python3")
-    variant = ablation.Variant("no_mi", "DualPromptMI", CFG, (DPMI_MI, "0.0"))
-    train, test = ablation.build_steps(variant, 3, ablation.real_stage("oxford_pets"), settings)
+def test_jobs_call_the_protocol_scripts_with_the_variant_settings(tmp_path):
+    settings = plans.Settings(tmp_path / "out", str(tmp_path / "data"), 8, (3,),
+                              extra=("MODEL.BACKBONE.PATH", "/m/clip.pt"), python="/usr/bin/python3")
+    variant = plans.Variant("no_mi", "DualPromptMI", CFG, (DPMI_MI, "0.0"))
+    job = stages.build_job(variant, 3, stages.real_stage("oxford_pets"), settings)
     out = (tmp_path / "out").resolve()
-    assert train.argv == ("bash", os.path.join(REPO, "scripts", "base2new_train.sh"), "oxford_pets", "3",
-                          DPMI_MI, "0.0", "MODEL.BACKBONE.PATH", "/m/clip.pt")
-    assert test.argv[1].endswith("scripts/base2new_test.sh") and test.argv[2:] == train.argv[2:]
-    assert train.env == test.env
-    assert train.env["TRAINER"] == "DualPromptMI" and train.env["CFG"] == CFG
-    assert train.env["SHOTS"] == "8" and train.env["PYTHON"] == "/usr/bin/python3"
-    assert train.env["OMP_NUM_THREADS"] == "1"
-    assert train.env["DATA"] == str((tmp_path / "data").resolve())
-    assert train.env["OUTPUT"] == str(out / "real" / "no_mi")
+    train, test = job.steps
+    assert (train.script, test.script) == ("base2new_train.sh", "base2new_test.sh")
+    assert train.args == test.args == ("oxford_pets", "3")
+    assert job.opts == (DPMI_MI, "0.0", "MODEL.BACKBONE.PATH", "/m/clip.pt")
+    assert job.env["TRAINER"] == "DualPromptMI" and job.env["CFG"] == CFG
+    assert job.env["SHOTS"] == "8" and job.env["PYTHON"] == "/usr/bin/python3"
+    assert job.env["DATA"] == str((tmp_path / "data").resolve())
+    assert job.env["OUTPUT"] == str(out / "real" / "no_mi")
+    assert not job.resume  # an unfinished run starts afresh, its folder moved aside
+    # the folders the scripts name (RUN_DIR_ONLY=1) under the variant's own OUTPUT
     assert train.run_dir == out / "real/no_mi/base2new/train_base/oxford_pets/shots_8/DualPromptMI" / CFG / "seed3"
     assert test.run_dir == out / "real/no_mi/base2new/test_new/oxford_pets/shots_8/DualPromptMI" / CFG / "seed3"
-    assert train.log.parent == out / "logs" / "real" / "no_mi" and train.log != test.log
+    assert job.log == out / "logs" / "real" / "no_mi" / "oxford_pets_shots8_seed3.log"
 
 
 def test_variants_sharing_a_config_never_share_a_folder(tmp_path):
-    plan = ablation.load_plan("mi_weight")  # one config, options differ
-    settings = ablation.Settings(tmp_path, "data", 16, (1, 2), config_root=plan.config_root)
+    plan = plans.load_plan("mi_weight")  # one config, options differ
+    settings = plans.Settings(tmp_path, "data", 16, (1, 2), config_root=plan.config_root)
     assert len({variant.cfg for variant in plan.variants}) == 1
     # The pseudo splits of two datasets are both "custom" to the scripts: their stages keep them apart.
-    stages = [ablation.real_stage("fashion_mnist"), ablation.real_stage("oxford_pets"),
-              ablation.pseudo_stage("fashion_mnist", settings, write=False),
-              ablation.pseudo_stage("oxford_pets", settings, write=False)]
-    assert stages[2].dataset == stages[3].dataset == "custom"
-    folders = set()
-    for stage in stages:
-        for variant in plan.variants:
-            for seed in settings.seeds:
-                for step in ablation.build_steps(variant, seed, stage, settings):
-                    folders.add(str(step.run_dir).lower())  # also distinct on case-insensitive file systems
-                    folders.add(str(step.log).lower())
-    assert len(folders) == len(stages) * len(plan.variants) * len(settings.seeds) * 2 * 2
-    roots = {str(ablation.variant_root(tmp_path, "real", variant.name)) for variant in plan.variants}
+    all_stages = [stages.real_stage("fashion_mnist"), stages.real_stage("oxford_pets"),
+                  stages.pseudo_stage("fashion_mnist", settings, write=False),
+                  stages.pseudo_stage("oxford_pets", settings, write=False)]
+    assert all_stages[2].dataset == all_stages[3].dataset == "custom"
+    folders, logs = set(), set()
+    for stage in all_stages:
+        for job in stages.stage_jobs(list(plan.variants), stage, settings):
+            folders |= {str(step.run_dir).lower() for step in job.steps}  # also distinct on case-insensitive file systems
+            logs.add(str(job.log).lower())
+    assert len(folders) == len(all_stages) * len(plan.variants) * len(settings.seeds) * 2
+    assert len(logs) == len(all_stages) * len(plan.variants) * len(settings.seeds)
+    roots = {str(stages.variant_root(tmp_path, "real", variant.name)) for variant in plan.variants}
     assert not any(a != b and b.startswith(a + os.sep) for a in roots for b in roots)
 
 
 def test_pseudo_stage_options_yield_to_the_trainer_config(tmp_path):
-    stage = ablation.Stage("pseudo", "custom", "pseudo", ("DATASET.CUSTOM.SPLIT_FILE", "/s.json"),
+    stage = stages.Stage("pseudo", "custom", "pseudo", ("DATASET.CUSTOM.SPLIT_FILE", "/s.json"),
                            inherited=(("INPUT.SIZE", "(32, 32)"), ("INPUT.NO_SUCH_IN_TRAINER_CFG", "1")))
-    variant = ablation.Variant("a", "DualPromptMI", CFG)  # its config sets INPUT.SIZE
+    variant = plans.Variant("a", "DualPromptMI", CFG)  # its config sets INPUT.SIZE
     assert stage.opts_for(variant) == ["DATASET.CUSTOM.SPLIT_FILE", "/s.json", "INPUT.NO_SUCH_IN_TRAINER_CFG", "1"]
-    assert ablation.real_stage("x").opts_for(variant) == []
+    assert stages.real_stage("x").opts_for(variant) == []
 
 
 # --------------------------------------------------------------------------
@@ -253,20 +273,21 @@ def test_pseudo_stage_options_yield_to_the_trainer_config(tmp_path):
 # --------------------------------------------------------------------------
 
 
-def write_result(out, variant, half, seed, accuracy, soft=None, dataset="oxford_pets", trainer="DualPromptMI",
-                 cfg=CFG, shots=16, stage="real"):
-    folder = "train_base" if half == "base" else "test_new"
-    path = Path(out) / stage / variant / "base2new" / folder / dataset / f"shots_{shots}" / trainer / cfg / f"seed{seed}"
+def write_result(settings, plan, name, half, seed, accuracy, soft=None):
+    """A results.json where the scripts put the run of ``name``'s ``half`` (real split of oxford_pets)."""
+    variant = plan.variant(name)
+    job = stages.build_job(variant, seed, stages.real_stage("oxford_pets"), settings)
+    path = job.steps[0 if half == "base" else 1].run_dir
     path.mkdir(parents=True, exist_ok=True)
-    record = {"trainer": trainer, "dataset": "OxfordPets", "subsample": half, "seed": seed, "shots": shots,
-              "config": cfg, "accuracy": accuracy}
+    record = {"trainer": variant.trainer, "dataset": "OxfordPets", "subsample": half, "seed": seed,
+              "shots": settings.shots, "config": variant.cfg, "accuracy": accuracy}
     if soft is not None:
         record["variants"] = {"soft_only": {"accuracy": soft}}
     (path / "results.json").write_text(json.dumps(record))
 
 
 def three_variant_plan():
-    return ablation.parse_plan(
+    return plans.parse_plan(
         {"reference": "ref", "variants": [variant_entry("ref", [DPMI_MI, "0.0"]),  # same config as "full"
                                           variant_entry("full"), variant_entry("coop", trainer="CoOp", cfg="vit_b16_ctxv1")]},
         "test",
@@ -275,18 +296,18 @@ def three_variant_plan():
 
 def test_aggregate_means_and_paired_differences(tmp_path):
     plan = three_variant_plan()
-    settings = ablation.Settings(tmp_path, "data", 16, (1, 2, 3))
+    settings = plans.Settings(tmp_path, "data", 16, (1, 2, 3))
     ref_base, ref_new = {1: 80.0, 2: 82.0, 3: 81.0}, {1: 60.0, 2: 64.0, 3: 62.0}
     full_base, full_new = {1: 81.0, 2: 83.0, 3: 82.0}, {1: 62.0, 2: 65.0, 3: 64.5}
     for seed in (1, 2, 3):
-        write_result(tmp_path, "ref", "base", seed, ref_base[seed], soft=ref_base[seed] - 1)
-        write_result(tmp_path, "ref", "new", seed, ref_new[seed], soft=ref_new[seed] - 5)
-        write_result(tmp_path, "full", "base", seed, full_base[seed], soft=full_base[seed] - 1)
-        write_result(tmp_path, "full", "new", seed, full_new[seed], soft=full_new[seed] - 3)
-        write_result(tmp_path, "coop", "base", seed, 83.0 + seed, trainer="CoOp", cfg="vit_b16_ctxv1")
-    write_result(tmp_path, "coop", "new", 1, 55.0, trainer="CoOp", cfg="vit_b16_ctxv1")  # seeds 2, 3: base only
-    stage = ablation.real_stage("oxford_pets")
-    table = ablation.aggregate(plan, list(plan.variants), stage, settings, "accuracy")
+        write_result(settings, plan, "ref", "base", seed, ref_base[seed], soft=ref_base[seed] - 1)
+        write_result(settings, plan, "ref", "new", seed, ref_new[seed], soft=ref_new[seed] - 5)
+        write_result(settings, plan, "full", "base", seed, full_base[seed], soft=full_base[seed] - 1)
+        write_result(settings, plan, "full", "new", seed, full_new[seed], soft=full_new[seed] - 3)
+        write_result(settings, plan, "coop", "base", seed, 83.0 + seed)
+    write_result(settings, plan, "coop", "new", 1, 55.0)  # seeds 2, 3: base only
+    stage = stages.real_stage("oxford_pets")
+    table = agg.aggregate(plan, list(plan.variants), stage, settings, "accuracy")
 
     results = {result.variant.name: result for result in table.results}
     assert results["ref"].seeds == (1, 2, 3)
@@ -305,25 +326,25 @@ def test_aggregate_means_and_paired_differences(tmp_path):
     assert diff["hm"].differences == pytest.approx(tuple(f - r for f, r in zip(full_hm, hm)))
     assert "ref" not in table.differences and table.differences["coop"]["hm"].n == 1
 
-    soft = ablation.aggregate(plan, list(plan.variants), stage, settings, "variants.soft_only.accuracy")
+    soft = agg.aggregate(plan, list(plan.variants), stage, settings, "variants.soft_only.accuracy")
     assert [result.variant.name for result in soft.results] == ["ref", "full"]  # CoOp reports no soft_only
     assert soft.differences["full"]["new"].mean == pytest.approx((2.0 + 1.0 + 2.5) / 3 + 2.0)
 
-    selection = ablation.select_best(table, "hm")
+    selection = agg.select_best(table, "hm")
     assert selection.best == "full" and selection.versus_reference is diff["hm"]
     assert "vs the reference ref" in selection.text
-    assert ablation.select_best(table, "base").best == "coop"  # 84.0 on its one complete seed
-    assert "different seeds" in ablation.select_best(table, "base").text
+    assert agg.select_best(table, "base").best == "coop"  # 84.0 on its one complete seed
+    assert "different seeds" in agg.select_best(table, "base").text
 
 
 def test_report_writes_markdown_csv_and_json(tmp_path, capsys):
     plan = three_variant_plan()
-    settings = ablation.Settings(tmp_path, "data", 16, (1, 2))
+    settings = plans.Settings(tmp_path, "data", 16, (1, 2))
     for seed in (1, 2):
         for name, gain in (("ref", 0.0), ("full", 2.0 + seed / 10)):
-            write_result(tmp_path, name, "base", seed, 80.0 + seed + gain, soft=70.0)
-            write_result(tmp_path, name, "new", seed, 60.0 + seed + gain, soft=50.0 + gain)
-    tables, selection = ablation.report(plan, list(plan.variants), ablation.real_stage("oxford_pets"), settings,
+            write_result(settings, plan, name, "base", seed, 80.0 + seed + gain, soft=70.0)
+            write_result(settings, plan, name, "new", seed, 60.0 + seed + gain, soft=50.0 + gain)
+    tables, selection = rep.report(plan, list(plan.variants), stages.real_stage("oxford_pets"), settings,
                                         "hm", "Ablation test", "ablation_real")
     printed = capsys.readouterr().out
     assert "| full" in printed and "(reference)" in printed and "Selection: best mean HM" in printed
@@ -397,15 +418,21 @@ def test_run_loop_resumes_and_reports_failures(tmp_path, fake_python, capsys):
     captured = capsys.readouterr()
     calls = counter.read_text().splitlines()
     assert len(calls) == 3 * 2 + 3 * 2 + 3  # ref and mi: train + test; broken: train only
-    assert "FAILED: train of broken seed 1" in captured.err and "error: a negative MI weight" in captured.err
-    assert str(out / "logs" / "real" / "broken") in captured.err
+    log = out / "logs" / "real" / "broken" / "oxford_pets_shots16_seed1.log"
+    assert (f"FAILED: broken seed 1 (real): scripts/base2new_train.sh oxford_pets 1: exit status 2 "
+            f"(error: a negative MI weight); log: {log}") in captured.err
     assert "wall time:" in captured.out and "6 made" in captured.out
     assert "best mean HM (accuracy, on real): mi" in captured.out
     record = json.loads((out / "ablation_oxford_pets.json").read_text())
     diff = record["tables"][0]["differences"]["mi"]["base"]
     assert diff["differences"] == pytest.approx([3.0, 2.0, 3.0]) and diff["verdict"] == "better"
-    manifest = json.loads((out / ablation.MANIFEST_NAME).read_text())
-    assert manifest["variants"]["mi"] == {"trainer": "DualPromptMI", "cfg": CFG, "opts": [DPMI_MI, "1.0"]}
+    manifest = json.loads((out / runs.MANIFEST_NAME).read_text())
+    record = manifest["variants"]["mi"]
+    assert {key: record[key] for key in ("trainer", "cfg", "opts")} == {"trainer": "DualPromptMI", "cfg": CFG,
+                                                                        "opts": [DPMI_MI, "1.0"]}
+    fingerprints = record["config_sha256"]
+    assert set(fingerprints) == ({plans.OWN_CONFIG, plans.DASSL_CONFIG} if HAVE_DASSL else {plans.OWN_CONFIG})
+    assert fingerprints != manifest["variants"]["ref"]["config_sha256"]  # the options differ
     assert "real/oxford_pets" in manifest["stages"] and manifest["shared"]["extra"] == []
     # Each variant's runs lie under its own root, in the scripts' layout.
     assert (out / "real/mi/base2new/test_new/oxford_pets/shots_16/DualPromptMI" / CFG / "seed3/results.json").is_file()
@@ -414,7 +441,9 @@ def test_run_loop_resumes_and_reports_failures(tmp_path, fake_python, capsys):
     assert ablation.main(argv) == 1
     captured = capsys.readouterr()
     assert len(counter.read_text().splitlines()) == len(calls) + 3
-    assert "reusing 6 finished run(s)" in captured.out and "moved the unfinished or outdated run" in captured.out
+    assert "ablation real: 9 job(s): 6 finished before (skipped), 3 to run" in captured.out
+    assert "6 reused" in captured.out
+    assert "# moved the unfinished run" in log.read_text()
     assert list((out / "real/broken/base2new/train_base/oxford_pets/shots_16/DualPromptMI" / CFG).glob("seed1.old-*"))
 
 
@@ -430,8 +459,6 @@ def test_changed_variant_definition_is_refused(tmp_path, fake_python, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    from conftest import run_cli
-
     result = run_cli(["tools/ablation.py", "--plan", "nope", "--dataset", "oxford_pets", "--out", str(tmp_path)])
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: --plan nope") and "Traceback" not in result.stderr
@@ -500,9 +527,102 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
     assert all(os.path.join("benchmarks", "configs", "trainers") in call for call in calls)
     # the pseudo split keeps the source's prompt ensemble, so "dataset_ensemble" means the same there
     assert all("DATASET.CUSTOM.ENSEMBLE_TEMPLATES" in call and "a bright photo of a {}." in call for call in calls)
-    manifest = json.loads((out / ablation.MANIFEST_NAME).read_text())
+    manifest = json.loads((out / runs.MANIFEST_NAME).read_text())
     assert manifest["shared"]["config_root"] == "benchmarks/configs/trainers"
     other_root = tmp_path / "other_configs"  # the same configs in another folder
     shutil.copytree(os.path.join("benchmarks", "configs", "trainers"), other_root)
     with pytest.raises(UserError, match="config_root"):  # the same --out with another config root is refused
         ablation.main([*argv[:-1], str(other_root)])
+
+
+# --------------------------------------------------------------------------
+# Defects of issue 15: a YAML syntax error, --pseudo without Dassl, a changed effective config
+# --------------------------------------------------------------------------
+
+
+def copy_config_root(tmp_path):
+    """The committed DualPromptMI config in a folder of its own (--config-root), to edit."""
+    root = tmp_path / "trainer_configs"
+    (root / "DualPromptMI").mkdir(parents=True)
+    shutil.copy(Path(REPO, "configs", "trainers", "DualPromptMI", f"{CFG}.yaml"), root / "DualPromptMI")
+    return root, root / "DualPromptMI" / f"{CFG}.yaml"
+
+
+def test_yaml_syntax_error_in_a_trainer_config_is_one_line_naming_file_and_line(tmp_path):
+    root, config = copy_config_root(tmp_path)
+    text = config.read_text()
+    config.write_text(text + "OPTIM_TYPO:\n\tLR: 0.1\n")  # a tab cannot indent YAML
+    bad_line = len(text.splitlines()) + 2
+    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+                      "oxford_pets", "--out", str(tmp_path / "out"), "--config-root", str(root), "--no-run"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {config}, line {bad_line}: found character '\\t'")
+
+
+def test_load_yaml_names_the_line_of_a_syntax_error(tmp_path):
+    from clipprompt.yamlfile import load_yaml, load_yaml_mapping
+
+    path = tmp_path / "c.yaml"
+    path.write_text('OPTIM:\n  LR: 0.002\n  NAME: "sgd\n  MAX_EPOCH: 2\n')  # a quote that never closes
+    with pytest.raises(UserError) as info:
+        load_yaml(path)
+    assert str(info.value) == (f"{path}, line 5: found unexpected end of stream "
+                               "(while scanning a quoted scalar from line 3)")
+    path.write_text("- a\n- b\n")
+    assert load_yaml(path) == ["a", "b"]
+    with pytest.raises(UserError, match="expected KEY: value pairs at the top, found a list"):
+        load_yaml_mapping(path)
+    with pytest.raises(UserError, match="cannot read it"):
+        load_yaml(tmp_path / "missing.yaml")
+
+
+def test_pseudo_without_dassl_is_one_line_saying_how_to_install_it(tmp_path, pets_root):
+    shim = tmp_path / "no_dassl" / "dassl"  # first on PYTHONPATH: "import dassl" fails as if not installed
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError(\"No module named 'dassl' (hidden by the test)\")\n")
+    path = os.pathsep.join(p for p in (str(shim.parent), os.environ.get("PYTHONPATH", "")) if p)
+    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+                      "oxford_pets", "--data", pets_root, "--out", str(tmp_path / "out"), "--seeds", "1", "--pseudo"],
+                     env_extra={"PYTHONPATH": path})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: --pseudo needs Dassl")
+    assert "bash scripts/install_dassl.sh" in result.stderr and "DASSL_SRC=" in result.stderr
+
+
+def test_a_changed_default_or_trainer_yaml_is_refused_not_reused(tmp_path, fake_python, monkeypatch):
+    import clipprompt.config
+
+    python, counter = fake_python
+    root, config = copy_config_root(tmp_path)
+    plan = write_plan(tmp_path, [variant_entry("ref"), variant_entry("mi", [DPMI_MI, "1.0"])])
+    argv = ["--plan", plan, "--dataset", "oxford_pets", "--data", str(tmp_path), "--out", str(tmp_path / "out"),
+            "--seeds", "1", "--python", python, "--config-root", str(root)]
+    assert ablation.main(argv) == 0 and ablation.main(argv) == 0  # the second time: nothing changed, all reused
+    runs_made = len(counter.read_text().splitlines())
+    assert runs_made == 2 * 2
+    original = clipprompt.config.extend_cfg
+
+    def with_default(key, value):
+        def extend(cfg):
+            original(cfg)
+            setattr(cfg.TRAINER.DUALPROMPTMI.AUG, key, value)
+            return cfg
+        return extend
+
+    # A default the trainer YAML sets leaves the effective config as it was: the runs are reused.
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", with_default("WEIGHT", 0.5))
+    assert ablation.main(argv) == 0
+    # A default it does not set changes what the runs would be.
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", with_default("ALPHA", 0.5))
+    with pytest.raises(UserError) as info:
+        ablation.main(argv)
+    message = str(info.value)
+    assert message.startswith("variant 'ref': its effective config changed") and "\n" not in message
+    assert "TRAINER.DUALPROMPTMI.AUG.ALPHA: 1.0 -> 0.5" in message and "use a new --out" in message
+    monkeypatch.setattr(clipprompt.config, "extend_cfg", original)
+    # So does an edit of the trainer YAML.
+    config.write_text(config.read_text().replace("LR: 0.002", "LR: 0.004"))
+    with pytest.raises(UserError, match=r"variant 'ref': its effective config changed .*OPTIM\.LR: 0\.002 -> 0\.004"):
+        ablation.main(argv)
+    assert len(counter.read_text().splitlines()) == runs_made  # nothing was reused silently, nothing rerun

@@ -208,3 +208,21 @@ def test_slurm_jobs_go_through_submitit(tmp_path, fake_python, monkeypatch, caps
     assert seen["params"]["slurm_partition"] == "gpu" and seen["params"]["timeout_min"] == 90
     assert seen["params"]["gpus_per_node"] == 1 and len(read_calls(fake_python)) == 2
     assert "grid: 2 done, 0 skipped" in capsys.readouterr().out
+
+
+def test_a_job_without_resume_moves_an_unfinished_run_aside_and_starts_afresh(tmp_path, fake_python, monkeypatch):
+    jobs = grid.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], data=tmp_path, output=tmp_path / "out")
+    job = jobs[0]
+    job.resume = False  # as tools/ablation.py's jobs
+    monkeypatch.setenv("FAKE_FAIL", "CoOp:1")
+    monkeypatch.setenv("RESUME", "1")  # a user's exported RESUME does not apply to such a job
+    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    assert outcome.status == "failed" and (job.steps[0].run_dir / "prompt_learner").is_dir()
+    monkeypatch.delenv("FAKE_FAIL")
+    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    assert outcome.status == "done"
+    calls = read_calls(fake_python)
+    assert len(calls) == 1 + 2 and not any("--resume" in c or "--overwrite" in c for c in calls)
+    aside, = job.steps[0].run_dir.parent.glob("seed1.old-*")  # the unfinished run, kept
+    assert (aside / "prompt_learner" / "model.pth.tar-1").is_file()
+    assert f"# moved the unfinished run {job.steps[0].run_dir} to {aside}" in job.log.read_text()

@@ -69,6 +69,9 @@ class Job:
     env: dict  # TRAINER, CFG, SHOTS, DATA, OUTPUT, ... for the scripts
     opts: tuple[str, ...] = ()  # trailing KEY VALUE pairs for train.py
     log: Path | None = None
+    # True: an unfinished run folder continues from its last checkpoint (the scripts' RESUME=1);
+    # False: it is moved aside and the run starts afresh (tools/ablation.py: every run from scratch).
+    resume: bool = True
 
     @property
     def finished(self) -> bool:
@@ -107,7 +110,10 @@ def script_env(job_env: dict, worker_env: dict | None = None, python: str | None
 
 
 def run_dir_of(script: str, args, env: dict, repo: Path = REPO) -> Path:
-    """The run folder ``script`` would write, from the script itself (RUN_DIR_ONLY=1)."""
+    """The run folder ``script`` would write, from the script itself (RUN_DIR_ONLY=1).
+
+    ``args``: all its arguments, the trailing KEY VALUE options included (they may name the data,
+    e.g. DATASET.CUSTOM.SPLIT_FILE)."""
     proc = subprocess.run(["bash", str(repo / "scripts" / script), *args], cwd=repo, capture_output=True, text=True,
                           env={**script_env(env), "RUN_DIR_ONLY": "1"}, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
@@ -149,7 +155,7 @@ def plan_grid(protocol: str, trainers, datasets, seeds, *, data="./data", output
                 scripts = ("base2new_train.sh", "base2new_test.sh") if protocol == "base2new" else ("fewshot_train.sh",)
                 runs = [(d, [(s, (d, seed)) for s in scripts]) for d in datasets]
             for dataset, calls in runs:
-                steps = [Step(script, args, run_dir_of(script, args, job_env, repo)) for script, args in calls]
+                steps = [Step(script, args, run_dir_of(script, (*args, *opts), job_env, repo)) for script, args in calls]
                 cfg = steps[0].run_dir.parent.name  # .../<Trainer>/<cfg>/seed<S>, as the script resolved it
                 name = f"{trainer}_{cfg}_{dataset}_seed{seed}"
                 jobs.append(Job(name, steps, dict(job_env), tuple(opts), log_root / f"{name}.log"))
@@ -196,7 +202,11 @@ def execute_job(job: Job, worker_env: dict | None = None, repo: Path = REPO, sto
     """Run the unfinished steps of ``job`` in order, output appended to ``job.log``."""
     start = time.monotonic()
     job.log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**script_env(job.env, worker_env), "RESUME": "1"}
+    env = script_env(job.env, worker_env)
+    if job.resume:
+        env["RESUME"] = "1"
+    else:
+        env.pop("RESUME", None)
     rerun_rest = False
     with open(job.log, "a", encoding="utf-8") as log:
         for step in job.steps:
@@ -205,6 +215,9 @@ def execute_job(job: Job, worker_env: dict | None = None, repo: Path = REPO, sto
             if step.finished:  # evaluated a model that was just retrained: keep it aside, evaluate again
                 aside = move_aside(step.run_dir)
                 log.write(f"# moved the outdated evaluation {step.run_dir} to {aside}\n")
+            elif not job.resume and step.run_dir.exists():  # left by an interrupted run: start afresh
+                aside = move_aside(step.run_dir)
+                log.write(f"# moved the unfinished run {step.run_dir} to {aside}\n")
             rerun_rest = True
             argv = ["bash", str(repo / "scripts" / step.script), *step.args, *job.opts]
             shown = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in {**job.env, **(worker_env or {})}.items())
@@ -248,19 +261,20 @@ def stop_children() -> None:
 class Progress:
     """A tqdm bar over the jobs to run: done/running/failed in its postfix, tqdm's ETA."""
 
-    def __init__(self, total: int, skipped: int):
+    def __init__(self, total: int, skipped: int, label: str = "grid"):
         from tqdm import tqdm
 
         self.counts = {"done": 0, "running": 0, "failed": 0}
         self.bar = tqdm(total=total, unit="run", dynamic_ncols=True, file=sys.stderr,
                         bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
         self.skipped = skipped
+        self.label = label
         self.lock = threading.Lock()
         self._refresh()
 
     def _refresh(self):
         c = self.counts
-        self.bar.set_description_str(f"grid: done {c['done']} running {c['running']} failed {c['failed']} "
+        self.bar.set_description_str(f"{self.label}: done {c['done']} running {c['running']} failed {c['failed']} "
                                      f"(skipped {self.skipped})")
 
     def started(self):
@@ -283,19 +297,22 @@ class Progress:
         self.bar.close()
 
 
-def run_jobs(jobs: list[Job], workers: list[dict], repo: Path = REPO, first_alone: bool = False) -> list[Outcome]:
-    """Run the unfinished jobs, one per worker at a time; finished ones are skipped.
+def run_jobs(jobs: list[Job], workers: list[dict], repo: Path = REPO, first_alone: bool = False,
+             label: str = "grid") -> list[Outcome]:
+    """Run the unfinished jobs in their order, one per worker at a time; finished ones are skipped.
 
     ``first_alone``: run the first pending job before the others start (it may prepare shared data).
-    Ctrl-C stops the running scripts and starts no new one; rerun to continue.
+    ``label`` starts the progress lines. Ctrl-C stops the running scripts and starts no new one;
+    rerun to continue.
     """
     outcomes = [Outcome(job, "skipped") for job in jobs if job.finished]
     pending = [job for job in jobs if not job.finished]
-    where = f" on {len(workers)} worker(s); logs in {pending[0].log.parent}" if pending else ""
-    print(f"grid: {len(jobs)} job(s): {len(outcomes)} finished before (skipped), {len(pending)} to run{where}", flush=True)
+    logs = os.path.commonpath([str(job.log.parent) for job in pending]) if pending else ""
+    where = f" on {len(workers)} worker(s); logs in {logs}" if pending else ""
+    print(f"{label}: {len(jobs)} job(s): {len(outcomes)} finished before (skipped), {len(pending)} to run{where}", flush=True)
     if not pending:
         return outcomes
-    progress = Progress(len(pending), len(outcomes))
+    progress = Progress(len(pending), len(outcomes), label)
     todo: queue.Queue = queue.Queue()
     for job in pending:
         todo.put(job)
