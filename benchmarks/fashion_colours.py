@@ -62,6 +62,26 @@ PALETTE = [
     ("cyan", 180), ("azure", 210), ("blue", 240), ("purple", 270), ("magenta", 300), ("pink", 330),
 ]
 COLOUR_NAMES = [name for name, _ in PALETTE]
+# The mini CLIP's colour vocabulary (benchmarks/mini_clip/captions.py): per palette colour, after its
+# palette word, a second class-name word (design E's new-half name), then a word no class name uses;
+# some contain a neighbour's word ("sky blue").
+OTHER_COLOUR_WORDS = [
+    ["crimson", "scarlet"],
+    ["tangerine", "amber"],
+    ["lemon", "golden"],
+    ["chartreuse", "yellow-green"],
+    ["emerald", "grass green"],
+    ["sea green", "jade"],
+    ["aqua", "turquoise"],
+    ["cerulean", "sky blue"],
+    ["cobalt", "royal blue"],
+    ["violet", "lavender"],
+    ["fuchsia", "orchid"],
+    ["rose", "blush"],
+]
+COLOUR_WORDS = [[name, *others] for name, others in zip(COLOUR_NAMES, OTHER_COLOUR_WORDS)]
+# Per palette colour: the look-alike colours that captions name by mistake, its two hue neighbours.
+LOOKALIKE_COLOURS = [((c - 1) % len(PALETTE), (c + 1) % len(PALETTE)) for c in range(len(PALETTE))]
 BASE_ITEMS = [0, 2, 5, 7, 8]  # t-shirt, pullover, sandal, sneaker, bag
 NEW_ITEMS = [1, 3, 4, 6, 9]  # trouser, dress, coat, shirt, ankle boot
 BASE_HUES = [0, 3, 4, 7, 8, 11]  # red, lime, green, azure, blue, pink: pairs pink/red, lime/green, azure/blue

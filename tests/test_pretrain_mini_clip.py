@@ -1,4 +1,4 @@
-"""benchmarks/pretrain_mini_clip.py: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
+"""benchmarks/pretrain_mini_clip.py and benchmarks/mini_clip/: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
 
 import importlib.util
 import json
@@ -9,7 +9,11 @@ import sys
 import pytest
 import torch
 
+from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from benchmarks.mini_clip import training
+from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler
+from benchmarks.mini_clip.recipe import BENCHMARK_RECIPES, QUICK_OVERRIDES, Recipe
 from clipprompt.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,18 +164,18 @@ def test_widths_must_be_multiples_of_64(idx_root, tmp_path):
 def test_trimmed_text_encoding_equals_the_full_77_tokens():
     import clip
 
-    recipe = pretrain_mini_clip.Recipe(**{**pretrain_mini_clip.Recipe().__dict__, **pretrain_mini_clip.QUICK_OVERRIDES})
+    recipe = Recipe(**{**Recipe().__dict__, **QUICK_OVERRIDES})
     torch.manual_seed(0)
-    model = pretrain_mini_clip.build_clip(recipe).eval()
+    model = training.build_clip(recipe).eval()
     tokens = clip.tokenize(["a photo of a t-shirt.", "look at this ankle boot on a plain background!"])
-    trimmed = pretrain_mini_clip.trim_tokens(tokens)
+    trimmed = training.trim_tokens(tokens)
     assert trimmed.shape[1] < 77
     with torch.no_grad():
         torch.testing.assert_close(model.encode_text(trimmed), model.encode_text(tokens), rtol=1e-5, atol=1e-5)
 
 
 def _captions(recipe, labels, seed=0):
-    sampler = pretrain_mini_clip.CaptionSampler(recipe)
+    sampler = CaptionSampler(recipe)
     tokens = sampler.sample(labels, torch.Generator().manual_seed(seed))
     return [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
 
@@ -180,30 +184,30 @@ def _only(kind):
     fractions = dict(generic_prob=0.0, wrong_word_prob=0.0, lookalike_prob=0.0, canonical_prob=0.0)
     if kind != "synonym":
         fractions[kind] = 1.0
-    return pretrain_mini_clip.Recipe(**fractions)
+    return Recipe(**fractions)
 
 
 def _filled_word(caption):
     """The class or generic word a caption was filled with."""
-    words = pretrain_mini_clip.CLASS_WORDS
-    for template in pretrain_mini_clip.CAPTION_TEMPLATES:
+    words = fm.CLASS_WORDS
+    for template in fm.CAPTION_TEMPLATES:
         head, tail = template.split("{}")
         if caption.startswith(head) and caption.endswith(tail):
             word = caption[len(head):len(caption) - len(tail)]
-            if word in pretrain_mini_clip.GENERIC_WORDS or any(word in ws for ws in words):
+            if word in fm.GENERIC_WORDS or any(word in ws for ws in words):
                 return word
     raise AssertionError(f"caption {caption!r} fits no template")
 
 
 def test_caption_kinds_use_the_documented_words():
     labels = torch.arange(10).repeat(6)
-    words = pretrain_mini_clip.CLASS_WORDS
-    lookalike = pretrain_mini_clip.LOOKALIKE
+    words = fm.CLASS_WORDS
+    lookalike = fm.LOOKALIKE
 
     for kind, allowed in (
         ("canonical_prob", lambda y: {words[y][0]}),
         ("lookalike_prob", lambda y: {words[lookalike[y]][0]}),
-        ("generic_prob", lambda y: set(pretrain_mini_clip.GENERIC_WORDS)),
+        ("generic_prob", lambda y: set(fm.GENERIC_WORDS)),
         ("synonym", lambda y: set(words[y][1:])),
         ("wrong_word_prob", lambda y: {w for ws in words for w in ws} - set(words[y])),
     ):
@@ -212,7 +216,7 @@ def test_caption_kinds_use_the_documented_words():
 
 
 def test_caption_mix_follows_the_fractions():
-    recipe = pretrain_mini_clip.Recipe(generic_prob=0.2, wrong_word_prob=0.0, lookalike_prob=0.3, canonical_prob=0.5)
+    recipe = Recipe(generic_prob=0.2, wrong_word_prob=0.0, lookalike_prob=0.3, canonical_prob=0.5)
     labels = torch.full((2000,), 4)  # coat; its look-alike is the pullover
     captions = _captions(recipe, labels)
     filled = [_filled_word(caption) for caption in captions]
@@ -222,12 +226,14 @@ def test_caption_mix_follows_the_fractions():
 
 def test_caption_fractions_above_one_are_refused():
     with pytest.raises(UserError, match="add up to at most 1"):
-        pretrain_mini_clip.CaptionSampler(pretrain_mini_clip.Recipe(canonical_prob=0.8, lookalike_prob=0.3))
+        CaptionSampler(Recipe(canonical_prob=0.8, lookalike_prob=0.3))
 
 
-def test_each_class_word_list_starts_with_the_downstream_class_name():
-    assert [words[0] for words in pretrain_mini_clip.CLASS_WORDS] == fm.CLASSNAMES
-    lookalike = pretrain_mini_clip.LOOKALIKE
+def test_other_class_words_name_no_class_and_every_item_has_another_lookalike():
+    # a synonym caption that used another class's name would be a mislabelled one
+    assert not {w for ws in fm.OTHER_CLASS_WORDS for w in ws} & set(fm.CLASSNAMES)
+    assert all(len(ws) >= 2 for ws in fm.OTHER_CLASS_WORDS)
+    lookalike = fm.LOOKALIKE
     assert len(lookalike) == 10 and all(other != label for label, other in enumerate(lookalike))
 
 
@@ -236,7 +242,7 @@ def test_recipe_resolution_matches_the_dataset_config():
 
     with open(os.path.join(REPO, "configs", "datasets", "fashion_mnist.yaml")) as f:
         size = yaml.safe_load(f)["INPUT"]["SIZE"]
-    resolution = pretrain_mini_clip.Recipe().image_resolution
+    resolution = Recipe().image_resolution
     assert str(size).replace(" ", "") == f"({resolution},{resolution})"
 
 
@@ -252,8 +258,6 @@ def test_outputs_get_ordinary_file_permissions(quick_run):
 # ------------------------------------------------------- fashion_colours benchmark
 
 def test_colour_benchmark_quick_run_reports_thirty_classes_per_half(idx_root, tmp_path):
-    from benchmarks import fashion_colours as fc
-
     report = _quick(tmp_path / "colours.pt", idx_root, "--benchmark", "fashion_colours")
     assert report["recipe"]["benchmark"] == "fashion_colours"
     assert report["num_classes"] == {"base": 30, "new": 30, "all": 60}
@@ -265,7 +269,7 @@ def test_colour_benchmark_quick_run_reports_thirty_classes_per_half(idx_root, tm
     recipe = pretrain_mini_clip.recipe_from_args(pretrain_mini_clip.parse_args(
         ["--out", "x.pt", "--benchmark", "fashion_colours", "--steps", "7"]))
     assert recipe.steps == 7
-    assert recipe.colour_canonical_prob == pretrain_mini_clip.BENCHMARK_RECIPES["fashion_colours"]["colour_canonical_prob"]
+    assert recipe.colour_canonical_prob == BENCHMARK_RECIPES["fashion_colours"]["colour_canonical_prob"]
 
 
 def test_unknown_benchmark_is_a_one_line_error(idx_root, tmp_path):
@@ -274,12 +278,12 @@ def test_unknown_benchmark_is_a_one_line_error(idx_root, tmp_path):
 
 
 def _colour_phrases(recipe, items, colours, seed=0):
-    sampler = pretrain_mini_clip.ColourCaptionSampler(recipe)
+    sampler = ColourCaptionSampler(recipe)
     tokens = sampler.sample(items, torch.Generator().manual_seed(seed), colours)
     captions = [sampler.captions[(sampler.tokens == row).all(-1).nonzero()[0, 0]] for row in tokens]
     phrases = []
     for caption in captions:
-        for template in pretrain_mini_clip.COLOUR_CAPTION_TEMPLATES:
+        for template in fc.CAPTION_TEMPLATES:
             head, tail = template.split("{}")
             if caption.startswith(head) and caption.endswith(tail):
                 phrases.append(caption[len(head):len(caption) - len(tail)])
@@ -291,7 +295,7 @@ def _colour_phrases(recipe, items, colours, seed=0):
 
 def _colour_word(phrase):
     """The colour word at the start of a phrase ("" when omitted)."""
-    words = sorted({w for ws in pretrain_mini_clip.COLOUR_WORDS for w in ws}, key=len, reverse=True)
+    words = sorted({w for ws in fc.COLOUR_WORDS for w in ws}, key=len, reverse=True)
     return next((w for w in words if phrase.startswith(w + " ")), "")
 
 
@@ -299,7 +303,7 @@ def _colour_word(phrase):
 def test_colour_caption_kinds_use_the_documented_words(names):
     """Look-alike captions use a neighbour's class-name words, canonical ones the colour's own (the
     first ``colour_names`` words of each colour), synonyms the rest."""
-    colour_words = pretrain_mini_clip.COLOUR_WORDS
+    colour_words = fc.COLOUR_WORDS
     items = torch.arange(10).repeat(12)
     colours = torch.arange(12).repeat_interleave(10)
     n = len(colour_words)
@@ -313,7 +317,7 @@ def test_colour_caption_kinds_use_the_documented_words(names):
                          wrong_word_prob=0.0, lookalike_prob=0.0, canonical_prob=1.0)  # item word: the class name
         if kind != "synonym":
             fractions[kind] = 1.0
-        recipe = pretrain_mini_clip.Recipe(colour_names=names, **fractions)
+        recipe = Recipe(colour_names=names, **fractions)
         seen = set()
         for item, colour, phrase in zip(items.tolist(), colours.tolist(), _colour_phrases(recipe, items, colours)):
             word = _colour_word(phrase)
@@ -326,32 +330,34 @@ def test_colour_caption_kinds_use_the_documented_words(names):
 
 def test_colour_names_out_of_range_is_a_user_error():
     with pytest.raises(UserError, match="--colour-names must be between 1 and 2"):
-        pretrain_mini_clip.ColourCaptionSampler(pretrain_mini_clip.Recipe(colour_names=3))
+        ColourCaptionSampler(Recipe(colour_names=3))
 
 
-def test_colour_words_start_with_the_class_names_palette_word():
-    from benchmarks import fashion_colours as fc
-
-    assert [words[0] for words in pretrain_mini_clip.COLOUR_WORDS] == fc.COLOUR_NAMES
-    assert pretrain_mini_clip.BENCHMARK_RECIPES["fashion_colours"]["colour_names"] == 2
+def test_other_colour_words_name_no_palette_colour_and_lookalikes_are_hue_neighbours():
+    assert not {w for ws in fc.OTHER_COLOUR_WORDS for w in ws} & set(fc.COLOUR_NAMES)
+    # the recipe's two class-name words per colour leave a word for the synonym captions
+    assert BENCHMARK_RECIPES["fashion_colours"]["colour_names"] == 2 < min(len(ws) for ws in fc.COLOUR_WORDS)
+    hues = [hue for _, hue in fc.PALETTE]
+    for colour, neighbours in enumerate(fc.LOOKALIKE_COLOURS):
+        assert sorted((hues[other] - hues[colour]) % 360 for other in neighbours) == [30, 330]
 
 
 def test_caption_token_rows_train_exactly_like_the_full_table():
     """Training only the caption tokens' rows gives the weights a dense token table gives."""
-    recipe = pretrain_mini_clip.Recipe(**{**pretrain_mini_clip.Recipe().__dict__, **pretrain_mini_clip.QUICK_OVERRIDES})
-    sampler = pretrain_mini_clip.CaptionSampler(recipe)
+    recipe = Recipe(**{**Recipe().__dict__, **QUICK_OVERRIDES})
+    sampler = CaptionSampler(recipe)
     images = torch.randn(4, 8, 3, 32, 32)
     tokens = [sampler.sample(torch.arange(8) % 10, torch.Generator().manual_seed(i)) for i in range(4)]
     results = []
     for compact in (False, True):
         torch.manual_seed(0)
-        model = pretrain_mini_clip.build_clip(recipe)
+        model = training.build_clip(recipe)
         table = model.token_embedding
         if compact:
-            model.token_embedding = pretrain_mini_clip.CaptionTokenRows(table, sampler.tokens)
-        optimizer = pretrain_mini_clip.make_optimizer(model, recipe)
+            model.token_embedding = training.CaptionTokenRows(table, sampler.tokens)
+        optimizer = training.make_optimizer(model, recipe)
         for step in range(4):
-            loss = pretrain_mini_clip.clip_loss(model, images[step], tokens[step])
+            loss = training.clip_loss(model, images[step], tokens[step])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
