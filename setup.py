@@ -24,7 +24,9 @@ DASSL_RUNTIME = [
 setup(
     name="clipprompt",
     version="0.1.0",
-    description="Prompt learning on CLIP (ZeroshotCLIP, CoOp, CoCoOp, DualPromptMI) as a Dassl plug-in",
+    # the trainers of train.py's TRAINER_NAMES (tests/test_scripts.py checks it)
+    description=("Prompt learning on CLIP (ZeroshotCLIP, ZeroshotCLIP2, CoOp, CoCoOp, KgCoOp, ProGrad, "
+                 "DualPromptMI) as a Dassl plug-in"),
     python_requires=">=3.10",
     packages=find_packages(include=["clipprompt", "clipprompt.*"]),
     install_requires=[

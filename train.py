@@ -18,6 +18,11 @@ import warnings
 # clip-anytorch and wilds import pkg_resources; its deprecation notice is noise to users.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
+# The trainers of trainers/ (tests/test_scripts.py checks this against the registry, the
+# config folders and setup.py's description).
+TRAINER_NAMES = ("ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "DualPromptMI")
+
+
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", default="", help="path to the datasets (DATASET.ROOT)")
@@ -30,7 +35,7 @@ def build_parser():
     p.add_argument("--transforms", nargs="+", help="data augmentation methods (INPUT.TRANSFORMS)")
     p.add_argument("--config-file", default="", help="trainer config file")
     p.add_argument("--dataset-config-file", default="", help="dataset config file")
-    p.add_argument("--trainer", default="", help="trainer name (ZeroshotCLIP, CoOp, CoCoOp, DualPromptMI)")
+    p.add_argument("--trainer", default="", help=f"trainer name ({', '.join(TRAINER_NAMES)})")
     p.add_argument("--backbone", default="", help="CLIP backbone name (MODEL.BACKBONE.NAME)")
     p.add_argument("--head", default="", help="unused; kept for CoOp compatibility")
     p.add_argument("--eval-only", action="store_true", help="evaluation only")
@@ -46,6 +51,7 @@ def setup_cfg(args):
 
     from clipprompt.config import extend_cfg
     from clipprompt.errors import UserError
+    from clipprompt.yaml_errors import yaml_errors_as_user_errors
 
     cfg = get_cfg_default()
     extend_cfg(cfg)
@@ -53,10 +59,11 @@ def setup_cfg(args):
         if path:
             if not os.path.isfile(path):
                 raise UserError(f"{flag} {path}: no such file")
-            try:
-                cfg.merge_from_file(path)
-            except (KeyError, ValueError, AssertionError) as exc:
-                raise UserError(f"{path}: {exc}") from None
+            with yaml_errors_as_user_errors(path):  # a syntax error: file and line, not a traceback
+                try:
+                    cfg.merge_from_file(path)
+                except (KeyError, ValueError, AssertionError) as exc:
+                    raise UserError(f"{path}: {exc}") from None
     if args.root:
         cfg.DATASET.ROOT = args.root
     if args.output_dir:

@@ -4,9 +4,10 @@ DualPromptMI keeps CLIP frozen and describes every class ``c`` twice: a soft
 prompt ``t_c^s`` (learnable CoOp context) and a hand-crafted prompt ``t_c^h``
 (frozen). Image features are ``v_i``; all features are L2-normalised. Training
 maximises the mutual information between the two views. Four ways to measure
-it are provided here, selected by ``MI.MODE``:
+it are provided here, selected by ``MI.MODE`` (default ``gaussian``, at a fixed
+variance; ``clipprompt/config.py``):
 
-``posterior`` (default)
+``posterior``
     Each view classifies each image,
     ``p_i^s = softmax(s * v_i . t^s)`` and ``p_i^h = softmax(s * v_i . t^h)``,
     and the batch gives a joint distribution over (soft label, hand label)::
@@ -45,7 +46,7 @@ it are provided here, selected by ``MI.MODE``:
     ``q = N(A t^s, diag sigma^2)`` over the sqrt(D)-scaled features (so that a
     unit vector has unit mean-square entries), ``A`` the identity or a
     learnable map initialised at the identity, ``sigma^2`` per dimension,
-    learnable inside bounds. The value is ``E_c log q`` in nats per dimension
+    fixed (the default) or learnable inside bounds. The value is ``E_c log q`` in nats per dimension
     (``H(t^h)`` is a constant of the frozen hand view)::
 
         -log q_c = 1/(2D) sum_d [ D (A t_c^s - t_c^h)_d^2 / sigma_d^2 + log sigma_d^2 + log 2 pi ]
@@ -515,8 +516,8 @@ class GaussianMI(nn.Module):
 
     Features are scaled by sqrt(D) inside, so per-dimension residuals of unit
     vectors are O(1) and ``var_bounds`` mean the same at any width.
-    ``var`` is the initial (or, with ``learn_var=False``, fixed) variance;
-    a learnable one is kept inside ``var_bounds`` in log space (unbounded, it
+    ``var`` is the fixed variance (the default, as ``MI.GAUSS_LEARN_VAR``), or
+    with ``learn_var=True`` the initial one; a learnable one is kept inside ``var_bounds`` in log space (unbounded, it
     would shrink to the residuals and blow the term up as the views align).
     ``learn_map=True`` makes ``A`` a learnable D x D map initialised at the
     identity; on a fixed set of C <= D pairs it can map any soft embedding
@@ -532,7 +533,7 @@ class GaussianMI(nn.Module):
 
     input_kind = "embeddings"
 
-    def __init__(self, dim: int, var: float = GAUSS_VAR, learn_var: bool = True,
+    def __init__(self, dim: int, var: float = GAUSS_VAR, learn_var: bool = False,
                  var_bounds: Tuple[float, float] = GAUSS_VAR_BOUNDS, learn_map: bool = False):
         super().__init__()
         if dim <= 0:
@@ -585,11 +586,14 @@ def build_view_mi(
     nce_tau: float = CLIP_TAU,
     nce_learn_tau: bool = False,
     gauss_var: float = GAUSS_VAR,
-    gauss_learn_var: bool = True,
+    gauss_learn_var: bool = False,
     gauss_var_bounds: Tuple[float, float] = GAUSS_VAR_BOUNDS,
     gauss_learn_map: bool = False,
 ) -> nn.Module:
     """The view-MI module for ``MI.MODE``; each uses only its own arguments.
+
+    The defaults are those of ``TRAINER.DUALPROMPTMI.MI`` in ``clipprompt/config.py``
+    (argument ``x`` is the key ``X``; tests/test_dualprompt.py checks it).
 
     ``"posterior"`` -> :class:`PosteriorMI` (``forward(logits_soft, logits_hand)``;
     ``learn_temperature``).

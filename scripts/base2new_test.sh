@@ -6,7 +6,7 @@ if [ $# -lt 2 ]; then echo "usage: bash scripts/base2new_test.sh <dataset> <seed
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 CFG="${CFG:-$(default_cfg "$DATASET" base2new)}"
-RUN="$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
+RUN="$(run_name "$DATASET" "$TRAILING_SPLIT" "$@")/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
 # shellcheck disable=SC2046  # load_epoch_flag prints zero or two words
 run_train "$DATASET" "$SEED" "$OUTPUT/base2new/test_new/$RUN" \
     --model-dir "$OUTPUT/base2new/train_base/$RUN" $(load_epoch_flag) --eval-only \

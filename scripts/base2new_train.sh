@@ -6,5 +6,6 @@ if [ $# -lt 2 ]; then echo "usage: bash scripts/base2new_train.sh <dataset> <see
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 CFG="${CFG:-$(default_cfg "$DATASET" base2new)}"
-run_train "$DATASET" "$SEED" "$OUTPUT/base2new/train_base/$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
+NAME="$(run_name "$DATASET" "$TRAILING_SPLIT" "$@")"
+run_train "$DATASET" "$SEED" "$OUTPUT/base2new/train_base/$NAME/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
     DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base "$@"

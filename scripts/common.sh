@@ -11,7 +11,10 @@
 #   RESUME   1: continue an unfinished run folder (from its last checkpoint; without one, afresh with
 #            the old folder moved aside to <folder>.old-<time>); unset: train.py stops and says so
 #   RUN_DIR_ONLY  1: print the run folder and exit (tools/grid.py uses it: one home for the layout)
-# Extra trailing KEY VALUE pairs are passed to train.py.
+#   SOURCE_SPLIT_FILE, SOURCE_IMAGE_DIR  xd_test.sh with a CustomDataset SOURCE: the DATASET.CUSTOM.*
+#            values xd_train.sh was given (they name its run folder)
+# Extra trailing KEY VALUE pairs are passed to train.py. A CustomDataset's run folder (e.g. custom) is
+# named after its DATASET.CUSTOM.SPLIT_FILE among them (see run_name), so split files never share one.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -52,6 +55,43 @@ default_cfg() {
         ZeroshotCLIP*:*) echo vit_b16 ;;
         *) echo "error: no default CFG for TRAINER=$TRAINER; set CFG to one of: $(list_names "$CONFIG_ROOT/$TRAINER" yaml)" >&2; exit 2 ;;
     esac
+}
+
+TRAILING_SPLIT="pass DATASET.CUSTOM.SPLIT_FILE <file> among the trailing KEY VALUE pairs"
+# run_name <dataset> <how to pass the split> [KEY VALUE ...]: the dataset's part of a run folder.
+# A CustomDataset reads its images from DATASET.CUSTOM.SPLIT_FILE (and IMAGE_DIR), so its config
+# stem ("custom") alone would name every split file's runs alike, and a finished run of one split
+# file would be taken for another's: the folder is <dataset>_<split file stem>_<checksum of the
+# split file and image folder paths, resolved against DATA as train.py does>.
+run_name() {
+    local dataset="$1" hint="$2" split="" images="" key
+    shift 2
+    while [ $# -ge 2 ]; do
+        case "$1" in
+            DATASET.CUSTOM.SPLIT_FILE) split="$2"; shift 2 ;;
+            DATASET.CUSTOM.IMAGE_DIR) images="$2"; shift 2 ;;
+            *) shift ;;
+        esac
+    done
+    if [ -z "$split" ]; then
+        if grep -Eq '^[[:space:]]*NAME:[[:space:]]*"?CustomDataset"?' "configs/datasets/$dataset.yaml" 2>/dev/null &&
+            ! grep -Eq '^[[:space:]]*SPLIT_FILE:' "configs/datasets/$dataset.yaml"; then
+            echo "error: dataset $dataset reads its split file from DATASET.CUSTOM.SPLIT_FILE: $hint (its run folder is named after it)" >&2
+            exit 2
+        fi
+        echo "$dataset"
+        return 0
+    fi
+    key="$(printf '%s\n%s' "$(resolved_path "$split")" "$(resolved_path "$images")" | cksum | cut -d' ' -f1)"
+    printf '%s_%s_%08x\n' "$dataset" "$(basename "${split%.*}")" "$key"
+}
+# resolved_path <path>: absolute, relative paths taken from DATA (train.py's --root); empty stays empty
+resolved_path() {
+    local path="$1" dir
+    if [ -z "$path" ]; then return 0; fi
+    if [[ "$path" != /* ]]; then path="$DATA/$path"; fi
+    dir="$(cd "$(dirname "$path")" 2>/dev/null && pwd -P)" || dir="$(dirname "$path")"
+    echo "$dir/$(basename "$path")"
 }
 
 require_file() {

@@ -5,5 +5,6 @@ if [ $# -lt 2 ]; then echo "usage: SHOTS=K bash scripts/fewshot_train.sh <datase
 source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 CFG="${CFG:-$(default_cfg "$DATASET" fewshot)}"
-run_train "$DATASET" "$SEED" "$OUTPUT/fewshot/$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
+NAME="$(run_name "$DATASET" "$TRAILING_SPLIT" "$@")"
+run_train "$DATASET" "$SEED" "$OUTPUT/fewshot/$NAME/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
     DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES all "$@"

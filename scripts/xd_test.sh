@@ -8,6 +8,11 @@ source "$(dirname "$0")/common.sh"
 DATASET=$1; SEED=$2; shift 2
 SOURCE="${SOURCE:-imagenet}"
 CFG="${CFG:-$(default_cfg "$SOURCE" xd)}"
+# The trailing KEY VALUE pairs are the target's; a CustomDataset source is named by SOURCE_SPLIT_FILE
+# (and SOURCE_IMAGE_DIR), the DATASET.CUSTOM.* values xd_train.sh was given.
+NAME="$(run_name "$DATASET" "$TRAILING_SPLIT" "$@")"
+SOURCE_NAME="$(run_name "$SOURCE" "set SOURCE_SPLIT_FILE (and SOURCE_IMAGE_DIR) to the values xd_train.sh was given" \
+    ${SOURCE_SPLIT_FILE:+DATASET.CUSTOM.SPLIT_FILE "$SOURCE_SPLIT_FILE"} ${SOURCE_IMAGE_DIR:+DATASET.CUSTOM.IMAGE_DIR "$SOURCE_IMAGE_DIR"})"
 # shellcheck disable=SC2046
-run_train "$DATASET" "$SEED" "$OUTPUT/xd/evaluation/$TRAINER/$CFG/$DATASET/seed$SEED" \
-    --model-dir "$OUTPUT/xd/train/$SOURCE/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" $(load_epoch_flag) --eval-only "$@"
+run_train "$DATASET" "$SEED" "$OUTPUT/xd/evaluation/$TRAINER/$CFG/$NAME/seed$SEED" \
+    --model-dir "$OUTPUT/xd/train/$SOURCE_NAME/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" $(load_epoch_flag) --eval-only "$@"

@@ -6,5 +6,6 @@ source "$(dirname "$0")/common.sh"
 SEED=$1; shift
 SOURCE="${SOURCE:-imagenet}"
 CFG="${CFG:-$(default_cfg "$SOURCE" xd)}"
-run_train "$SOURCE" "$SEED" "$OUTPUT/xd/train/$SOURCE/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
+NAME="$(run_name "$SOURCE" "$TRAILING_SPLIT" "$@")"
+run_train "$SOURCE" "$SEED" "$OUTPUT/xd/train/$NAME/shots_$SHOTS/$TRAINER/$CFG/seed$SEED" \
     DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES all "$@"

@@ -179,6 +179,27 @@ def test_every_config_key_reaches_the_model():
     assert changed.mi_gauss_var_bounds == (0.05, 5) and changed.aug_feed_view_mi is True
 
 
+def test_plain_module_defaults_are_the_config_defaults():
+    """build_view_mi's and each estimator's keyword defaults equal TRAINER.DUALPROMPTMI.MI's, so code
+    that builds a module without the config (benchmarks, notebooks) gets the method as configured."""
+    import inspect
+
+    from clipprompt.mi import GaussianMI, PosteriorMI, ViewsNCE, build_view_mi
+
+    defaults = DualPromptMIConfig.from_cfg(_default_trainer_node())
+    # (callable, prefix of its arguments' field in DualPromptMIConfig, arguments without a config key)
+    for function, prefix, free in ((build_view_mi, "mi_", {"mode", "dim"}), (GaussianMI, "mi_gauss_", {"dim"}),
+                                   (ViewsNCE, "mi_nce_", {"tau_bounds"}), (PosteriorMI, "mi_", {"init_scale", "scale_bounds", "eps"})):
+        parameters = inspect.signature(function).parameters
+        for name, parameter in parameters.items():
+            if name in free or parameter.kind is parameter.VAR_KEYWORD:
+                continue
+            assert parameter.default == getattr(defaults, prefix + name), f"{function.__name__}({name}=...)"
+    # what that means: the default gaussian term has a fixed variance, nothing of its own to learn
+    module = build_view_mi(defaults.mi_mode, 16)
+    assert isinstance(module, GaussianMI) and not module.learn_var and list(module.parameters()) == []
+
+
 def test_soft_only_inference_still_reports_both_views(tiny_clip):
     model = make(tiny_clip, infer_weight=1.0)
     x, _ = batch(4)

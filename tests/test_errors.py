@@ -3,7 +3,7 @@ import stat
 import sys
 
 from clipprompt.errors import UserError, exit_status
-from conftest import run_cli
+from conftest import requires_dassl, run_cli
 
 
 def test_exit_status_turns_user_errors_into_one_line_and_status_2(capsys):
@@ -57,3 +57,39 @@ def test_scripts_use_launch_and_config_root(tmp_path):
         if expected == "--resume":
             assert argv[argv.index("--resume") + 1] == run_dir
         open(os.path.join(run_dir, "prompt_learner", "model.pth.tar-1"), "w").close()
+
+
+# ----- a YAML syntax error: one line naming the file and line ---------------------------
+
+BROKEN_YAML = "OPTIM:\n  LR: 0.002\n  MAX_EPOCH: [5\n  WARMUP_EPOCH: 1\n"  # the list is never closed
+
+
+def test_describe_yaml_error_names_the_file_and_the_line(tmp_path):
+    import pytest
+    import yaml
+
+    from clipprompt.yaml_errors import describe_yaml_error, yaml_errors_as_user_errors
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("a: 1\nb: c: d\n")
+    with pytest.raises(yaml.YAMLError) as info:
+        yaml.safe_load(path.read_text())
+    assert describe_yaml_error(path, info.value) == f"{path}:2: not valid YAML (mapping values are not allowed here)"
+    with pytest.raises(UserError, match=rf"^{path}:2: not valid YAML"):
+        with yaml_errors_as_user_errors(path):
+            yaml.safe_load(path.read_text())
+
+
+@requires_dassl
+def test_train_py_reports_a_yaml_syntax_error_in_either_config_file(tmp_path, capsys):
+    import train
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN_YAML)
+    for flag, other in (("--config-file", "--dataset-config-file"), ("--dataset-config-file", "--config-file")):
+        good = "configs/datasets/oxford_pets.yaml" if other == "--dataset-config-file" else "configs/trainers/CoOp/vit_b16.yaml"
+        argv = ["--trainer", "CoOp", flag, str(broken), other, good, "--output-dir", str(tmp_path / "out")]
+        assert exit_status(lambda: train.main(argv)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {broken}:4: not valid YAML (") and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()

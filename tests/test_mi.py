@@ -303,11 +303,11 @@ def test_build_view_mi_new_modes():
     learnt = build_view_mi("views_nce", 64, nce_tau=0.02, nce_learn_tau=True)
     assert [name for name, _ in learnt.named_parameters()] == ["raw_tau"]
     assert learnt.tau.item() == pytest.approx(0.02, rel=1e-5)
-    gauss = build_view_mi("gaussian", 64, gauss_var=0.5, gauss_var_bounds=(0.1, 2.0))
+    gauss = build_view_mi("gaussian", 64, gauss_var=0.5, gauss_learn_var=True, gauss_var_bounds=(0.1, 2.0))
     assert isinstance(gauss, GaussianMI) and gauss.input_kind == "embeddings"
     assert [name for name, _ in gauss.named_parameters()] == ["raw_var"]
     torch.testing.assert_close(gauss.variance, torch.full((64,), 0.5))
-    mapped = build_view_mi("gaussian", 8, gauss_learn_var=False, gauss_learn_map=True)
+    mapped = build_view_mi("gaussian", 8, gauss_learn_map=True)  # the variance stays fixed
     assert [name for name, _ in mapped.named_parameters()] == ["map"]
     torch.testing.assert_close(mapped.map, torch.eye(8))
     with pytest.raises(ValueError, match="views_nce, gaussian"):
@@ -437,7 +437,7 @@ def test_gaussian_learnable_variance_fits_residuals_inside_bounds():
     hand = unit(torch.randn(c, dim))
     scale = torch.linspace(0.02, 0.3, dim)  # some dimensions agree more than others
     soft = unit(hand + scale * torch.randn(c, dim))
-    module = GaussianMI(dim, var=1.0)
+    module = GaussianMI(dim, var=1.0, learn_var=True)
     optimizer = torch.optim.Adam(module.parameters(), lr=0.05)
     for _ in range(600):
         optimizer.zero_grad()
@@ -448,7 +448,7 @@ def test_gaussian_learnable_variance_fits_residuals_inside_bounds():
     torch.testing.assert_close(module.variance.detach(), optimum, rtol=0.05, atol=1e-3)
     assert low <= module.variance.min().item() and module.variance.max().item() <= high
     # identical views: the variance runs to, never past, its lower bound; the value to its maximum
-    module = GaussianMI(dim, var=1.0)
+    module = GaussianMI(dim, var=1.0, learn_var=True)
     optimizer = torch.optim.Adam(module.parameters(), lr=0.1)
     for _ in range(400):
         optimizer.zero_grad()
@@ -467,7 +467,7 @@ def test_gaussian_variance_learns_under_sgd_at_a_prompt_learning_rate():
     hand = unit(torch.randn(c, dim))
     soft = unit(hand + 0.03 * torch.randn(c, dim))
     residual = (dim * (soft - hand).pow(2)).mean().item()  # 2 (1 - mean cos), about 0.1 here
-    module = GaussianMI(dim, var=1.0)
+    module = GaussianMI(dim, var=1.0, learn_var=True)
     optimizer = torch.optim.SGD(module.parameters(), lr=0.02)
     for _ in range(200):
         optimizer.zero_grad()
@@ -491,9 +491,9 @@ def test_gaussian_variance_alone_cannot_saturate_but_a_learnt_map_can():
         return module(soft, hand).item()
 
     # the variance alone settles at the residuals: far from the ceiling for unrelated views
-    assert train(GaussianMI(dim)) < ceiling - 1.5
+    assert train(GaussianMI(dim, learn_var=True)) < ceiling - 1.5
     # a learnable map fits the C < D unrelated pairs by itself (why MI.GAUSS_LEARN_MAP is off by default)
-    assert train(GaussianMI(dim, learn_map=True), steps=600) > ceiling - 0.3
+    assert train(GaussianMI(dim, learn_var=True, learn_map=True), steps=600) > ceiling - 0.3
 
 
 # --------------------------------------------------------------------- gradients through the prompt

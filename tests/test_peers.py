@@ -135,18 +135,27 @@ def test_prograd_gradients_on_the_model_and_scale_invariance(tiny_clip):
         torch.testing.assert_close(teacher, model.logits(model.encode_image(x), model.hand_features))
         return F.cross_entropy(student, y), zero_shot_kl(student, teacher)
 
-    ce, kl = losses()
-    (g_ce,) = torch.autograd.grad(ce, params, retain_graph=True)
-    (g_kl,) = torch.autograd.grad(kl, params, retain_graph=True)
-    (proj,) = prograd_gradients(ce, kl, params)
-    if torch.sum(g_ce * g_kl) < 0:
-        assert torch.sum(proj * g_kl).abs() < 1e-4 * g_ce.norm() * g_kl.norm()
-    else:
-        assert torch.equal(proj, g_ce)
-    # GradScaler multiplies both losses by s: the projected gradient scales by s
-    ce, kl = losses()
-    (scaled,) = prograd_gradients(ce * 1024.0, kl * 1024.0, params)
-    torch.testing.assert_close(scaled / 1024.0, proj)
+    # The guide's sign decides the branch: the KL's gradient and its negation lie on opposite sides of
+    # the CE gradient, so one of the two conflicts with it and the other agrees, whatever the seed.
+    branches = set()
+    for sign in (1.0, -1.0):
+        ce, kl = losses()
+        guide = sign * kl
+        (g_ce,) = torch.autograd.grad(ce, params, retain_graph=True)
+        (g_guide,) = torch.autograd.grad(guide, params, retain_graph=True)
+        (proj,) = prograd_gradients(ce, guide, params)
+        if torch.sum(g_ce * g_guide) < 0:
+            branches.add("conflict")
+            assert torch.sum(proj * g_guide).abs() < 1e-4 * g_ce.norm() * g_guide.norm()
+            assert not torch.equal(proj, g_ce)
+        else:
+            branches.add("agree")
+            assert torch.equal(proj, g_ce)
+        # GradScaler multiplies both losses by s: the projected gradient scales by s
+        ce, kl = losses()
+        (scaled,) = prograd_gradients(ce * 1024.0, sign * kl * 1024.0, params)
+        torch.testing.assert_close(scaled / 1024.0, proj)
+    assert branches == {"conflict", "agree"}  # both branches exercised
 
 
 # ----- through train.py -----------------------------------------------------------------

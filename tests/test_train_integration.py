@@ -152,6 +152,22 @@ def test_zero_shot_writes_results_without_training(tmp_path, pets_root, tiny_cli
     assert not os.path.isdir(os.path.join(out, "prompt_learner"))
 
 
+def test_zeroshotclip2_through_the_scripts_uses_the_prompt_ensemble(tmp_path, pets_root, tiny_clip_path):
+    import sys
+
+    from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES
+
+    env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": sys.executable,
+           "TRAINER": "ZeroshotCLIP2"}
+    for script, half in (("base2new_train.sh", "train_base"), ("base2new_test.sh", "test_new")):
+        proc = ok(run_cli(["bash", f"scripts/{script}", "oxford_pets", "1", "MODEL.BACKBONE.PATH", tiny_clip_path, *TINY],
+                          env_extra=env))
+        prompts = next(line for line in proc.stdout.splitlines() if line.startswith("Hand-crafted prompts"))
+        assert all(template in prompts for template in IMAGENET_ENSEMBLE_TEMPLATES), prompts
+        res = results(os.path.join(env["OUTPUT"], "base2new", half, "oxford_pets/shots_2/ZeroshotCLIP2/vit_b16/seed1"))
+        assert res["trainer"] == "ZeroshotCLIP2" and res["config"] == "vit_b16"
+
+
 # ----- bad input: one line that names what to fix ---------------------------------------
 
 def test_missing_dataset_folder_and_split_file(tmp_path, tiny_clip_path, tiny_cfg_file):
