@@ -51,7 +51,7 @@ def setup_cfg(args):
 
     from clipprompt.config import extend_cfg
     from clipprompt.errors import UserError
-    from clipprompt.yaml_errors import yaml_errors_as_user_errors
+    from clipprompt.yamlfile import yaml_errors_as_user_errors
 
     cfg = get_cfg_default()
     extend_cfg(cfg)

@@ -68,14 +68,14 @@ def test_describe_yaml_error_names_the_file_and_the_line(tmp_path):
     import pytest
     import yaml
 
-    from clipprompt.yaml_errors import describe_yaml_error, yaml_errors_as_user_errors
+    from clipprompt.yamlfile import describe_yaml_error, yaml_errors_as_user_errors
 
     path = tmp_path / "bad.yaml"
     path.write_text("a: 1\nb: c: d\n")
     with pytest.raises(yaml.YAMLError) as info:
         yaml.safe_load(path.read_text())
-    assert describe_yaml_error(path, info.value) == f"{path}:2: not valid YAML (mapping values are not allowed here)"
-    with pytest.raises(UserError, match=rf"^{path}:2: not valid YAML"):
+    assert describe_yaml_error(path, info.value) == f"{path}, line 2: mapping values are not allowed here"
+    with pytest.raises(UserError, match=rf"^{path}, line 2: mapping values"):
         with yaml_errors_as_user_errors(path):
             yaml.safe_load(path.read_text())
 
@@ -91,5 +91,5 @@ def test_train_py_reports_a_yaml_syntax_error_in_either_config_file(tmp_path, ca
         argv = ["--trainer", "CoOp", flag, str(broken), other, good, "--output-dir", str(tmp_path / "out")]
         assert exit_status(lambda: train.main(argv)) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"error: {broken}:4: not valid YAML (") and err.count("\n") == 1, err
+        assert err.startswith(f"error: {broken}, line 4: ") and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
