@@ -85,7 +85,13 @@ def test_fp16_train_step(half_clip, kind, mi_mode):
         model.text_encoder.full_context = True
         full = model.text_encoder(model.prompt_learner(), model.prompt_learner.tokenized_prompts)
     assert short.dtype == torch.float16
-    torch.testing.assert_close(short, full, rtol=0, atol=2e-3)
+    # Half-precision kernels round differently with the sequence length and by CPU (on an AMD
+    # EPYC the two passes differ by up to 2 fp16 ulps of the largest feature, 0.0037 at 2.94):
+    # allow 4 ulps there. A wrong position or EOT pooling moves features by their whole scale;
+    # the fp32 exactness (1e-5) is tested in tests/test_text_encoder.py.
+    largest = full.float().abs().max().item()
+    ulp = 2.0 ** (math.floor(math.log2(largest)) - 10)  # fp16 has 10 mantissa bits
+    torch.testing.assert_close(short.float(), full.float(), rtol=0, atol=4 * ulp)
 
 
 def test_fp16_zero_shot_and_evaluation_cache(half_clip):
