@@ -8,8 +8,11 @@ does not depend on them.
   the official TEST split, PNG export (10 gray classes);
 * ``fashion_colours``: 60 classes such as "red sneaker" rendered from the
   same images, base and new sharing no word;
-* ``pretrain_mini_clip``: the mini CLIP of either benchmark, from the
-  official TRAIN split;
+* ``pretrain_mini_clip`` (the command line) over ``mini_clip/`` (recipe,
+  captions, training, evaluation): the mini CLIP of either benchmark, from
+  the official TRAIN split;
+* ``targets``: whether DualPromptMI beats each baseline, and whether its soft
+  view collapses;
 * ``ordering``: whether a run ranks ZeroshotCLIP, CoOp, CoCoOp and KgCoOp as
   the field does;
 * ``configs/trainers/<Trainer>/mini*.yaml``: the trainers' settings on the

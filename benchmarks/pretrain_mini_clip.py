@@ -26,16 +26,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import fashion_mnist as fm  # noqa: E402
-from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler  # noqa: E402
 from benchmarks.mini_clip.evaluation import accuracy_table, evaluate  # noqa: E402
 from benchmarks.mini_clip.recipe import Recipe, check_existing, make_recipe, report_path  # noqa: E402
 from benchmarks.mini_clip.training import pretrain  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.files import torch_save_atomic, write_text_atomic  # noqa: E402
-
-# The templates pretraining uses (tests/test_peers.py checks that the datasets offer the same ones).
-CAPTION_TEMPLATES = CaptionSampler.templates
-COLOUR_CAPTION_TEMPLATES = ColourCaptionSampler.templates
 
 
 def parse_args(argv=None):

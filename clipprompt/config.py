@@ -14,7 +14,7 @@ def extend_cfg(cfg):
     cfg.MODEL.TEXT_CHUNK_SIZE = 0  # 0: all class prompts in one text pass; K > 0: K at a time, checkpointed (bounded memory)
 
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
-    # private: own RNG, JSON cache; coop: CoOp's images for a seed, its .pkl caches (DATASETS.md)
+    # private: own RNG, JSON cache; coop: CoOp's images for a seed, its .pkl caches (docs/datasets.md)
     cfg.DATASET.FEWSHOT_SAMPLER = "private"
     cfg.DATASET.CUSTOM = CN()
     cfg.DATASET.CUSTOM.IMAGE_DIR = ""  # absolute, or relative to DATASET.ROOT
@@ -38,7 +38,7 @@ def extend_cfg(cfg):
     cfg.TRAINER.COCOOP.CTX_INIT = ""
     cfg.TRAINER.COCOOP.PREC = "fp16"
 
-    # Peers (README, "KgCoOp and ProGrad"): CoOp's prompt keys, the hand-crafted prompts
+    # Peers (docs/methods.md): CoOp's prompt keys, the hand-crafted prompts
     # (entries as in DUALPROMPTMI.HAND_TEMPLATES) and each method's own keys.
     for name in ("KGCOOP", "PROGRAD"):
         p = cfg.TRAINER[name] = CN()
@@ -65,7 +65,7 @@ def extend_cfg(cfg):
     d.HAND_TEMPLATES = ["dataset_ensemble"]  # round three's choice (dualpromptmi_templates.py)
     # Defaults: the best mean pseudo-HM of the three selection rounds on the many-class CPU benchmark
     # (configs/ablation/dualpromptmi_many.py, dualpromptmi_aug.py, dualpromptmi_templates.py;
-    # README, "DualPromptMI ablation"):
+    # docs/cpu_benchmarks.md and docs/experiments/):
     # the gaussian view term at a fixed variance (KgCoOp's term, W 8), light inter-class mixup, soft view.
     d.INFER_WEIGHT = 1.0  # w in t = normalise(w t^s + (1 - w) t^h); 1 = soft view only
     d.MI = CN()

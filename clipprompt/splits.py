@@ -71,7 +71,7 @@ def write_split(path, train, val, test, image_dir):
 def load_json_file(path, what="file"):
     """Parse a JSON file; a missing or malformed file is a one-line UserError."""
     if not os.path.isfile(path):
-        raise UserError(f"{what} not found: {path} (see DATASETS.md)")
+        raise UserError(f"{what} not found: {path} (see docs/datasets.md)")
     try:
         with open(path) as f:
             return json.load(f)
@@ -146,7 +146,7 @@ def read_split(path, image_dir, make_item=Item):
 def read_classnames(path):
     """Read ImageNet's ``classnames.txt`` (``<folder> <class name>`` per line) -> OrderedDict."""
     if not os.path.isfile(path):
-        raise UserError(f"class names file not found: {path} (see DATASETS.md)")
+        raise UserError(f"class names file not found: {path} (see docs/datasets.md)")
     classnames = OrderedDict()
     with open(path) as f:
         for line_number, line in enumerate(f, start=1):
@@ -166,7 +166,7 @@ def read_classnames(path):
 def list_subfolders(folder):
     """Sorted names of the non-hidden sub-folders of ``folder``."""
     if not os.path.isdir(folder):
-        raise UserError(f"image folder not found: {folder} (see DATASETS.md)")
+        raise UserError(f"image folder not found: {folder} (see docs/datasets.md)")
     return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
 
 
@@ -191,7 +191,7 @@ def read_image_folders(root, classes, make_item=Item):
     for folder, label, classname in classes:
         class_dir = os.path.join(root, folder)
         if not os.path.isdir(class_dir):
-            raise UserError(f"class folder not found: {class_dir} (see DATASETS.md)")
+            raise UserError(f"class folder not found: {class_dir} (see docs/datasets.md)")
         for name in list_images(class_dir):
             items.append(make_item(os.path.join(class_dir, name), label, classname))
     return items

@@ -43,7 +43,7 @@ def make_datum(impath, label, classname):
     """A Dassl ``Datum``; a missing image is a UserError instead of Dassl's bare assert."""
     if not os.path.isfile(impath):
         raise UserError(
-            f"image file not found: {impath} (check DATASET.ROOT and the folder layout in DATASETS.md)"
+            f"image file not found: {impath} (check DATASET.ROOT and the folder layout in docs/datasets.md)"
         )
     return Datum(impath=impath, label=label, classname=classname)
 
@@ -81,7 +81,7 @@ class CoOpDataset(DatasetBase):
         if not os.path.isdir(self.dataset_dir):
             raise UserError(
                 f"dataset folder not found: {self.dataset_dir} "
-                f"(is DATASET.ROOT={cfg.DATASET.ROOT!r} right? see DATASETS.md)"
+                f"(is DATASET.ROOT={cfg.DATASET.ROOT!r} right? see docs/datasets.md)"
             )
         self.split_path = self.locate_split_file(cfg, root)
         self.split_fewshot_dir = self.fewshot_cache_dir()
@@ -155,11 +155,11 @@ class CoOpDataset(DatasetBase):
     def require_file(self, path):
         """``path`` if it is a file, else a UserError naming it."""
         if not os.path.isfile(path):
-            raise UserError(f"file not found: {path} (see DATASETS.md)")
+            raise UserError(f"file not found: {path} (see docs/datasets.md)")
         return path
 
     def require_dir(self, path):
         """``path`` if it is a folder, else a UserError naming it."""
         if not os.path.isdir(path):
-            raise UserError(f"folder not found: {path} (see DATASETS.md)")
+            raise UserError(f"folder not found: {path} (see docs/datasets.md)")
         return path

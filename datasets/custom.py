@@ -33,14 +33,14 @@ class CustomDataset(CoOpDataset):
             if not value:
                 raise UserError(
                     f"DATASET.CUSTOM.{key} is not set (CustomDataset needs DATASET.CUSTOM.IMAGE_DIR "
-                    "and DATASET.CUSTOM.SPLIT_FILE; see DATASETS.md)"
+                    "and DATASET.CUSTOM.SPLIT_FILE; see docs/datasets.md)"
                 )
         image_dir = resolve_path(image_dir, root)
         self.custom_split_path = resolve_path(split_file, root)
         if not os.path.isdir(image_dir):
-            raise UserError(f"DATASET.CUSTOM.IMAGE_DIR folder not found: {image_dir} (see DATASETS.md)")
+            raise UserError(f"DATASET.CUSTOM.IMAGE_DIR folder not found: {image_dir} (see docs/datasets.md)")
         if not os.path.isfile(self.custom_split_path):
-            raise UserError(f"DATASET.CUSTOM.SPLIT_FILE not found: {self.custom_split_path} (see DATASETS.md)")
+            raise UserError(f"DATASET.CUSTOM.SPLIT_FILE not found: {self.custom_split_path} (see docs/datasets.md)")
 
         template = custom.get("TEMPLATE", "") or DEFAULT_TEMPLATE
         if not isinstance(template, str) or "{}" not in template:

@@ -32,7 +32,7 @@ class ImageNetFolders(CoOpDataset):
         imagenet = os.path.join(os.path.dirname(self.dataset_dir), ImageNet.dataset_dir, CLASSNAMES_FILE)
         if os.path.isfile(imagenet):
             return imagenet
-        raise UserError(f"class names file not found: {own} (copy it from {imagenet}; see DATASETS.md)")
+        raise UserError(f"class names file not found: {own} (copy it from {imagenet}; see docs/datasets.md)")
 
 
 @DATASET_REGISTRY.register()
@@ -89,7 +89,7 @@ class ImageNet(ImageNetFolders):
             for split_dir in (train_dir, test_dir):
                 class_dir = os.path.join(split_dir, folder)
                 if not os.path.isdir(class_dir):
-                    raise UserError(f"class folder not found: {class_dir} (see DATASETS.md)")
+                    raise UserError(f"class folder not found: {class_dir} (see docs/datasets.md)")
                 mtimes.append(os.stat(class_dir).st_mtime_ns)
             state.append([folder, label, classname, *mtimes])
         return hashlib.sha1(json.dumps(state).encode("utf-8")).hexdigest()

@@ -121,7 +121,7 @@ def test_oxford_pets_base_and_new(pets_data):
 def test_missing_dataset_folder_and_split_file(tmp_path):
     with pytest.raises(UserError, match="dataset folder not found") as err:
         build_dataset(make_cfg(tmp_path, "OxfordPets"))
-    assert str(tmp_path / "oxford_pets") in str(err.value) and "DATASETS.md" in str(err.value)
+    assert str(tmp_path / "oxford_pets") in str(err.value) and "docs/datasets.md" in str(err.value)
 
     (tmp_path / "caltech-101").mkdir()
     with pytest.raises(UserError, match="split file not found") as err:

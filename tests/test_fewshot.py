@@ -366,7 +366,7 @@ def test_read_split_missing_file_names_path_and_docs(tmp_path):
     path = str(tmp_path / "split_zhou_OxfordPets.json")
     with pytest.raises(UserError, match="split file not found") as err:
         read_split(path, str(tmp_path))
-    assert path in str(err.value) and "DATASETS.md" in str(err.value)
+    assert path in str(err.value) and "docs/datasets.md" in str(err.value)
 
 
 @pytest.mark.parametrize(

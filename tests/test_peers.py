@@ -287,10 +287,10 @@ def test_hand_template_entries_expand_to_the_dataset_prompts():
 def test_benchmark_datasets_offer_their_mini_clip_caption_templates():
     from benchmarks import fashion_colours as fc
     from benchmarks import fashion_mnist as fm
-    from benchmarks import pretrain_mini_clip
+    from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler
     from datasets.fashion_colours import FashionColours
     from datasets.fashion_mnist import FashionMNIST
 
-    assert FashionMNIST.ensemble_templates == fm.CAPTION_TEMPLATES == pretrain_mini_clip.CAPTION_TEMPLATES
-    assert FashionColours.ensemble_templates == fc.CAPTION_TEMPLATES == pretrain_mini_clip.COLOUR_CAPTION_TEMPLATES
+    assert FashionMNIST.ensemble_templates == fm.CAPTION_TEMPLATES == CaptionSampler.templates
+    assert FashionColours.ensemble_templates == fc.CAPTION_TEMPLATES == ColourCaptionSampler.templates
     assert "a photo of a {}." in fc.CAPTION_TEMPLATES and not any("grayscale" in t for t in fc.CAPTION_TEMPLATES)

@@ -172,11 +172,11 @@ def test_zeroshotclip2_through_the_scripts_uses_the_prompt_ensemble(tmp_path, pe
 
 def test_missing_dataset_folder_and_split_file(tmp_path, tiny_clip_path, tiny_cfg_file):
     proc = run_cli(train_args(str(tmp_path / "nowhere"), str(tmp_path / "o1"), tiny_clip_path, tiny_cfg_file, extra=TINY))
-    user_error(proc, "oxford_pets", "DATASETS.md")
+    user_error(proc, "oxford_pets", "docs/datasets.md")
     root = write_pets_dataset(str(tmp_path / "data"), classes=["a", "b"], n_train=1, n_val=1, n_test=1)
     os.remove(os.path.join(root, "oxford_pets", "split_zhou_OxfordPets.json"))
     proc = run_cli(train_args(root, str(tmp_path / "o2"), tiny_clip_path, tiny_cfg_file, extra=TINY))
-    user_error(proc, "split_zhou_OxfordPets.json", "DATASETS.md")
+    user_error(proc, "split_zhou_OxfordPets.json", "docs/datasets.md")
 
 
 def test_unknown_trainer_dataset_and_clip_file(tmp_path, pets_root, tiny_clip_path, tiny_cfg_file):
