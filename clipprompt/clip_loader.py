@@ -1,12 +1,15 @@
 """The one place that turns a backbone name or a local file into a CLIP model."""
 
+import logging
 import os
 import warnings
+import zipfile
 
 import torch
 from clip import clip as clip_api
 from clip.model import build_model, convert_weights
 
+from .backbone import OPEN_CLIP_PREFIX, SUPPORTED_TEXT_TOWER, OpenCLIPBackbone
 from .errors import UserError
 
 # Keys every OpenAI-layout CLIP state dict has; used to reject other checkpoints early.
@@ -48,14 +51,22 @@ def _check_openai_layout(state_dict, path):
     raise UserError(f"{path} is not a CLIP checkpoint in OpenAI layout (missing {', '.join(missing[:3])})")
 
 
-def load_clip(backbone_name, path="", download_root=None, precision="fp32"):
+def load_clip(backbone_name, path="", download_root=None, precision="fp32", pretrained=""):
     """Build a frozen, eval-mode CLIP on the CPU.
 
     ``path`` (``MODEL.BACKBONE.PATH``) wins over ``backbone_name`` and needs no
     internet; otherwise the name is one of ``clip.available_models()`` and the
     weights come through clip's download cache. ``precision`` "fp16" keeps
     OpenAI's half-precision layers (as CoOp does on a GPU); anything else is fp32.
+    ``open_clip:<arch>`` names build open_clip's model (see :func:`load_open_clip`;
+    ``pretrained`` is ``MODEL.BACKBONE.PRETRAINED``).
     """
+    if backbone_name.startswith(OPEN_CLIP_PREFIX):
+        model = load_open_clip(backbone_name[len(OPEN_CLIP_PREFIX):], path, pretrained, download_root, precision)
+        return _frozen(model)
+    if pretrained:
+        raise UserError(f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is for open_clip backbones (MODEL.BACKBONE.NAME "
+                        f"open_clip:<arch>); OpenAI's {backbone_name} takes its weights from its name or MODEL.BACKBONE.PATH")
     if path:
         path = os.path.expanduser(path)
     else:
@@ -85,7 +96,164 @@ def load_clip(backbone_name, path="", download_root=None, precision="fp32"):
         raise UserError(f"{path}: CLIP state dict does not fit OpenAI's architecture ({str(exc).splitlines()[0]})") from None
     if precision == "fp16":
         convert_weights(model)
+    return _frozen(model)
+
+
+def _frozen(model):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+# ----- open_clip ------------------------------------------------------------
+OPEN_CLIP_INSTALL = 'pip install -e ".[open_clip]"'
+
+
+def _import_open_clip(name):
+    try:
+        import open_clip
+    except ImportError:
+        raise UserError(f"MODEL.BACKBONE.NAME {name} needs open_clip_torch, which is not installed; "
+                        f"run {OPEN_CLIP_INSTALL}") from None
+    return open_clip
+
+
+def _open_clip_config(open_clip, arch):
+    """(architecture name, model config); ``arch`` may be a model config JSON file to register."""
+    if arch.endswith(".json"):
+        config_file = os.path.expanduser(arch)
+        if not os.path.isfile(config_file):
+            raise UserError(f"open_clip model config not found: {config_file} (MODEL.BACKBONE.NAME open_clip:{arch})")
+        open_clip.add_model_config(config_file)
+        arch = os.path.splitext(os.path.basename(config_file))[0]
+    config = open_clip.get_model_config(arch) if arch and ":" not in arch else None
+    if config is None:
+        known = [m for m in open_clip.list_models() if m.startswith(("ViT-B", "RN50"))][:6]
+        raise UserError(f"unknown open_clip architecture {arch!r} in MODEL.BACKBONE.NAME; use open_clip:<arch> with one "
+                        f"of open_clip.list_models() (e.g. {', '.join(known)}) or open_clip:<model config .json>")
+    return arch, config
+
+
+def _check_open_clip_config(arch, config):
+    """What the built model cannot tell: its tokenizer, and a HuggingFace text tower (whose
+    construction would reach the hub). The tower's structure is checked on the model
+    (``OpenCLIPBackbone``)."""
+    text = config.get("text_cfg", {})
+    if "hf_model_name" in text:
+        problem = f"its HuggingFace text encoder {text['hf_model_name']!r}"
+    elif text.get("hf_tokenizer_name") or "siglip" in arch.lower():
+        problem = f"the tokenizer {text.get('hf_tokenizer_name') or 'SigLIP'!r}"
+    elif text.get("tokenizer_kwargs"):
+        problem = f"tokenizer options {text['tokenizer_kwargs']}"
+    else:
+        return
+    raise UserError(f"open_clip:{arch}: {problem} is not supported ({SUPPORTED_TEXT_TOWER})")
+
+
+def read_open_clip_state_dict(path):
+    """State dict of an open_clip checkpoint: .safetensors, or a torch file (.bin/.pt/.pth, TorchScript)."""
+    if not os.path.isfile(path):
+        raise UserError(f"open_clip checkpoint not found: {path} (set MODEL.BACKBONE.PATH to an existing file)")
+    if path.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise UserError(f"{path}: reading .safetensors needs the safetensors package ({OPEN_CLIP_INSTALL})") from None
+        try:
+            state_dict = load_file(path, device="cpu")
+        except Exception as exc:  # safetensors raises its own error types
+            raise UserError(f"cannot read {path} as safetensors ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+    else:
+        state_dict = read_clip_state_dict(path)
+    if state_dict and all(k.startswith("module.") for k in state_dict):  # saved from DistributedDataParallel
+        state_dict = {k[len("module."):]: v for k, v in state_dict.items()}
+    return {k: v for k, v in state_dict.items() if k not in _METADATA_KEYS}
+
+
+def _describe_mismatch(model, state_dict):
+    """The first key that stops a strict load, as a short phrase; None when everything fits."""
+    expected = model.state_dict()
+    for key, value in state_dict.items():
+        if key in expected and tuple(expected[key].shape) != tuple(value.shape):
+            return f"{key} has shape {tuple(value.shape)}, the architecture needs {tuple(expected[key].shape)}"
+    missing = [k for k in expected if k not in state_dict]
+    if missing:
+        return f"missing {', '.join(missing[:3])}"
+    unexpected = [k for k in state_dict if k not in expected]
+    if unexpected:
+        return f"unexpected {', '.join(unexpected[:3])}"
+    return None
+
+
+def load_open_clip(arch, path="", pretrained="", download_root=None, precision="fp32"):
+    """open_clip's ``arch`` with weights from ``path`` (a local file) or the ``pretrained`` tag (download).
+
+    Without either the weights stay random (for benchmarks and tests). The model's own
+    normalisation constants come from its config, or from the tag's.
+    """
+    name = f"{OPEN_CLIP_PREFIX}{arch}"
+    open_clip = _import_open_clip(name)
+    arch, config = _open_clip_config(open_clip, arch)
+    _check_open_clip_config(arch, config)
+    tag_cfg = {}
+    if path:
+        path = os.path.expanduser(path)
+        source = path
+    elif pretrained:
+        from open_clip import pretrained as open_clip_pretrained
+
+        tag_cfg = open_clip_pretrained.get_pretrained_cfg(arch, pretrained)
+        if not tag_cfg:
+            tags = open_clip_pretrained.list_pretrained_tags_by_model(arch)
+            raise UserError(f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is not an open_clip tag of {arch} "
+                            f"(tags: {', '.join(tags) or 'none'}); or set MODEL.BACKBONE.PATH to a local checkpoint")
+        if tag_cfg.get("quick_gelu", False) != config.get("quick_gelu", False):
+            hint = f"{arch}-quickgelu" if tag_cfg.get("quick_gelu") else arch.replace("-quickgelu", "")
+            raise UserError(f"MODEL.BACKBONE.PRETRAINED {pretrained!r} was trained with"
+                            f"{'' if tag_cfg.get('quick_gelu') else 'out'} QuickGELU; set MODEL.BACKBONE.NAME open_clip:{hint}")
+        try:
+            source = open_clip_pretrained.download_pretrained(tag_cfg, cache_dir=download_root)
+        except Exception as exc:  # no network: URLError/OSError, huggingface_hub's own errors
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            raise UserError(f"cannot download the open_clip weights {arch} {pretrained} ({reason[:160]}); "
+                            "without internet, set MODEL.BACKBONE.PATH to a local open_clip checkpoint file") from None
+        if not source:
+            raise UserError(f"open_clip has no download for {arch} {pretrained}; set MODEL.BACKBONE.PATH to a local checkpoint")
+    else:
+        source = None
+    logging.disable(logging.WARNING)  # its "initialized randomly" notice: the weights are loaded below
+    try:
+        model = open_clip.create_model(arch, pretrained=None, precision="fp16" if precision == "fp16" else "fp32",
+                                       pretrained_image=False, pretrained_text=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    OpenCLIPBackbone(model, name)  # the model's own structure, checked again
+    if source is not None:
+        state_dict = read_open_clip_state_dict(source)
+        if _is_openai_archive(source) and not config.get("quick_gelu", False):
+            raise UserError(f"{source} holds OpenAI's weights, trained with QuickGELU; "
+                            f"set MODEL.BACKBONE.NAME open_clip:{arch}-quickgelu")
+        if "positional_embedding" in state_dict and not hasattr(model, "positional_embedding"):
+            state_dict = open_clip.model.convert_to_custom_text_state_dict(state_dict)  # CLIP layout into CustomTextCLIP
+        if "logit_scale" in state_dict and state_dict["logit_scale"].ndim != model.logit_scale.ndim:
+            state_dict["logit_scale"] = state_dict["logit_scale"].reshape(model.logit_scale.shape)
+        problem = _describe_mismatch(model, state_dict)
+        if problem:
+            key = "MODEL.BACKBONE.PATH" if path else "MODEL.BACKBONE.PRETRAINED"
+            raise UserError(f"{source} ({key}) is not a checkpoint of open_clip:{arch}: {problem}")
+        model.load_state_dict(state_dict)  # copies into the model's dtypes (fp16 layers stay fp16)
+    if tag_cfg:
+        from open_clip.model import set_model_preprocess_cfg
+        from open_clip.transform import merge_preprocess_dict
+
+        set_model_preprocess_cfg(model, merge_preprocess_dict(model.visual.preprocess_cfg, tag_cfg))
+    return model
+
+
+def _is_openai_archive(path):
+    """Whether ``path`` is a TorchScript archive (how OpenAI ships CLIP): a zip with compiled code."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())

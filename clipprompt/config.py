@@ -10,7 +10,8 @@ from yacs.config import CfgNode as CN
 def extend_cfg(cfg):
     cfg.CONFIG_NAME = ""  # stem of --config-file, recorded in results.json
 
-    cfg.MODEL.BACKBONE.PATH = ""  # local CLIP file (TorchScript or OpenAI-layout state dict)
+    cfg.MODEL.BACKBONE.PATH = ""  # local CLIP file (TorchScript or OpenAI-layout state dict; open_clip: .bin/.pt/.safetensors)
+    cfg.MODEL.BACKBONE.PRETRAINED = ""  # open_clip weights tag (e.g. laion2b_s34b_b88k) for NAME open_clip:<arch>; downloads
     cfg.MODEL.TEXT_CHUNK_SIZE = 0  # 0: all class prompts in one text pass; K > 0: K at a time, checkpointed (bounded memory)
 
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new

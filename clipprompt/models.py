@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .backbone import as_backbone
 from .prompts import SoftPrompt, encode_hand_crafted
 from .text_encoder import TextEncoder
 
@@ -19,10 +20,11 @@ class PromptCLIP(nn.Module):
 
     def __init__(self, clip_model):
         super().__init__()
-        self.image_encoder = clip_model.visual
-        self.text_encoder = TextEncoder(clip_model)
-        self.logit_scale = clip_model.logit_scale
-        self.dtype = clip_model.dtype
+        backbone = as_backbone(clip_model)
+        self.image_encoder = backbone.visual
+        self.text_encoder = TextEncoder(backbone)
+        self.logit_scale = backbone.logit_scale
+        self.dtype = backbone.dtype
         self._text_cache = None
 
     def encode_image(self, image):
@@ -106,8 +108,8 @@ class CoCoOpCLIP(PromptCLIP):
     def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", class_token_position="end"):
         super().__init__(clip_model)
         self.prompt_learner = SoftPrompt(clip_model, classnames, n_ctx, ctx_init, False, class_token_position)
-        vis_dim = clip_model.visual.output_dim
-        ctx_dim = clip_model.ln_final.weight.shape[0]
+        backbone = as_backbone(clip_model)
+        vis_dim, ctx_dim = backbone.embed_dim, backbone.width
         self.meta_net = nn.Sequential(
             nn.Linear(vis_dim, vis_dim // 16),
             nn.ReLU(inplace=True),

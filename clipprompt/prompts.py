@@ -8,9 +8,9 @@ The class token can also sit in the middle of the context or in front of it.
 
 import torch
 import torch.nn.functional as F
-from clip import clip as clip_api
 from torch import nn
 
+from .backbone import Backbone, as_backbone
 from .errors import UserError
 from .templates import fill
 from .text_encoder import TextEncoder
@@ -19,12 +19,12 @@ CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
 def tokenize(texts, clip_model):
-    return clip_api.tokenize(texts, context_length=clip_model.context_length)
+    return as_backbone(clip_model).tokenize(texts)
 
 
 def class_name_length(classname):
     """Number of BPE tokens of a class name (what the class occupies in a prompt)."""
-    return len(clip_api._tokenizer.encode(classname.replace("_", " ")))
+    return Backbone.token_count(classname.replace("_", " "))
 
 
 def _assembly_index(name_lens, n_ctx, seq_len, position):
@@ -64,14 +64,15 @@ class SoftPrompt(nn.Module):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise UserError(f"CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_TOKEN_POSITIONS)}, got {class_token_position!r}")
-        dtype = clip_model.dtype
-        ctx_dim = clip_model.ln_final.weight.shape[0]
+        backbone = as_backbone(clip_model)
+        dtype = backbone.dtype
+        ctx_dim = backbone.width
         n_cls = len(classnames)
         if ctx_init:
             ctx_init = ctx_init.replace("_", " ").strip()
             n_ctx = class_name_length(ctx_init)
             with torch.no_grad():
-                init_embed = clip_model.token_embedding(tokenize(ctx_init, clip_model)).type(dtype)
+                init_embed = backbone.token_embedding(backbone.tokenize(ctx_init)).type(dtype)
             ctx_vectors = init_embed[0, 1:1 + n_ctx].clone()
             if csc:
                 ctx_vectors = ctx_vectors.unsqueeze(0).repeat(n_cls, 1, 1)
@@ -88,7 +89,7 @@ class SoftPrompt(nn.Module):
         self.csc = csc
         self.prefix_text = prefix_text
         self.class_token_position = class_token_position
-        self.set_classnames(clip_model, classnames)
+        self.set_classnames(backbone, classnames)
 
     def set_classnames(self, clip_model, classnames):
         """(Re)build the class-set-dependent token embeddings."""
@@ -97,11 +98,12 @@ class SoftPrompt(nn.Module):
                 f"class-specific context (CSC) was built for {self.ctx.shape[0]} classes and cannot be used "
                 f"for {len(classnames)}; class-specific prompts do not transfer to another class set"
             )
+        backbone = as_backbone(clip_model)
         names = [name.replace("_", " ") for name in classnames]
         prompts = [f"{self.prefix_text} {name}." for name in names]
-        tokenized = tokenize(prompts, clip_model)
+        tokenized = backbone.tokenize(prompts)
         with torch.no_grad():
-            embedding = clip_model.token_embedding(tokenized).type(clip_model.dtype)
+            embedding = backbone.token_embedding(tokenized).type(backbone.dtype)
         name_lens = [class_name_length(name) for name in names]
         self.classnames = list(classnames)
         self.register_buffer("tokenized_prompts", tokenized, persistent=False)
@@ -150,12 +152,13 @@ def encode_hand_crafted(clip_model, classnames, templates):
         templates = [templates]
     if not templates:
         raise UserError("no hand-crafted prompt template given")
-    encoder = TextEncoder(clip_model)  # the one text encoder: same short pass as the soft prompts
+    backbone = as_backbone(clip_model)
+    encoder = TextEncoder(backbone)  # the one text encoder: same short pass as the soft prompts
     per_template = []
     for template in templates:
         texts = [fill(template, name) for name in classnames]
-        tokens = tokenize(texts, clip_model).to(clip_model.token_embedding.weight.device)
-        features = encoder(clip_model.token_embedding(tokens), tokens)
+        tokens = backbone.tokenize(texts).to(backbone.token_embedding.weight.device)
+        features = encoder(backbone.token_embedding(tokens), tokens)
         per_template.append(F.normalize(features.float(), dim=-1))
     mean = torch.stack(per_template).mean(dim=0)
     return F.normalize(mean, dim=-1)

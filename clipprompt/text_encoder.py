@@ -9,9 +9,10 @@ Two things keep it cheap without changing a single output:
   state at its EOT token, so positions after the last EOT of the batch cannot
   change any feature. The tower runs on the first ``L = max EOT index + 1``
   positions (about 10-16 of CLIP's 77 for a CoOp prompt), with the positional
-  embedding cut to ``L``; CLIP's own blocks cut their causal mask to the input
+  embedding cut to ``L``; OpenAI's blocks cut their causal mask to the input
   length (``clip-anytorch`` slices ``attn_mask`` to the last ``L`` rows and
-  columns, which for a causal mask is the causal mask of size ``L``).
+  columns, which for a causal mask is the causal mask of size ``L``); open_clip's
+  blocks get the model's causal mask cut to ``L x L`` here.
 * **Chunks** (``chunk_size`` K > 0, ``MODEL.TEXT_CHUNK_SIZE``). Prompts go through
   the tower K at a time under activation checkpointing, so a training step keeps
   the activations of one chunk instead of all C (or B*C) prompts and its memory
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .backbone import as_backbone, project_text
 from .errors import UserError
 
 
@@ -35,7 +37,7 @@ def check_chunk_size(value, key="MODEL.TEXT_CHUNK_SIZE"):
 
 
 class TextEncoder(nn.Module):
-    """Shares (does not copy) the frozen text tower of a ``clip.model.CLIP``.
+    """Shares (does not copy) the frozen text tower of a CLIP model (see ``backbone.py``).
 
     ``full_context = True`` runs all positions (the reference the tests compare
     with, and the "before" of ``tools/bench.py``).
@@ -43,13 +45,17 @@ class TextEncoder(nn.Module):
 
     def __init__(self, clip_model, chunk_size=0):
         super().__init__()
-        self.transformer = clip_model.transformer
-        self.positional_embedding = clip_model.positional_embedding
-        self.ln_final = clip_model.ln_final
-        self.text_projection = clip_model.text_projection
-        self.dtype = clip_model.dtype
+        backbone = as_backbone(clip_model)
+        self.transformer = backbone.transformer
+        self.positional_embedding = backbone.positional_embedding
+        self.ln_final = backbone.ln_final
+        self.text_projection = backbone.text_projection
+        self.dtype = backbone.dtype
+        self.seq_first = backbone.seq_first
+        if backbone.causal_mask is not None:  # open_clip: passed to the blocks; moves with .to(device)
+            self.register_buffer("causal_mask", backbone.causal_mask, persistent=False)
         self.chunk_size = chunk_size
-        self.full_context = not _blocks_accept_shorter_input(self.transformer, self.dtype)
+        self.full_context = self.seq_first and not _blocks_accept_shorter_input(self.transformer, self.dtype)
         if self.full_context:
             warnings.warn("this version of clip's ResidualAttentionBlock does not cut its attention mask "
                           "to the input length; the text encoder runs all context positions")
@@ -80,12 +86,16 @@ class TextEncoder(nn.Module):
         return torch.cat(parts)
 
     def _encode(self, x, eot):
-        x = x.type(self.dtype) + self.positional_embedding[:x.shape[1]].type(self.dtype)
-        x = x.permute(1, 0, 2)  # CLIP's transformer is sequence-first
-        x = self.transformer(x)
-        x = x.permute(1, 0, 2)
+        length = x.shape[1]
+        x = x.type(self.dtype) + self.positional_embedding[:length].type(self.dtype)
+        if self.seq_first:  # OpenAI's transformer: sequence-first, owns its mask
+            x = x.permute(1, 0, 2)
+            x = self.transformer(x)
+            x = x.permute(1, 0, 2)
+        else:  # open_clip's: batch-first in, the causal mask as an argument
+            x = self.transformer(x, attn_mask=self.causal_mask[:length, :length])
         x = self.ln_final(x).type(self.dtype)
-        return x[torch.arange(x.shape[0], device=x.device), eot] @ self.text_projection
+        return project_text(x[torch.arange(x.shape[0], device=x.device), eot], self.text_projection)
 
 
 def _blocks_accept_shorter_input(transformer, dtype):

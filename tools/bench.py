@@ -2,6 +2,8 @@
 
     # train step and evaluation per trainer; --compare-full adds the 77-position text pass ("before")
     OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full
+    # the same on open_clip's ViT-B/16 (random weights; needs pip install -e ".[open_clip]")
+    OMP_NUM_THREADS=1 python tools/bench.py --backbone open_clip:ViT-B-16 --trainers CoOp DualPromptMI --compare-full
     # peak memory of a training step against the class count, one pass vs chunks of 100 prompts
     OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --memory-curve 50 200 500 1000 --chunks 0 100 \\
         --trainers CoOp DualPromptMI --plot docs/text_memory_vs_classes.png
@@ -42,10 +44,15 @@ TRAINERS = ("CoOp", "CoCoOp", "DualPromptMI")
 PRECISIONS = ("fp32", "fp16", "amp")
 
 
-def build_clip(arch, device, precision="fp32"):
+def build_clip(arch, device, precision="fp32", backbone=""):
     import torch
     from clip.model import CLIP, convert_weights
 
+    if backbone:  # open_clip:<arch>: open_clip's own model at its shapes, random weights
+        from clipprompt.clip_loader import load_clip
+
+        torch.manual_seed(0)
+        return load_clip(backbone, precision=precision).to(device)
     embed, res, vlayers, vwidth, patch, twidth, tlayers = ARCHS[arch]
     torch.manual_seed(0)
     model = CLIP(embed, res, vlayers, vwidth, patch, 77, 49408, twidth, twidth // 64, tlayers)
@@ -91,21 +98,23 @@ def class_names(num_classes, name_tokens=0):
 
 
 def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=False, chunk=0,
-            evaluate=True, precision="fp32", name_tokens=0):
+            evaluate=True, precision="fp32", name_tokens=0, backbone=""):
     import contextlib
 
     import torch
     import torch.nn.functional as F
 
     device = torch.device(device_name)
-    clip_model = build_clip(arch, device, precision)
+    clip_model = build_clip(arch, device, precision, backbone)
     classnames = class_names(num_classes, name_tokens)
     model = build_model(trainer, clip_model, classnames).to(device)
     model.text_encoder.full_context = full_context
     model.text_encoder.chunk_size = chunk
-    res = clip_model.visual.input_resolution
+    from clipprompt.backbone import as_backbone
+
+    height, width = as_backbone(clip_model).image_size
     g = torch.Generator().manual_seed(0)
-    images = torch.randn(batch, 3, res, res, generator=g).to(device)
+    images = torch.randn(batch, 3, height, width, generator=g).to(device)
     labels = (torch.arange(batch) % num_classes).to(device)
     if trainer == "DualPromptMI":
         model.observe(model.encode_image(images), labels)
@@ -196,7 +205,7 @@ def run_child(trainer, args, classes, batch, full_context=False, chunk=0, evalua
     cmd = [sys.executable, os.path.abspath(__file__), "--_one", trainer, "--arch", args.arch,
            "--classes", str(classes), "--batch", str(batch), "--steps", str(args.steps),
            "--device", args.device, "--precision", args.precision, "--chunk", str(chunk),
-           "--name-tokens", str(args.name_tokens)]
+           "--name-tokens", str(args.name_tokens), "--backbone", args.backbone]
     cmd += ["--full-context"] * full_context + ["--no-eval"] * (not evaluate)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -332,6 +341,8 @@ def plot_memory(rows, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", choices=sorted(ARCHS), default="small")
+    p.add_argument("--backbone", default="", metavar="open_clip:ARCH",
+                   help="an open_clip architecture at its own shapes (random weights) instead of --arch")
     p.add_argument("--classes", type=int, default=50)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--steps", type=int, default=5, help="timed training steps after one warm-up (median reported); 0: time the one step")
@@ -360,11 +371,14 @@ def main():
 
     if args._one:  # child process: one measurement, print JSON
         print(json.dumps(measure(args._one, args.arch, args.classes, args.batch, args.steps, args.device,
-                                 args.full_context, args.chunk, not args.no_eval, args.precision, args.name_tokens)))
+                                 args.full_context, args.chunk, not args.no_eval, args.precision, args.name_tokens,
+                                 args.backbone)))
         return
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     if not args.merge:
-        print(f"arch={args.arch} batch={args.batch} device={args.device} precision={args.precision} "
+        if args.backbone and not args.backbone.startswith("open_clip:"):
+            p.error("--backbone takes open_clip:<arch> (OpenAI's shapes: --arch)")
+        print(f"arch={args.backbone or args.arch} batch={args.batch} device={args.device} precision={args.precision} "
               f"OMP_NUM_THREADS={threads} steps={args.steps} name_tokens={args.name_tokens}"
               + ("" if args.memory_curve else f" classes={args.classes}"), flush=True)
     rows = memory_curve(args) if args.memory_curve or args.merge else speed_table(args)

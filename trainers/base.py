@@ -21,6 +21,7 @@ from dassl.optim import build_optimizer
 from clipprompt import checkpoint as ckpt
 from clipprompt import distributed
 from clipprompt.augment import ClassPrototypes
+from clipprompt.backbone import as_backbone, check_pixel_normalisation
 from clipprompt.clip_loader import load_clip
 from clipprompt.errors import UserError
 from clipprompt.results.records import run_record, write_run_results
@@ -143,12 +144,18 @@ class PromptTrainer(TrainerX):
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
         source = cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME
+        if cfg.MODEL.BACKBONE.NAME.startswith("open_clip:"):
+            source = f"{cfg.MODEL.BACKBONE.NAME}, {cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.PRETRAINED or 'random weights'}"
         print(f"Loading CLIP ({source})")
         with distributed.main_process_first():  # one download of the weights, not one per process
-            clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision)
-        resolution = clip_model.visual.input_resolution
-        if tuple(cfg.INPUT.SIZE) != (resolution, resolution):
-            raise UserError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the CLIP image resolution {resolution}; set INPUT.SIZE ({resolution}, {resolution})")
+            clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision,
+                                   pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
+        backbone = as_backbone(clip_model)
+        size = backbone.image_size
+        if tuple(cfg.INPUT.SIZE) != size:
+            shown = size[0] if size[0] == size[1] else size
+            raise UserError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the CLIP image resolution {shown}; set INPUT.SIZE ({size[0]}, {size[1]})")
+        check_pixel_normalisation(backbone, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
         self.model = self.build_prompt_model(clip_model, classnames)
         self.model.text_encoder.chunk_size = cfg.MODEL.TEXT_CHUNK_SIZE  # validated there (UserError)
         trainable = []
