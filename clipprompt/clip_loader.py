@@ -51,7 +51,7 @@ def _check_openai_layout(state_dict, path):
     raise UserError(f"{path} is not a CLIP checkpoint in OpenAI layout (missing {', '.join(missing[:3])})")
 
 
-def load_clip(backbone_name, path="", download_root=None, precision="fp32", pretrained=""):
+def load_clip(backbone_name, path="", download_root=None, precision="fp32", pretrained="", random_weights=False):
     """Build a frozen, eval-mode CLIP on the CPU.
 
     ``path`` (``MODEL.BACKBONE.PATH``) wins over ``backbone_name`` and needs no
@@ -59,10 +59,12 @@ def load_clip(backbone_name, path="", download_root=None, precision="fp32", pret
     weights come through clip's download cache. ``precision`` "fp16" keeps
     OpenAI's half-precision layers (as CoOp does on a GPU); anything else is fp32.
     ``open_clip:<arch>`` names build open_clip's model (see :func:`load_open_clip`;
-    ``pretrained`` is ``MODEL.BACKBONE.PRETRAINED``).
+    ``pretrained`` is ``MODEL.BACKBONE.PRETRAINED``; ``random_weights`` lets an open_clip model
+    without either stay random, for speed benchmarks only).
     """
     if backbone_name.startswith(OPEN_CLIP_PREFIX):
-        model = load_open_clip(backbone_name[len(OPEN_CLIP_PREFIX):], path, pretrained, download_root, precision)
+        model = load_open_clip(backbone_name[len(OPEN_CLIP_PREFIX):], path, pretrained, download_root, precision,
+                               random_weights=random_weights)
         return _frozen(model)
     if pretrained:
         raise UserError(f"MODEL.BACKBONE.PRETRAINED {pretrained!r} is for open_clip backbones (MODEL.BACKBONE.NAME "
@@ -186,10 +188,11 @@ def _describe_mismatch(model, state_dict):
     return None
 
 
-def load_open_clip(arch, path="", pretrained="", download_root=None, precision="fp32"):
+def load_open_clip(arch, path="", pretrained="", download_root=None, precision="fp32", random_weights=False):
     """open_clip's ``arch`` with weights from ``path`` (a local file) or the ``pretrained`` tag (download).
 
-    Without either the weights stay random (for benchmarks and tests). The model's own
+    Without either, the weights stay random only with ``random_weights`` (speed benchmarks);
+    otherwise that is an error: a prompt learner on a random CLIP trains silently to nonsense. The model's own
     normalisation constants come from its config, or from the tag's.
     """
     name = f"{OPEN_CLIP_PREFIX}{arch}"
@@ -229,6 +232,9 @@ def load_open_clip(arch, path="", pretrained="", download_root=None, precision="
     finally:
         logging.disable(logging.NOTSET)
     OpenCLIPBackbone(model, name)  # the model's own structure, checked again
+    if source is None and not random_weights:
+        raise UserError(f"MODEL.BACKBONE.NAME {name} has no weights: set MODEL.BACKBONE.PATH to a local open_clip "
+                        "checkpoint file, or MODEL.BACKBONE.PRETRAINED to one of its tags (open_clip.list_pretrained())")
     if source is not None:
         state_dict = read_open_clip_state_dict(source)
         if _is_openai_archive(source) and not config.get("quick_gelu", False):

@@ -308,3 +308,11 @@ def test_train_py_pixel_mean_mismatch_is_one_line(tmp_path, configs, pets_root, 
     extra = [*TINY, "MODEL.BACKBONE.NAME", f"open_clip:{configs['toy']}", "INPUT.PIXEL_MEAN", "[0.5, 0.5, 0.5]"]
     user_error(run_cli(train_args(pets_root, str(tmp_path / "out"), weights, tiny_cfg_file, trainer="CoOp",
                                   extra=extra)), "INPUT.PIXEL_MEAN", "set INPUT.PIXEL_MEAN [0.481")
+
+
+def test_an_open_clip_name_without_weights_is_refused_not_left_random(configs):
+    # A prompt learner on a random CLIP would train without complaint to meaningless numbers.
+    with pytest.raises(UserError, match=r"has no weights: set MODEL\.BACKBONE\.PATH .* or MODEL\.BACKBONE\.PRETRAINED"):
+        load_clip(f"open_clip:{configs['toy']}")
+    model = load_clip(f"open_clip:{configs['toy']}", random_weights=True)  # tools/bench.py: timing only
+    assert not any(p.requires_grad for p in model.parameters())

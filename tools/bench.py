@@ -52,7 +52,7 @@ def build_clip(arch, device, precision="fp32", backbone=""):
         from clipprompt.clip_loader import load_clip
 
         torch.manual_seed(0)
-        return load_clip(backbone, precision=precision).to(device)
+        return load_clip(backbone, precision=precision, random_weights=True).to(device)
     embed, res, vlayers, vwidth, patch, twidth, tlayers = ARCHS[arch]
     torch.manual_seed(0)
     model = CLIP(embed, res, vlayers, vwidth, patch, 77, 49408, twidth, twidth // 64, tlayers)

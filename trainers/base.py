@@ -145,7 +145,7 @@ class PromptTrainer(TrainerX):
         classnames = self.dm.dataset.classnames
         source = cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.NAME
         if cfg.MODEL.BACKBONE.NAME.startswith("open_clip:"):
-            source = f"{cfg.MODEL.BACKBONE.NAME}, {cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.PRETRAINED or 'random weights'}"
+            source = f"{cfg.MODEL.BACKBONE.NAME}, {cfg.MODEL.BACKBONE.PATH or cfg.MODEL.BACKBONE.PRETRAINED}"
         print(f"Loading CLIP ({source})")
         with distributed.main_process_first():  # one download of the weights, not one per process
             clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision,
