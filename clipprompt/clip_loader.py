@@ -1,7 +1,9 @@
 """The one place that turns a backbone name or a local file into a CLIP model."""
 
+import json
 import logging
 import os
+import tempfile
 import warnings
 import zipfile
 
@@ -9,8 +11,9 @@ import torch
 from clip import clip as clip_api
 from clip.model import build_model, convert_weights
 
-from .backbone import OPEN_CLIP_PREFIX, SUPPORTED_TEXT_TOWER, OpenCLIPBackbone
+from .backbone import OPEN_CLIP_PREFIX, OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD, SUPPORTED_TEXT_TOWER, OpenCLIPBackbone
 from .errors import UserError
+from .files import torch_save_atomic, write_bytes_atomic, write_json_atomic
 
 # Keys every OpenAI-layout CLIP state dict has; used to reject other checkpoints early.
 _REQUIRED_KEYS = ("visual.proj", "token_embedding.weight", "text_projection", "positional_embedding", "ln_final.weight")
@@ -127,8 +130,23 @@ def _open_clip_config(open_clip, arch):
         config_file = os.path.expanduser(arch)
         if not os.path.isfile(config_file):
             raise UserError(f"open_clip model config not found: {config_file} (MODEL.BACKBONE.NAME open_clip:{arch})")
-        open_clip.add_model_config(config_file)
         arch = os.path.splitext(os.path.basename(config_file))[0]
+        preprocess = _read_preprocess_cfg(config_file)
+        if preprocess is None:
+            open_clip.add_model_config(config_file)
+        else:  # open_clip's model config has no field for it: register the config without it
+            with tempfile.TemporaryDirectory() as folder:
+                stripped = os.path.join(folder, os.path.basename(config_file))
+                with open(config_file) as f:
+                    model_cfg = json.load(f)
+                model_cfg.pop(PREPROCESS_KEY)
+                with open(stripped, "w") as f:
+                    json.dump(model_cfg, f)
+                open_clip.add_model_config(stripped)
+            config = open_clip.get_model_config(arch)
+            if config is not None:
+                config[PREPROCESS_KEY] = preprocess
+            return arch, config
     config = open_clip.get_model_config(arch) if arch and ":" not in arch else None
     if config is None:
         known = [m for m in open_clip.list_models() if m.startswith(("ViT-B", "RN50"))][:6]
@@ -249,11 +267,12 @@ def load_open_clip(arch, path="", pretrained="", download_root=None, precision="
             key = "MODEL.BACKBONE.PATH" if path else "MODEL.BACKBONE.PRETRAINED"
             raise UserError(f"{source} ({key}) is not a checkpoint of open_clip:{arch}: {problem}")
         model.load_state_dict(state_dict)  # copies into the model's dtypes (fp16 layers stay fp16)
-    if tag_cfg:
+    preprocess = tag_cfg or config.get(PREPROCESS_KEY)
+    if preprocess:
         from open_clip.model import set_model_preprocess_cfg
         from open_clip.transform import merge_preprocess_dict
 
-        set_model_preprocess_cfg(model, merge_preprocess_dict(model.visual.preprocess_cfg, tag_cfg))
+        set_model_preprocess_cfg(model, merge_preprocess_dict(model.visual.preprocess_cfg, preprocess))
     return model
 
 
@@ -263,3 +282,93 @@ def _is_openai_archive(path):
         return False
     with zipfile.ZipFile(path) as archive:
         return any("/code/" in name for name in archive.namelist())
+
+
+# ----- OpenAI-layout checkpoint -> open_clip model config ------------------------
+# open_clip's model config has no field for the normalisation constants (its tags carry them); a config
+# written by export_open_clip keeps non-default ones under this key (open_clip's own name for the dict).
+PREPROCESS_KEY = "preprocess_cfg"
+
+
+def _read_preprocess_cfg(config_file):
+    try:
+        with open(config_file) as f:
+            config = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the open_clip model config {config_file} ({exc.__class__.__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    preprocess = config.get(PREPROCESS_KEY) if isinstance(config, dict) else None
+    return dict(preprocess) if isinstance(preprocess, dict) else None
+
+
+def open_clip_config_from_openai(state_dict, image_mean=OPENAI_PIXEL_MEAN, image_std=OPENAI_PIXEL_STD):
+    """open_clip's model config for the architecture of an OpenAI-layout state dict.
+
+    The dimensions are inferred as ``clip.model.build_model`` does (heads = width / 64), and
+    ``quick_gelu`` is true: OpenAI's CLIP was trained with QuickGELU. Mean and std other than
+    OpenAI's are kept under ``preprocess_cfg`` (see :data:`PREPROCESS_KEY`).
+    """
+    if "visual.proj" in state_dict:
+        conv1 = state_dict["visual.conv1.weight"]
+        grid = round((state_dict["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+        vision_cfg = {"image_size": conv1.shape[-1] * grid,
+                      "layers": len([k for k in state_dict if k.startswith("visual.") and k.endswith(".attn.in_proj_weight")]),
+                      "width": conv1.shape[0], "patch_size": conv1.shape[-1]}
+    else:  # ModifiedResNet: four stages, the attention pool's grid is image size / 32
+        grid = round((state_dict["visual.attnpool.positional_embedding"].shape[0] - 1) ** 0.5)
+        vision_cfg = {"image_size": grid * 32,
+                      "layers": [len({k.split(".")[2] for k in state_dict if k.startswith(f"visual.layer{b}.")}) for b in (1, 2, 3, 4)],
+                      "width": state_dict["visual.layer1.0.conv1.weight"].shape[0], "patch_size": None}
+    width = state_dict["ln_final.weight"].shape[0]
+    text_cfg = {"context_length": state_dict["positional_embedding"].shape[0],
+                "vocab_size": state_dict["token_embedding.weight"].shape[0],
+                "width": width, "heads": width // 64,
+                "layers": len({k.split(".")[2] for k in state_dict if k.startswith("transformer.resblocks.")})}
+    config = {"embed_dim": state_dict["text_projection"].shape[1], "quick_gelu": True,
+              "vision_cfg": vision_cfg, "text_cfg": text_cfg}
+    mean, std = [float(v) for v in image_mean], [float(v) for v in image_std]
+    if len(mean) != 3 or len(std) != 3:
+        raise UserError(f"image mean {mean} and std {std} need three values each (one per colour channel)")
+    if (tuple(mean), tuple(std)) != (OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD):
+        config[PREPROCESS_KEY] = {"mean": mean, "std": std}
+    return config
+
+
+def export_open_clip(checkpoint, config_out, weights_out="", image_mean=OPENAI_PIXEL_MEAN, image_std=OPENAI_PIXEL_STD,
+                     overwrite=False):
+    """Write the open_clip model config (``config_out``, a ``.json``) of an OpenAI-layout CLIP checkpoint
+    and, with ``weights_out`` (``.safetensors``, ``.pt``, ``.bin``), its weights as open_clip's state dict.
+
+    Both are checked before anything is written: the config and the checkpoint must load strictly
+    through :func:`load_open_clip`. The architecture's name is the config's file name without ``.json``.
+    Returns the model config.
+    """
+    if not config_out.endswith(".json"):
+        raise UserError(f"{config_out}: the open_clip model config must be a .json file (its name is the architecture's)")
+    if weights_out and not weights_out.endswith((".safetensors", ".pt", ".pth", ".bin")):
+        raise UserError(f"{weights_out}: write the weights as .safetensors, .pt, .pth or .bin")
+    for out in filter(None, (config_out, weights_out)):
+        if os.path.exists(out) and not overwrite:
+            raise UserError(f"{out} already exists; pass --overwrite to replace it or choose another name")
+    state_dict = read_clip_state_dict(checkpoint)
+    _check_openai_layout(state_dict, checkpoint)
+    try:
+        config = open_clip_config_from_openai(state_dict, image_mean, image_std)
+    except (KeyError, IndexError) as exc:
+        raise UserError(f"{checkpoint}: cannot infer the CLIP architecture (missing or odd {exc})") from None
+    with tempfile.TemporaryDirectory() as folder:  # load the pair before writing it where the user asked
+        candidate = os.path.join(folder, os.path.basename(config_out))
+        write_json_atomic(candidate, config, indent=2)
+        model = load_open_clip(candidate, checkpoint)
+    if weights_out:
+        weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+        if weights_out.endswith(".safetensors"):
+            try:
+                from safetensors.torch import save
+            except ImportError:
+                raise UserError(f"{weights_out}: writing .safetensors needs the safetensors package ({OPEN_CLIP_INSTALL})") from None
+            write_bytes_atomic(weights_out, save(weights))
+        else:
+            torch_save_atomic(weights, weights_out)
+    write_json_atomic(config_out, config, indent=2)
+    return config
