@@ -131,15 +131,13 @@ def _open_clip_config(open_clip, arch):
         if not os.path.isfile(config_file):
             raise UserError(f"open_clip model config not found: {config_file} (MODEL.BACKBONE.NAME open_clip:{arch})")
         arch = os.path.splitext(os.path.basename(config_file))[0]
-        preprocess = _read_preprocess_cfg(config_file)
-        if preprocess is None:
+        model_cfg = _read_model_config_file(config_file)
+        preprocess = model_cfg.pop(PREPROCESS_KEY, None) if isinstance(model_cfg, dict) else None
+        if not isinstance(preprocess, dict):
             open_clip.add_model_config(config_file)
         else:  # open_clip's model config has no field for it: register the config without it
             with tempfile.TemporaryDirectory() as folder:
                 stripped = os.path.join(folder, os.path.basename(config_file))
-                with open(config_file) as f:
-                    model_cfg = json.load(f)
-                model_cfg.pop(PREPROCESS_KEY)
                 with open(stripped, "w") as f:
                     json.dump(model_cfg, f)
                 open_clip.add_model_config(stripped)
@@ -290,15 +288,14 @@ def _is_openai_archive(path):
 PREPROCESS_KEY = "preprocess_cfg"
 
 
-def _read_preprocess_cfg(config_file):
+def _read_model_config_file(config_file):
+    """The parsed JSON of an open_clip model config file (read once; one line if it cannot be)."""
     try:
         with open(config_file) as f:
-            config = json.load(f)
+            return json.load(f)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the open_clip model config {config_file} ({exc.__class__.__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    preprocess = config.get(PREPROCESS_KEY) if isinstance(config, dict) else None
-    return dict(preprocess) if isinstance(preprocess, dict) else None
 
 
 def open_clip_config_from_openai(state_dict, image_mean=OPENAI_PIXEL_MEAN, image_std=OPENAI_PIXEL_STD):
