@@ -29,7 +29,7 @@ setup(
     version="0.1.0",
     # the trainers of train.py's TRAINER_NAMES (tests/test_scripts.py checks it)
     description=("Prompt learning on CLIP (ZeroshotCLIP, ZeroshotCLIP2, CoOp, CoCoOp, KgCoOp, ProGrad, "
-                 "DualPromptMI) as a Dassl plug-in"),
+                 "MaPLe, PromptSRC, DualPromptMI) as a Dassl plug-in"),
     python_requires=">=3.10",
     packages=find_packages(include=["clipprompt", "clipprompt.*"]),
     install_requires=[

@@ -20,7 +20,8 @@ warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
 # The trainers of trainers/ (tests/test_scripts.py checks this against the registry, the
 # config folders and setup.py's description).
-TRAINER_NAMES = ("ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "DualPromptMI")
+TRAINER_NAMES = ("ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC",
+                 "DualPromptMI")
 
 
 def build_parser():

@@ -53,6 +53,29 @@ def extend_cfg(cfg):
     cfg.TRAINER.PROGRAD.LAMBDA = 1.0  # share of the conflicting component removed (1 = all of it)
     cfg.TRAINER.PROGRAD.T = 1.0  # temperature of the zero-shot KL
 
+    # Deep vision-language prompts (clipprompt/deep_prompts.py). Defaults: each paper's published
+    # base-to-new ViT-B/16 setting (docs/methods.md).
+    m = cfg.TRAINER.MAPLE = CN()
+    m.N_CTX = 2  # learnt tokens per layer (both towers): the first N_CTX tokens of CTX_INIT
+    m.CTX_INIT = "a photo of a"  # the rest of the phrase stays fixed text ("of a")
+    m.PROMPT_DEPTH = 9  # layers with prompts, the input layer included (1 = shallow)
+    m.PREC = "fp16"
+
+    r = cfg.TRAINER.PROMPTSRC = CN()
+    r.N_CTX_TEXT = 4
+    r.CTX_INIT = "a photo of a"
+    r.PROMPT_DEPTH_TEXT = 9
+    r.N_CTX_VISION = 4  # 0: no vision prompts (the image tower stays frozen CLIP's)
+    r.PROMPT_DEPTH_VISION = 9
+    r.TEXT_LOSS_WEIGHT = 25.0  # L1 between prompted and frozen (ensemble) text features
+    r.IMAGE_LOSS_WEIGHT = 10.0  # L1 between prompted and frozen image features
+    r.KL_LOSS_WEIGHT = 1.0  # KL(zero-shot || prompted) on the logits
+    r.GPA = True  # Gaussian prompt aggregation over epochs
+    r.GPA_MEAN = 15.0  # in epochs (1-based)
+    r.GPA_STD = 1.0
+    r.HAND_TEMPLATES = ["promptsrc_ensemble"]  # the frozen text teacher's prompts (PromptSRC's 60 ImageNet templates)
+    r.PREC = "fp16"
+
     d = cfg.TRAINER.DUALPROMPTMI = CN()
     d.N_CTX = 4
     d.CTX_INIT = "a photo of a"
@@ -90,4 +113,11 @@ def extend_cfg(cfg):
     d.AUG.MI_WEIGHT = 1.0  # weight of the visual-text MI bound inside L_aug
     d.AUG.PROTOTYPES = "precomputed"  # precomputed (one pass over the train set) or running
     d.AUG.FEED_VIEW_MI = False  # posterior MI also over the mixed features (posterior mode only)
+    d.PROMPT_LEARNER = "coop"  # coop (CoOp's context), ivlp or maple (deep prompts in both towers)
+    d.DEEP = CN()  # ivlp / maple only (maple: TEXT_DEPTH for both towers, N_CTX tokens)
+    d.DEEP.TEXT_DEPTH = 9  # text layers with prompts, the input layer included
+    d.DEEP.VISION_N_CTX = 4  # ivlp: vision prompt tokens (0: none)
+    d.DEEP.VISION_DEPTH = 9  # ivlp: image layers with prompts
+    d.VISION_MI = CN()
+    d.VISION_MI.WEIGHT = 0.0  # MI between prompted and frozen image features (needs vision prompts)
     return cfg

@@ -14,6 +14,14 @@ For image features ``v_i`` (normalised), logit scale ``s`` and class set C:
 * inference with ``t_c = normalise(w t_c^s + (1 - w) t_c^h)`` (w = 1: the soft
   view alone, as KgCoOp infers).
 
+``PROMPT_LEARNER`` chooses how the soft view enters CLIP: ``coop`` (CoOp's context, the
+model above), ``ivlp`` or ``maple`` (deep prompts in both towers, :mod:`clipprompt.deep_prompts`).
+With vision prompts ``v_i`` comes from the prompted image tower, so the class-wise mixup acts on
+prompted features, and ``VISION_MI.WEIGHT`` adds the visual twin of the view term:
+``- VISION_MI.WEIGHT * I(v; v^0)`` between prompted and frozen image features, with the same
+fixed-variance Gaussian bound as ``MI.MODE gaussian`` (PromptSRC's image-side consistency, read
+as MIRO's MI with the frozen model). It costs one frozen image pass per step.
+
 ``AUG.FEED_VIEW_MI`` also feeds the mixed features ``v~`` to the view MI. Only
 the ``posterior`` mode looks at images (its joint is over the batch's
 posteriors, which then cover ``[v; v~]``); the class-level modes (``critic``,
@@ -29,9 +37,11 @@ import torch.nn.functional as F
 
 from .augment import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
 from .errors import UserError
-from .mi import CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, build_view_mi
+from .deep_prompts import PROMPT_LEARNERS, build_prompt_learner
+from .mi import (CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, GaussianMI,
+                 build_view_mi)
 from .models import PromptCLIP
-from .prompts import SoftPrompt, encode_hand_crafted, encode_hand_crafted_per_template
+from .prompts import encode_hand_crafted, encode_hand_crafted_per_template
 
 PROTOTYPE_SOURCES = ("precomputed", "running")
 KEY = "TRAINER.DUALPROMPTMI."
@@ -63,6 +73,11 @@ class DualPromptMIConfig:
     aug_mi_weight: float = 1.0
     aug_prototypes: str = "precomputed"
     aug_feed_view_mi: bool = False
+    prompt_learner: str = "coop"
+    deep_text_depth: int = 9
+    deep_vision_n_ctx: int = 4
+    deep_vision_depth: int = 9
+    vision_mi_weight: float = 0.0
 
     # yacs key under TRAINER.DUALPROMPTMI -> field (PREC and HAND_TEMPLATES are the trainer's).
     CFG_KEYS = {
@@ -76,6 +91,9 @@ class DualPromptMIConfig:
         "AUG.WEIGHT": "aug_weight", "AUG.MODE": "aug_mode", "AUG.ALPHA": "aug_alpha",
         "AUG.MI_WEIGHT": "aug_mi_weight", "AUG.PROTOTYPES": "aug_prototypes",
         "AUG.FEED_VIEW_MI": "aug_feed_view_mi",
+        "PROMPT_LEARNER": "prompt_learner", "DEEP.TEXT_DEPTH": "deep_text_depth",
+        "DEEP.VISION_N_CTX": "deep_vision_n_ctx", "DEEP.VISION_DEPTH": "deep_vision_depth",
+        "VISION_MI.WEIGHT": "vision_mi_weight",
     }
 
     @classmethod
@@ -95,6 +113,10 @@ class DualPromptMIConfig:
         return cls(**values)
 
     @property
+    def has_vision_prompts(self):
+        return self.prompt_learner == "maple" or (self.prompt_learner == "ivlp" and self.deep_vision_n_ctx > 0)
+
+    @property
     def uses_mixup(self):
         """Whether a step mixes image features (and so needs class prototypes)."""
         return self.aug_weight > 0 or (self.aug_feed_view_mi and self.mi_weight > 0)
@@ -106,7 +128,13 @@ class DualPromptMIConfig:
             raise UserError(f"TRAINER.DUALPROMPTMI.MI.MODE must be one of {', '.join(MI_MODES)}, got {self.mi_mode!r}")
         if self.aug_prototypes not in PROTOTYPE_SOURCES:
             raise UserError(f"TRAINER.DUALPROMPTMI.AUG.PROTOTYPES must be one of {', '.join(PROTOTYPE_SOURCES)}, got {self.aug_prototypes!r}")
-        for key, value in (("MI.WEIGHT", self.mi_weight), ("AUG.WEIGHT", self.aug_weight), ("AUG.MI_WEIGHT", self.aug_mi_weight)):
+        if self.prompt_learner not in PROMPT_LEARNERS:
+            raise UserError(f"{KEY}PROMPT_LEARNER must be one of {', '.join(PROMPT_LEARNERS)}, got {self.prompt_learner!r}")
+        if self.vision_mi_weight > 0 and not self.has_vision_prompts:
+            raise UserError(f"{KEY}VISION_MI.WEIGHT needs vision prompts (PROMPT_LEARNER ivlp with DEEP.VISION_N_CTX > 0, "
+                            f"or maple): with PROMPT_LEARNER {self.prompt_learner} the image tower is frozen CLIP's; set it to 0")
+        for key, value in (("MI.WEIGHT", self.mi_weight), ("AUG.WEIGHT", self.aug_weight), ("AUG.MI_WEIGHT", self.aug_mi_weight),
+                           ("VISION_MI.WEIGHT", self.vision_mi_weight)):
             if value < 0:
                 raise UserError(f"TRAINER.DUALPROMPTMI.{key} must be >= 0, got {value}")
         self._validate_estimators()
@@ -141,7 +169,12 @@ class DualPromptMICLIP(PromptCLIP):
     def __init__(self, clip_model, classnames, hand_templates, config=None):
         super().__init__(clip_model)
         self.config = cfg = (config or DualPromptMIConfig()).validate()
-        self.prompt_learner = SoftPrompt(clip_model, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position)
+        # coop: CoOp's SoftPrompt, exactly today's model; ivlp / maple: deep prompts in both towers
+        # (the image features below then come from the prompted vision tower).
+        self.prompt_learner = build_prompt_learner(
+            cfg.prompt_learner, clip_model, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position,
+            text_depth=cfg.deep_text_depth, vision_n_ctx=cfg.deep_vision_n_ctx, vision_depth=cfg.deep_vision_depth,
+            key=f"{KEY}PROMPT_LEARNER")
         # The hand view never changes for a class set: encode it once, keep it out of checkpoints.
         # views_nce needs every template's embedding (K x C x D); the view is their normalised mean,
         # as encode_hand_crafted computes it, so the templates are encoded once either way.
@@ -169,15 +202,15 @@ class DualPromptMICLIP(PromptCLIP):
         except ValueError as exc:
             raise UserError(f"TRAINER.DUALPROMPTMI: {exc}") from None
         self.prototypes = ClassPrototypes(len(classnames), dim)
+        if cfg.vision_mi_weight > 0:  # the visual twin of the view term: prompted vs frozen image features
+            self.vision_mi = GaussianMI(dim, var=cfg.mi_gauss_var)
         self._soft_cache = None
 
     # ----- views -------------------------------------------------------------
     def soft_view(self):
         if self._soft_cache is not None:
             return self._soft_cache
-        prompts = self.prompt_learner()
-        features = self.text_encoder(prompts, self.prompt_learner.tokenized_prompts)
-        return F.normalize(features.float(), dim=-1)
+        return self.encode_prompts()
 
     def ensemble(self, soft, weight):
         if weight == 1.0:
@@ -257,4 +290,8 @@ class DualPromptMICLIP(PromptCLIP):
             loss = loss + cfg.aug_weight * aug
             terms["loss_aug"] = aug.detach()
             terms["mi_aug"] = aug_mi.detach()
+        if cfg.vision_mi_weight > 0:
+            mi = self.vision_mi(features, self.encode_image_frozen(image))
+            loss = loss - cfg.vision_mi_weight * mi
+            terms["mi_vision"] = mi.detach()
         return loss, logits, terms

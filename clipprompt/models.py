@@ -1,4 +1,4 @@
-"""CLIP classifiers over prompts: zero-shot, CoOp and CoCoOp.
+"""CLIP classifiers over prompts: zero-shot, CoOp, CoCoOp and deep vision-language prompts.
 
 All share ``PromptCLIP``: the frozen image and text towers, the logit scale,
 and a per-evaluation cache of text features that do not depend on the image.
@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbone import as_backbone
+from .deep_prompts import DeepPrompt, prompted_vision
 from .prompts import SoftPrompt, encode_hand_crafted
 from .text_encoder import TextEncoder
 
@@ -25,12 +26,30 @@ class PromptCLIP(nn.Module):
         self.text_encoder = TextEncoder(backbone)
         self.logit_scale = backbone.logit_scale
         self.dtype = backbone.dtype
+        self.seq_first = backbone.seq_first
         self._text_cache = None
 
-    def encode_image(self, image):
-        # CLIP is frozen: never build a graph through the image tower.
+    def encode_image_frozen(self, image):
+        """Frozen CLIP's image features: no prompts, and never a graph through the image tower."""
         with torch.no_grad():
             features = self.image_encoder(image.type(self.dtype))
+        return F.normalize(features.float(), dim=-1)
+
+    def encode_image(self, image):
+        """The prompt learner's vision prompts in the tower where it has them (the tower's
+        activations are then kept for backward), else the frozen features."""
+        learner = getattr(self, "prompt_learner", None)  # a SoftPrompt or DeepPrompt where a subclass has one
+        prompts = learner.vision_prompts() if learner is not None else None
+        if prompts is None:
+            return self.encode_image_frozen(image)
+        with prompted_vision(self.image_encoder, *prompts, seq_first=self.seq_first):
+            features = self.image_encoder(image.type(self.dtype))
+        return F.normalize(features.float(), dim=-1)
+
+    def encode_prompts(self):
+        """(C, D) normalised text features of the prompt learner's prompts (deep ones included)."""
+        learner = self.prompt_learner
+        features = self.text_encoder(learner(), learner.tokenized_prompts, learner.deep_text_prompts())
         return F.normalize(features.float(), dim=-1)
 
     def compute_text_features(self):
@@ -92,9 +111,24 @@ class CoOpCLIP(PromptCLIP):
         self.prompt_learner = SoftPrompt(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
 
     def compute_text_features(self):
-        prompts = self.prompt_learner()
-        features = self.text_encoder(prompts, self.prompt_learner.tokenized_prompts)
-        return F.normalize(features.float(), dim=-1)
+        return self.encode_prompts()
+
+
+class DeepPromptCLIP(PromptCLIP):
+    """Deep vision-language prompts (``deep_prompts.DeepPrompt``): IVLP, or MaPLe with ``coupled``.
+
+    Trained with cross-entropy, this is MaPLe (coupled) or IVLP; PromptSRC adds its
+    regularisers (``promptsrc.py``).
+    """
+
+    def __init__(self, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=9,
+                 vision_n_ctx=4, vision_depth=9, coupled=False):
+        super().__init__(clip_model)
+        self.prompt_learner = DeepPrompt(clip_model, classnames, n_ctx, ctx_init, text_depth=text_depth,
+                                         vision_n_ctx=vision_n_ctx, vision_depth=vision_depth, coupled=coupled)
+
+    def compute_text_features(self):
+        return self.encode_prompts()
 
 
 class CoCoOpCLIP(PromptCLIP):

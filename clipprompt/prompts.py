@@ -60,7 +60,7 @@ class SoftPrompt(nn.Module):
     """
 
     def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False,
-                 class_token_position="end", init_std=0.02):
+                 class_token_position="end", init_std=0.02, learn_init_prefix=False):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise UserError(f"CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_TOKEN_POSITIONS)}, got {class_token_position!r}")
@@ -70,7 +70,13 @@ class SoftPrompt(nn.Module):
         n_cls = len(classnames)
         if ctx_init:
             ctx_init = ctx_init.replace("_", " ").strip()
-            n_ctx = class_name_length(ctx_init)
+            init_len = class_name_length(ctx_init)
+            # CoOp: the whole init phrase is the context (N_CTX is ignored). MaPLe (learn_init_prefix):
+            # its first N_CTX tokens are learnt and the rest of the phrase stays fixed text.
+            if not learn_init_prefix:
+                n_ctx = init_len
+            elif not 1 <= n_ctx <= init_len:
+                raise UserError(f"N_CTX must lie in 1..{init_len} (the tokens of CTX_INIT {ctx_init!r}), got {n_ctx}")
             with torch.no_grad():
                 init_embed = backbone.token_embedding(backbone.tokenize(ctx_init)).type(dtype)
             ctx_vectors = init_embed[0, 1:1 + n_ctx].clone()
@@ -139,6 +145,14 @@ class SoftPrompt(nn.Module):
 
     def forward(self):
         return self.assemble(self.ctx)
+
+    def deep_text_prompts(self):
+        """Prompts of the deeper text layers: none for CoOp (see ``deep_prompts.DeepPrompt``)."""
+        return None
+
+    def vision_prompts(self):
+        """Prompts of the image tower: none for CoOp (its image tower stays frozen and graph-free)."""
+        return None
 
 
 @torch.no_grad()

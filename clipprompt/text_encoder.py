@@ -17,6 +17,12 @@ Two things keep it cheap without changing a single output:
   the tower K at a time under activation checkpointing, so a training step keeps
   the activations of one chunk instead of all C (or B*C) prompts and its memory
   stops growing with the class count; backward recomputes each chunk once.
+
+**Deep prompts** (IVLP, MaPLe; ``deep_prompts``): before block i = 1..J-1 the
+positions ``1..n`` (the context, all before every EOT) are overwritten by the
+learnt prompt of that layer. They stay inside the short pass, so it stays exact.
+The blocks are then run one at a time (CLIP's own modules, as loaded); the
+prompts travel as arguments, so chunked checkpointing recomputes them right.
 """
 
 import warnings
@@ -68,27 +74,41 @@ class TextEncoder(nn.Module):
     def chunk_size(self, value):
         self._chunk_size = check_chunk_size(value)
 
-    def forward(self, prompt_embeddings, tokenized_prompts):
-        """``prompt_embeddings`` (N, L, width), ``tokenized_prompts`` (N, L) -> (N, embed_dim)."""
+    def forward(self, prompt_embeddings, tokenized_prompts, deep_prompts=None):
+        """``prompt_embeddings`` (N, L, width), ``tokenized_prompts`` (N, L) -> (N, embed_dim).
+
+        ``deep_prompts``: None, or (J-1, n, width), the prompts that replace positions 1..n
+        before blocks 1..J-1 (see the module docstring).
+        """
         eot = tokenized_prompts.argmax(dim=-1)
         length = prompt_embeddings.shape[1]
         if not self.full_context:
             length = min(length, int(eot.max()) + 1)
         x = prompt_embeddings[:, :length]
         size = self.chunk_size
+        if deep_prompts is not None and len(deep_prompts) >= len(self.transformer.resblocks):
+            raise UserError(f"{len(deep_prompts) + 1} layers of text prompts do not fit a text tower of "
+                            f"{len(self.transformer.resblocks)} blocks; lower the prompt depth")
+        if deep_prompts is not None and len(deep_prompts) == 0:
+            deep_prompts = None
         if not size or x.shape[0] <= size:
-            return self._encode(x, eot)
+            return self._encode(x, eot, deep_prompts)
         remat = torch.is_grad_enabled() and x.requires_grad
         parts = []
         for start in range(0, x.shape[0], size):
             x_i, eot_i = x[start:start + size], eot[start:start + size]
-            parts.append(checkpoint(self._encode, x_i, eot_i, use_reentrant=False) if remat else self._encode(x_i, eot_i))
+            if remat:
+                parts.append(checkpoint(self._encode, x_i, eot_i, deep_prompts, use_reentrant=False))
+            else:
+                parts.append(self._encode(x_i, eot_i, deep_prompts))
         return torch.cat(parts)
 
-    def _encode(self, x, eot):
+    def _encode(self, x, eot, deep_prompts=None):
         length = x.shape[1]
         x = x.type(self.dtype) + self.positional_embedding[:length].type(self.dtype)
-        if self.seq_first:  # OpenAI's transformer: sequence-first, owns its mask
+        if deep_prompts is not None:
+            x = self._run_blocks_with_prompts(x, deep_prompts)
+        elif self.seq_first:  # OpenAI's transformer: sequence-first, owns its mask
             x = x.permute(1, 0, 2)
             x = self.transformer(x)
             x = x.permute(1, 0, 2)
@@ -96,6 +116,35 @@ class TextEncoder(nn.Module):
             x = self.transformer(x, attn_mask=self.causal_mask[:length, :length])
         x = self.ln_final(x).type(self.dtype)
         return project_text(x[torch.arange(x.shape[0], device=x.device), eot], self.text_projection)
+
+
+    def _run_blocks_with_prompts(self, x, deep_prompts):
+        """CLIP's blocks one by one on batch-first ``x``, the context slots replaced between blocks."""
+        length = x.shape[1]
+        mask = None if self.seq_first else self.causal_mask[:length, :length]
+        seq_first = blocks_are_seq_first(self.transformer, self.seq_first)
+        if seq_first:
+            x = x.permute(1, 0, 2)
+        for index, block in enumerate(self.transformer.resblocks):
+            if 1 <= index <= len(deep_prompts):
+                x = replace_context(x, deep_prompts[index - 1], seq_first)
+            x = block(x) if mask is None else block(x, attn_mask=mask)
+        return x.permute(1, 0, 2) if seq_first else x
+
+
+def blocks_are_seq_first(transformer, backbone_seq_first):
+    """The layout CLIP's blocks see: OpenAI's are sequence-first; open_clip's follow ``batch_first``."""
+    return backbone_seq_first or not getattr(transformer, "batch_first", True)
+
+
+def replace_context(x, prompt, seq_first):
+    """``x`` with positions 1..n overwritten by ``prompt`` (n, width), for every row."""
+    n = prompt.shape[0]
+    if seq_first:  # (L, N, width)
+        p = prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1)
+        return torch.cat([x[:1], p, x[1 + n:]], dim=0)
+    p = prompt.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+    return torch.cat([x[:, :1], p, x[:, 1 + n:]], dim=1)
 
 
 def _blocks_accept_shorter_input(transformer, dtype):

@@ -48,6 +48,11 @@ default_cfg() {
         DualPromptMI:fewshot) echo vit_b16_c4_ep50_batch32_ctxv1 ;;
         DualPromptMI:xd) echo vit_b16_c4_ep5_batch4_ctxv1_xd ;;
         CoCoOp:*) echo vit_b16_c4_ep10_batch1_ctxv1 ;;
+        MaPLe:xd) echo vit_b16_c2_ep2_batch4_2ctx_xd ;;
+        MaPLe:*) echo vit_b16_c2_ep5_batch4_2ctx ;;
+        PromptSRC:fewshot) echo vit_b16_c2_ep50_batch4_4+4ctx_fewshot ;;
+        PromptSRC:xd) echo vit_b16_c2_ep20_batch4_4+4ctx_xd ;;
+        PromptSRC:*) echo vit_b16_c2_ep20_batch4_4+4ctx ;;
         KgCoOp:*) echo vit_b16_c4_ep100_batch128_ctxv1 ;;  # KgCoOp's only ViT-B/16 config (its base2new and xd scripts)
         ProGrad:*) echo vit_b16_c4_ep100_batch32_ctxv1 ;;
         CoOp:base2new) if [ "$1" = imagenet ]; then echo vit_b16_ep50_ctxv1; else echo vit_b16_ctxv1; fi ;;

@@ -4,8 +4,9 @@
 #   BENCHMARK=fashion_colours bash scripts/mini_benchmark.sh    # 30 base + 30 new classes ("red sneaker")
 # 1. pretrains the benchmark's mini CLIP (benchmarks/pretrain_mini_clip.py) or reuses the checkpoint,
 # 2. runs the base-to-new protocol with the same scripts users run, for ZeroshotCLIP, CoOp, CoCoOp,
-#    KgCoOp, ProGrad, "CoOp + ensemble" (DualPromptMI with MI and augmentation off) and DualPromptMI,
-#    over SEEDS, with the configs of benchmarks/configs/trainers,
+#    KgCoOp, ProGrad, MaPLe, PromptSRC, "CoOp + ensemble" (DualPromptMI with MI and augmentation off)
+#    and DualPromptMI over CoOp, IVLP and MaPLe prompts, over SEEDS, with the configs of
+#    benchmarks/configs/trainers,
 # 3. prints the aggregated Base/New/HM table (also written as CSV and Markdown), the ordering checks
 #    (benchmarks/ordering.py), DualPromptMI's targets (benchmarks/targets.py) and writes the base-vs-new plot (PNG).
 # Environment:
@@ -15,7 +16,7 @@
 #   OUTPUT     output root (default ./output/mini for fashion10, ./output/fashion_colours)
 #   SEEDS      default "1 2 3";  SHOTS default 16;  JOBS parallel runs (default 2, one thread each)
 #   CLIP_CKPT  mini CLIP checkpoint (default $OUTPUT/mini_clip/mini_clip.pt; made if missing)
-#   TRAINERS   only these trainers, e.g. "ZeroshotCLIP CoOp" (default: all seven runs)
+#   TRAINERS   only these trainers, e.g. "ZeroshotCLIP CoOp" (default: all eleven runs)
 #   QUICK=1    tiny model, one epoch, for the test suite (minutes -> seconds)
 BENCHMARK="${BENCHMARK:-fashion10}"
 case "$BENCHMARK" in
@@ -54,9 +55,13 @@ RUNS=(  # the first run (alone) exports the images; then the longest (CoCoOp), s
     "CoCoOp mini_c4_ep10_batch1_ctxv1"
     "CoOp mini_c4_ep20_batch8_ctxv1"
     "KgCoOp mini_c4_ep20_batch8_ctxv1"
+    "PromptSRC mini_c4_ep20_batch8_4+4ctx"
+    "MaPLe mini_c2_ep20_batch8_2ctx"
     "ProGrad mini_c4_ep20_batch8_ctxv1"
     "DualPromptMI mini_c4_ep20_batch8_ctxv1_ensemble_only"
     "DualPromptMI mini_c4_ep20_batch8_ctxv1"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1_ivlp"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1_maple"
 )
 
 if [ -n "${TRAINERS:-}" ]; then

@@ -1,3 +1,3 @@
 """Dassl trainers; importing this package registers them in TRAINER_REGISTRY."""
 
-from . import cocoop, coop, dualpromptmi, kgcoop, prograd, zsclip  # noqa: F401
+from . import cocoop, coop, dualpromptmi, kgcoop, maple, prograd, promptsrc, zsclip  # noqa: F401

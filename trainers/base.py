@@ -26,7 +26,7 @@ from clipprompt.clip_loader import load_clip
 from clipprompt.errors import UserError
 from clipprompt.results.records import run_record, write_run_results
 from clipprompt.scheduler import build_lr_scheduler
-from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, dataset_template
+from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
 MODEL_NAME = "prompt_learner"  # checkpoint sub-folder, as in CoOp
@@ -80,7 +80,8 @@ class PromptTrainer(TrainerX):
         return templates
 
     def hand_crafted_templates(self, entries):
-        """Expand template entries ("dataset", "dataset_ensemble", "imagenet_ensemble", or a "{}" template).
+        """Expand template entries ("dataset", "dataset_ensemble", "imagenet_ensemble", "promptsrc_ensemble"
+        (PromptSRC's 60 ImageNet templates), or a "{}" template).
 
         "dataset_ensemble" is the dataset's own prompt ensemble (its ``ensemble_templates``, e.g. the
         caption templates a CPU benchmark's mini CLIP was pretrained with); a dataset without one gets
@@ -96,11 +97,13 @@ class PromptTrainer(TrainerX):
                 templates.extend(own if own else [dataset_tpl, *IMAGENET_ENSEMBLE_TEMPLATES])
             elif entry == "imagenet_ensemble":
                 templates.extend(IMAGENET_ENSEMBLE_TEMPLATES)
+            elif entry == "promptsrc_ensemble":
+                templates.extend(PROMPTSRC_TEMPLATES)
             elif "{}" in entry:
                 templates.append(entry)
             else:
-                raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble' "
-                                "or a template with '{}'")
+                raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble', "
+                                "'promptsrc_ensemble' or a template with '{}'")
         return list(dict.fromkeys(templates))
 
     # ----- data -------------------------------------------------------------

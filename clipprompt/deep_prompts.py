@@ -1,0 +1,168 @@
+"""Deep vision-language prompts (IVLP, MaPLe) over CLIP's own blocks, as loaded.
+
+Upstream MaPLe and PromptSRC fork ``clip/model.py`` to put prompts inside the blocks. Here
+CLIP's modules run unchanged:
+
+* **Text tower.** Layer 0's prompt is CoOp's context (``SoftPrompt``); the prompt of layer
+  i = 1..J-1 overwrites the same positions 1..n before block i (``TextEncoder`` runs the
+  blocks one by one when deep prompts are given). The slots lie before every EOT, so the
+  short text pass stays exact.
+* **Image tower** (ViTs only). n prompt tokens are appended after the patch tokens, after the
+  positional embedding and before ``ln_pre`` (197 -> 197 + n tokens at ViT-B/16); before block
+  i = 1..J-1 the last n tokens are replaced by layer i's prompt; after layer J-1 they stay and
+  propagate. The class token still gives the feature. This is done with forward pre-hooks on
+  ``ln_pre`` and on the blocks, registered for one forward pass and removed in ``finally``
+  (:func:`prompted_vision`), so the frozen passes (zero-shot teachers, the hand-crafted view)
+  run the plain tower.
+* **IVLP** (independent prompts; PromptSRC's prompt learner): the vision prompts are their own
+  parameters. **MaPLe** (coupled): the vision prompt of layer i is a learnt linear map of the
+  text prompt of layer i (one ``Linear(text width, vision width)`` per layer), so the image
+  loss also trains the text prompts.
+
+Widths come from the loaded model (no ViT-B/16 constants) and prompts are cast to the
+activations' dtype inside the hooks (fp32, fp16 and autocast alike).
+"""
+
+import contextlib
+
+import torch
+from torch import nn
+
+from .backbone import as_backbone
+from .errors import UserError
+from .prompts import SoftPrompt
+from .text_encoder import blocks_are_seq_first
+
+PROMPT_LEARNERS = ("coop", "ivlp", "maple")
+
+
+def vision_width(visual):
+    """Token width of a ViT image tower; a one-line error for towers that take no prompt tokens."""
+    ln_pre = getattr(visual, "ln_pre", None)
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if ln_pre is None or blocks is None:
+        raise UserError(f"vision prompts need a ViT image tower; {type(visual).__name__} has no token sequence "
+                        "(use a ViT backbone, or the coop prompt learner)")
+    if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+        raise UserError(f"vision prompts need an image tower pooled at its class token; {type(visual).__name__} "
+                        f"pools with {getattr(visual, 'pool_type', 'attention')!r} (use the coop prompt learner)")
+    if getattr(visual.transformer, "grad_checkpointing", False):
+        raise UserError("vision prompts cannot run under the image tower's gradient checkpointing "
+                        "(recomputation would run without the prompts); turn it off")
+    return visual.conv1.out_channels
+
+
+@contextlib.contextmanager
+def prompted_vision(visual, first, deeper, seq_first):
+    """While open, ``visual(image)`` runs with ``first`` (n, width) appended before ``ln_pre`` and
+    ``deeper[i-1]`` (n, width) replacing the last n tokens before block i.
+
+    ``seq_first``: the backbone's layout (OpenAI's blocks are sequence-first).
+    """
+    n = first.shape[0]
+    blocks = visual.transformer.resblocks
+    if len(deeper) >= len(blocks):
+        raise UserError(f"{len(deeper) + 1} layers of vision prompts do not fit an image tower of {len(blocks)} "
+                        "blocks; lower the vision prompt depth")
+    in_blocks_seq_first = blocks_are_seq_first(visual.transformer, seq_first)
+
+    def append(module, args):
+        x = args[0]  # (N, tokens, width) in both kinds: ln_pre sees batch-first tokens
+        prompt = first.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return (torch.cat([x, prompt], dim=1),) + tuple(args[1:])
+
+    def replacer(prompt):
+        def replace(module, args):
+            x = args[0]
+            if in_blocks_seq_first:  # (tokens, N, width)
+                p = prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1)
+                x = torch.cat([x[:-n], p], dim=0)
+            else:
+                p = prompt.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+                x = torch.cat([x[:, :-n], p], dim=1)
+            return (x,) + tuple(args[1:])
+        return replace
+
+    handles = [visual.ln_pre.register_forward_pre_hook(append)]
+    try:
+        for index, prompt in enumerate(deeper, start=1):
+            handles.append(blocks[index].register_forward_pre_hook(replacer(prompt)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class DeepPrompt(SoftPrompt):
+    """CoOp's context plus deep text prompts and (optionally) vision prompts.
+
+    ``text_depth`` J_t counts the text layers with prompts, layer 0's context included
+    (J_t = 1: CoOp's prompt). ``vision_n_ctx`` = 0 leaves the image tower frozen and
+    graph-free. ``coupled`` (MaPLe) derives the vision prompts of each layer from that layer's
+    text prompts; it uses the text depth and the text token count for both towers.
+
+    The subclass of ``SoftPrompt`` keeps its state names (``ctx``), so a CoOp checkpoint loads
+    into depth-1 prompts and the class-set handling (``set_classnames``) is CoOp's.
+    """
+
+    def __init__(self, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=1,
+                 vision_n_ctx=0, vision_depth=1, coupled=False, init_std=0.02):
+        backbone = as_backbone(clip_model)
+        super().__init__(backbone, classnames, n_ctx, ctx_init, csc=False, class_token_position="end",
+                         init_std=init_std, learn_init_prefix=True)
+        text_blocks = len(backbone.transformer.resblocks)
+        if not 1 <= text_depth <= text_blocks:
+            raise UserError(f"text prompt depth must lie in 1..{text_blocks} (the text tower's blocks), got {text_depth}")
+        dtype, width = backbone.dtype, backbone.width
+        self.coupled = coupled
+        self.text_depth = text_depth
+        self.text_deep = nn.Parameter(torch.empty(text_depth - 1, self.n_ctx, width, dtype=dtype))
+        nn.init.normal_(self.text_deep, std=init_std)
+        if coupled:
+            vision_n_ctx, vision_depth = self.n_ctx, text_depth
+        self.vision_n_ctx, self.vision_depth = vision_n_ctx, vision_depth if vision_n_ctx else 0
+        self.seq_first = backbone.seq_first
+        if vision_n_ctx < 0:
+            raise UserError(f"the number of vision prompt tokens must be >= 0, got {vision_n_ctx}")
+        if not vision_n_ctx:
+            return
+        v_width = vision_width(backbone.visual)
+        vision_blocks = len(backbone.visual.transformer.resblocks)
+        if not 1 <= vision_depth <= vision_blocks:
+            raise UserError(f"vision prompt depth must lie in 1..{vision_blocks} (the image tower's blocks), got {vision_depth}")
+        if coupled:  # one map per layer: layer 0 maps the context, layer i the text prompt of layer i
+            self.coupling = nn.ModuleList(nn.Linear(width, v_width) for _ in range(text_depth)).to(dtype)
+        else:
+            self.vision_first = nn.Parameter(torch.empty(vision_n_ctx, v_width, dtype=dtype))
+            self.vision_deep = nn.Parameter(torch.empty(vision_depth - 1, vision_n_ctx, v_width, dtype=dtype))
+            nn.init.normal_(self.vision_first, std=init_std)
+            nn.init.normal_(self.vision_deep, std=init_std)
+
+    def deep_text_prompts(self):
+        return self.text_deep if self.text_depth > 1 else None
+
+    def vision_prompts(self):
+        """(first (n, w), deeper (J-1, n, w)) or None without vision prompts."""
+        if not self.vision_n_ctx:
+            return None
+        if not self.coupled:
+            return self.vision_first, self.vision_deep
+        first = self.coupling[0](self.ctx)
+        deeper = [layer(prompt) for layer, prompt in zip(self.coupling[1:], self.text_deep)]
+        deeper = torch.stack(deeper) if deeper else first.new_zeros((0,) + tuple(first.shape))
+        return first, deeper
+
+
+def build_prompt_learner(kind, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", csc=False,
+                         class_token_position="end", text_depth=9, vision_n_ctx=4, vision_depth=9,
+                         key="PROMPT_LEARNER"):
+    """``coop`` (``SoftPrompt``), ``ivlp`` or ``maple`` (``DeepPrompt``); the one place that maps the name."""
+    if kind == "coop":
+        return SoftPrompt(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
+    if kind not in PROMPT_LEARNERS:
+        raise UserError(f"{key} must be one of {', '.join(PROMPT_LEARNERS)}, got {kind!r}")
+    if csc or class_token_position != "end":
+        raise UserError(f"{key} {kind}: deep prompts need a shared context (CSC False) with the class token at "
+                        "the end (CLASS_TOKEN_POSITION end)")
+    return DeepPrompt(clip_model, classnames, n_ctx, ctx_init, text_depth=text_depth, vision_n_ctx=vision_n_ctx,
+                      vision_depth=vision_depth, coupled=kind == "maple")

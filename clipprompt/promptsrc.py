@@ -1,0 +1,137 @@
+"""PromptSRC (Khattak et al., ICCV 2023): IVLP prompts regularised towards frozen CLIP.
+
+For prompted features (text ``t``, image ``v``), frozen ones (``t^0``: the hand-crafted
+prompt ensemble, encoded once per class set; ``v^0``: the same image tower with the prompts
+off) and logit scale ``s``:
+
+    L = CE(s v.t, y) + W_text * L1(t, t^0) + W_image * L1(v, v^0)
+        + W_kl * KL(softmax(s v^0.t^0) || softmax(s v.t)) / C
+
+L1 is the mean absolute difference of the unit vectors and the KL is summed and divided by
+the number of logits (B * C), as in the official code. The frozen text features cost nothing
+per step; the frozen image features are one extra forward pass of the image tower, without a
+graph (the official code keeps a second copy of the tower for it; the same frozen modules
+with the prompts removed give the same features).
+
+**Gaussian prompt aggregation** (GPA): after epoch e = 1..E the prompt learner's parameters
+are added to a running sum with weight ``w_e = N(e; mean, std) / sum_k N(k; mean, std)``;
+after the last epoch the prompts are replaced by the sum, so the final evaluation and the
+last checkpoint use the aggregate. Only the prompt learner is aggregated (the official code
+sums the whole state dict, frozen CLIP included). The sums are buffers of the model, saved
+with every checkpoint, so a resumed run continues the same aggregate.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import UserError
+from .models import DeepPromptCLIP
+from .prompts import encode_hand_crafted
+
+
+def gaussian_epoch_weights(max_epoch, mean, std):
+    """``w_e`` for e = 1..max_epoch: the N(mean, std) density at each epoch, normalised to sum 1."""
+    if max_epoch < 1:
+        raise UserError(f"Gaussian prompt aggregation needs at least one epoch, got {max_epoch}")
+    if not std > 0:
+        raise UserError(f"TRAINER.PROMPTSRC.GPA_STD must be positive, got {std}")
+    density = [math.exp(-0.5 * ((e - mean) / std) ** 2) for e in range(1, max_epoch + 1)]
+    total = sum(density)
+    if total == 0.0:  # a mean far outside 1..E underflows every density
+        raise UserError(f"TRAINER.PROMPTSRC.GPA_MEAN {mean} with GPA_STD {std} gives no weight to epochs "
+                        f"1..{max_epoch}; set GPA_MEAN inside the schedule")
+    return [d / total for d in density]
+
+
+class GaussianPromptAggregate(nn.Module):
+    """Weighted running sum of a module's parameters over epochs (buffers: saved, resumed)."""
+
+    def __init__(self, module, max_epoch, mean, std):
+        super().__init__()
+        self.weights = gaussian_epoch_weights(max_epoch, mean, std)
+        self.names = [name for name, _ in module.named_parameters()]
+        for index, (_, param) in enumerate(module.named_parameters()):
+            self.register_buffer(f"sum_{index}", torch.zeros_like(param, dtype=torch.float32))
+        self.register_buffer("epochs_added", torch.zeros((), dtype=torch.long))
+
+    def sums(self):
+        return [getattr(self, f"sum_{i}") for i in range(len(self.names))]
+
+    @torch.no_grad()
+    def add(self, module, epoch):
+        """Add ``module``'s parameters after (1-based) ``epoch``; each epoch is added once."""
+        if epoch != int(self.epochs_added) + 1:
+            raise RuntimeError(f"Gaussian prompt aggregation: epoch {epoch} added after {int(self.epochs_added)}")
+        weight = self.weights[epoch - 1]
+        for total, (_, param) in zip(self.sums(), module.named_parameters(), strict=True):
+            total.add_(param.detach().float(), alpha=weight)
+        self.epochs_added.fill_(epoch)
+
+    @property
+    def complete(self):
+        return int(self.epochs_added) == len(self.weights)
+
+    @torch.no_grad()
+    def load_into(self, module):
+        """Replace ``module``'s parameters by the aggregate (after every epoch has been added)."""
+        if not self.complete:
+            raise RuntimeError(f"Gaussian prompt aggregation: {int(self.epochs_added)} of {len(self.weights)} epochs added")
+        for total, (_, param) in zip(self.sums(), module.named_parameters(), strict=True):
+            param.copy_(total.to(param.dtype))
+
+
+class PromptSRCCLIP(DeepPromptCLIP):
+    """IVLP prompts, PromptSRC's self-regularisation and (``gpa``) its prompt aggregation.
+
+    With all three weights 0 and ``gpa=None`` it trains and predicts exactly as IVLP.
+    """
+
+    def __init__(self, clip_model, classnames, teacher_templates, text_weight=25.0, image_weight=10.0,
+                 kl_weight=1.0, gpa=None, **prompt):
+        super().__init__(clip_model, classnames, coupled=False, **prompt)
+        for key, value in (("TEXT_LOSS_WEIGHT", text_weight), ("IMAGE_LOSS_WEIGHT", image_weight),
+                           ("KL_LOSS_WEIGHT", kl_weight)):
+            if value < 0:
+                raise UserError(f"TRAINER.PROMPTSRC.{key} must be >= 0, got {value}")
+        self.text_weight, self.image_weight, self.kl_weight = float(text_weight), float(image_weight), float(kl_weight)
+        self.register_buffer("teacher_text", encode_hand_crafted(clip_model, classnames, teacher_templates),
+                             persistent=False)
+        # gpa: (max_epoch, mean, std) or None
+        self.aggregate = GaussianPromptAggregate(self.prompt_learner, *gpa) if gpa is not None else None
+
+    @property
+    def regularised(self):
+        return self.text_weight > 0 or self.image_weight > 0 or self.kl_weight > 0
+
+    def loss(self, image, labels):
+        """(loss, logits, logged terms), as ``PromptTrainer.compute_loss`` returns them."""
+        text = self.compute_text_features()
+        image_features = self.encode_image(image)
+        logits = self.logits(image_features, text)
+        ce = F.cross_entropy(logits, labels)
+        terms = {"ce": ce.detach()}
+        if not self.regularised:
+            return ce, logits, terms
+        frozen_image = self.encode_image_frozen(image)
+        text_l1 = F.l1_loss(text, self.teacher_text)
+        image_l1 = F.l1_loss(image_features, frozen_image)
+        zero_shot = self.logits(frozen_image, self.teacher_text)
+        kl = F.kl_div(F.log_softmax(logits, dim=-1), F.log_softmax(zero_shot, dim=-1), reduction="sum",
+                      log_target=True) / logits.numel()
+        loss = ce + self.text_weight * text_l1 + self.image_weight * image_l1 + self.kl_weight * kl
+        terms.update(l1_text=text_l1.detach(), l1_image=image_l1.detach(), kl=kl.detach())
+        return loss, logits, terms
+
+    def end_epoch(self, epoch):
+        """After (1-based) ``epoch``: add to the aggregate; after the last one, load it. Returns
+        True when the prompts were replaced by the aggregate."""
+        if self.aggregate is None:
+            return False
+        self.aggregate.add(self.prompt_learner, epoch)
+        if self.aggregate.complete:
+            self.aggregate.load_into(self.prompt_learner)
+            return True
+        return False

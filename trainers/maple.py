@@ -1,0 +1,17 @@
+from dassl.engine import TRAINER_REGISTRY
+
+from clipprompt.models import DeepPromptCLIP
+
+from .base import PromptTrainer
+
+
+@TRAINER_REGISTRY.register()
+class MaPLe(PromptTrainer):
+    """Multi-modal Prompt Learning (Khattak et al., CVPR 2023): coupled deep prompts, cross-entropy."""
+
+    CONFIG_KEY = "MAPLE"
+
+    def build_prompt_model(self, clip_model, classnames):
+        o = self.options
+        return DeepPromptCLIP(clip_model, classnames, n_ctx=o.N_CTX, ctx_init=o.CTX_INIT, text_depth=o.PROMPT_DEPTH,
+                              coupled=True)
