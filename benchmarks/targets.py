@@ -6,8 +6,8 @@
 For the method's config (``--method``, default DualPromptMI's
 ``mini_c4_ep20_batch8_ctxv1``) it prints:
 
-1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad and
-   "CoOp + ensemble", i.e. DualPromptMI's ``..._ensemble_only`` config): the
+1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad, MaPLe, PromptSRC
+   and "CoOp + ensemble", i.e. DualPromptMI's ``..._ensemble_only`` config): the
    mean paired per-seed difference with its 95% t-interval
    (``clipprompt.paired``); the target is an interval above 0 for each;
 2. per seed: the reported (ensembled) Base / New, the soft view alone and the
@@ -33,7 +33,7 @@ from clipprompt.results import load_results, per_config_values  # noqa: E402
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
-BASELINES = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad")
+BASELINES = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC")
 ZERO_SHOT = "ZeroshotCLIP"
 VIEWS = (("reported", "accuracy"), ("soft only", "variants.soft_only.accuracy"),
          ("hand only", "variants.hand_only.accuracy"))

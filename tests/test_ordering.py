@@ -62,3 +62,17 @@ def test_several_configs_of_a_checked_trainer_need_a_choice(tmp_path):
         ordering.per_seed_values(str(tmp_path))
     values = ordering.per_seed_values(str(tmp_path), configs={"CoOp": "other"})
     assert values["CoOp"]["base"] == {1: 70.0, 2: 71.0, 3: 69.0}
+
+
+def test_published_order_of_the_deep_prompt_peers(tmp_path):
+    # PromptSRC > MaPLe > KgCoOp on HM (published 79.97 > 78.55 > 77.00); here MaPLe is above KgCoOp
+    # on every seed and PromptSRC below MaPLe on every seed: the first holds, the second fails.
+    accuracy = dict(ACCURACY, MaPLe={1: (72.0, 72.0), 2: (73.0, 74.0), 3: (71.0, 71.0)},
+                    PromptSRC={1: (70.0, 70.0), 2: (71.0, 71.0), 3: (70.0, 69.0)})
+    values = ordering.per_seed_values(_write_tree(tmp_path, accuracy))
+    rows = {name: (diff, holds) for name, diff, _, holds in ordering.run_checks(values)}
+    maple, holds = rows["MaPLe HM > KgCoOp HM"]
+    expected = [harmonic_mean(*accuracy["MaPLe"][s]) - harmonic_mean(*accuracy["KgCoOp"][s]) for s in (1, 2, 3)]
+    assert maple.differences == pytest.approx(expected) and holds
+    promptsrc, holds = rows["PromptSRC HM > MaPLe HM"]
+    assert all(d < 0 for d in promptsrc.differences) and holds is False
