@@ -56,6 +56,33 @@ def tiny_clip_path(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="session")
+def tiny_clip3_path(tmp_path_factory):
+    """Three blocks per tower, saved like a user's checkpoint: room for deep prompts (MaPLe, PromptSRC)."""
+    path = tmp_path_factory.mktemp("clip3") / "tiny_clip3.pt"
+    torch.save(build_tiny_clip(layers=3).state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def deep_trainer_run(tmp_path_factory, pets_root, tiny_clip3_path, tiny_cfg_file):
+    """``run(trainer)``: the folder of one 2-epoch base run of a deep-prompt trainer (MaPLe, PromptSRC;
+    see test_train_integration.deep_args), trained once per session and shared by the round-trip,
+    resume and torchrun tests."""
+    from test_train_integration import deep_args, ok
+
+    runs = {}
+
+    def run(trainer):
+        if trainer not in runs:
+            out = str(tmp_path_factory.mktemp(f"deep_{trainer}") / "run")
+            ok(run_cli(deep_args(trainer, pets_root, out, tiny_clip3_path, tiny_cfg_file)))
+            runs[trainer] = out
+        return runs[trainer]
+
+    return run
+
+
 @pytest.fixture()
 def tiny_clip(tiny_clip_path):
     from clipprompt.clip_loader import load_clip

@@ -155,3 +155,26 @@ def test_backend_that_cannot_start_is_one_line(tmp_path, pets_root, tiny_clip_pa
     args = train_args(pets_root, str(tmp_path / "x"), tiny_clip_path, tiny_cfg_file, extra=TINY)
     user_error(run_cli(args, env_extra=env), "nccl", "GPU")
     user_error(run_cli(args, env_extra={**env, "DIST_BACKEND": "carrier-pigeon"}), "DIST_BACKEND=carrier-pigeon")
+
+
+@requires_dassl
+@pytest.mark.parametrize("trainer", ["MaPLe", "PromptSRC"])
+def test_deep_trainers_two_gloo_processes_equal_one_process(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file,
+                                                            deep_trainer_run, trainer):
+    """Prompts in both towers (MaPLe: coupled; PromptSRC: its regularisers, per-image means, and the
+    aggregate): the same global batches on two processes give the one-process prompts."""
+    from test_train_integration import deep_args
+
+    one = deep_trainer_run(trainer)  # sequential, no random transform, batch 4
+    two = str(tmp_path / "two")
+    proc = ok(run_cli(torchrun(2, deep_args(trainer, pets_root, two, tiny_clip3_path, tiny_cfg_file, batch=2)),
+                      timeout=600))
+    assert "2 processes x batch 2 (global batch 4), 2 steps per epoch" in proc.stdout
+    state_one, state_two = ctx_of(one, 2), ctx_of(two, 2)
+    assert set(state_one) == set(state_two)
+    for key in state_one:
+        if state_one[key].is_floating_point():
+            assert (state_one[key] - state_two[key]).abs().max().item() <= CTX_TOLERANCE, key
+        else:
+            assert torch.equal(state_one[key], state_two[key]), key
+    assert results(one)["accuracy"] == results(two)["accuracy"]

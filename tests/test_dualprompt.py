@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -343,3 +345,126 @@ def test_shipped_configs_pin_what_they_claim():
             assert set(METHOD_KEYS) <= written, name
             assert config == DualPromptMIConfig(n_ctx=config.n_ctx, ctx_init=config.ctx_init), name
             assert list(node.HAND_TEMPLATES) == list(_default_trainer_node().HAND_TEMPLATES), name
+
+
+# ----- PROMPT_LEARNER: coop (today's model), ivlp and maple ------------------------------------
+# The trainable state of DualPromptMI before deep prompts existed (read off commit 7a8e391's
+# clipprompt/dualprompt.py, default config and the learnt-variance gaussian): PROMPT_LEARNER coop
+# must keep it, so that checkpoints written before load unchanged.
+PRE_DEEP_STATE_KEYS = {
+    "default": ["aug_mi.critic.weight_a", "aug_mi.critic.weight_b", "prompt_learner.ctx", "prototypes.count",
+                "prototypes.feature_sum"],
+    "learn_var": ["aug_mi.critic.weight_a", "aug_mi.critic.weight_b", "prompt_learner.ctx", "prototypes.count",
+                  "prototypes.feature_sum", "view_mi.raw_var"],
+}
+
+
+@pytest.fixture(scope="module")
+def clip3():
+    from conftest import build_tiny_clip
+
+    return build_tiny_clip(seed=2, layers=3).requires_grad_(False)
+
+
+DEEP = dict(deep_text_depth=3, deep_vision_n_ctx=2, deep_vision_depth=2)
+
+
+@pytest.mark.parametrize("case", ["default", "learn_var"])
+def test_coop_prompt_learner_is_the_pre_deep_model(clip3, case):
+    """Recomputes DualPromptMI's loss from CoOp's pieces (CoOpCLIP's soft view and frozen image
+    features, the model's own MI, critic and mixup modules), as the model was before deep prompts."""
+    overrides = {"mi_gauss_learn_var": True} if case == "learn_var" else {}
+    torch.manual_seed(0)
+    dual = DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+    assert dual.config.prompt_learner == "coop" and type(dual.prompt_learner).__name__ == "SoftPrompt"
+    assert sorted(dual.trainable_state_dict()) == PRE_DEEP_STATE_KEYS[case]
+    assert not hasattr(dual, "vision_mi")
+    coop = CoOpCLIP(clip3, NAMES, n_ctx=4, ctx_init="a photo of a")
+    with torch.no_grad():
+        coop.prompt_learner.ctx.copy_(dual.prompt_learner.ctx + 0.1 * torch.randn(dual.prompt_learner.ctx.shape))
+        dual.prompt_learner.ctx.copy_(coop.prompt_learner.ctx)
+    x, y = batch(seed=4)
+    features = dual.encode_image(x)
+    assert not features.requires_grad and torch.equal(features, dual.encode_image_frozen(x))
+    assert torch.equal(features, coop.encode_image(x))
+    dual.observe(features, y)
+    soft = dual.soft_view()
+    assert torch.equal(soft, coop.compute_text_features())
+
+    torch.manual_seed(5)
+    loss, logits, terms = dual.loss(x, y)
+    torch.manual_seed(5)  # the same mixup draw, by hand
+    ref_soft = coop.compute_text_features()
+    ref_logits = coop.logits(coop.encode_image(x), ref_soft)
+    mixed = dual.mixup(features, y, dual.prototypes.prototypes(), seen_mask=dual.prototypes.seen)
+    mixed_logits = coop.logits(mixed.features, ref_soft)  # the model's order of operations (and so of
+    mi = dual.view_mi(ref_soft, dual.hand_features)       # the gradient sums): bit-for-bit equality
+    aug, _ = dual.augmentation_loss(mixed, y, ref_soft, mixed_logits)
+    cfg = dual.config
+    reference = F.cross_entropy(ref_logits, y) - cfg.mi_weight * mi + cfg.aug_weight * aug
+    assert torch.equal(logits, ref_logits) and torch.equal(loss, reference)
+    assert set(terms) == {"loss_ce", "mi_views", "loss_aug", "mi_aug"}
+    (grad,) = torch.autograd.grad(loss, dual.prompt_learner.ctx)
+    (ref_grad,) = torch.autograd.grad(reference, coop.prompt_learner.ctx)
+    assert torch.equal(grad, ref_grad) and grad.abs().max() > 0
+
+
+@pytest.mark.parametrize("learner", ["ivlp", "maple"])
+def test_deep_prompt_learners_train_both_towers(clip3, learner):
+    torch.manual_seed(0)
+    model = DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(prompt_learner=learner, **DEEP))
+    x, y = batch()
+    model.observe(model.encode_image(x).detach(), y)
+    features = model.encode_image(x)
+    assert (features - model.encode_image_frozen(x)).abs().max() > 1e-4  # the prompted tower
+    loss, _, terms = model.loss(x, y)
+    loss.backward()
+    params = dict(model.prompt_learner.named_parameters())
+    vision = ["vision_first", "vision_deep"] if learner == "ivlp" else [k for k in params if k.startswith("coupling.")]
+    assert vision and all(params[k].grad.abs().max() > 0 for k in vision)
+    assert params["ctx"].grad.abs().max() > 0 and params["text_deep"].grad.abs().max() > 0
+    assert all(p.grad is None for p in [*model.image_encoder.parameters(), *model.text_encoder.parameters()])
+    keys = set(model.trainable_state_dict())
+    assert {f"prompt_learner.{k}" for k in params} <= keys and "prototypes.count" in keys
+
+
+def test_vision_mi_term_is_the_gaussian_bound_on_prompted_and_frozen_images(clip3):
+    torch.manual_seed(0)
+    var = 2.0
+    model = DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(
+        prompt_learner="ivlp", mi_weight=0.0, aug_weight=0.0, vision_mi_weight=3.0, mi_gauss_var=var, **DEEP))
+    assert "vision_mi.fixed_var" not in model.trainable_state_dict()  # a fixed variance: nothing to save
+    x, y = batch(seed=1)
+    loss, logits, terms = model.loss(x, y)
+    prompted, frozen = model.encode_image(x), model.encode_image_frozen(x)
+    dim = prompted.shape[1]
+    # mean log N(v^0; v, var I) per dimension, features scaled by sqrt(D) (as MI.MODE gaussian)
+    expected = -0.5 * (dim * (prompted - frozen).pow(2).mean() / var + math.log(var) + math.log(2 * math.pi))
+    torch.testing.assert_close(terms["mi_vision"], expected.detach())
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y) - 3.0 * expected)
+    (grad,) = torch.autograd.grad(-expected, model.prompt_learner.vision_first)
+    assert grad.abs().max() > 0  # the term pulls the vision prompts towards frozen CLIP
+
+
+@pytest.mark.parametrize("overrides", [
+    {"vision_mi_weight": 1.0},
+    {"vision_mi_weight": 1.0, "prompt_learner": "ivlp", "deep_vision_n_ctx": 0},
+])
+def test_vision_mi_without_vision_prompts_is_refused(clip3, overrides):
+    with pytest.raises(UserError) as info:
+        DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+    message = str(info.value)
+    assert "TRAINER.DUALPROMPTMI.VISION_MI.WEIGHT needs vision prompts" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("overrides,key", [
+    ({"prompt_learner": "deep"}, "PROMPT_LEARNER must be one of coop, ivlp, maple"),
+    ({"prompt_learner": "ivlp", "csc": True}, "PROMPT_LEARNER ivlp: deep prompts need a shared context"),
+    ({"prompt_learner": "maple", "deep_text_depth": 4}, "text prompt depth must lie in 1..3"),
+    ({"prompt_learner": "ivlp", "deep_text_depth": 2, "deep_vision_depth": 7}, "vision prompt depth must lie in 1..3"),
+    ({"prompt_learner": "maple", "vision_mi_weight": -1.0}, "VISION_MI.WEIGHT must be >= 0"),
+])
+def test_bad_deep_settings_are_one_line(clip3, overrides, key):
+    with pytest.raises(UserError) as info:
+        DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+    assert key in str(info.value) and "\n" not in str(info.value)

@@ -157,3 +157,46 @@ def test_gpu_smoke_script_says_so_without_cuda():
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: scripts/gpu_smoke.sh needs a CUDA device, "
                                                 "and torch.cuda.is_available() is False here"]
+
+
+# ----- deep prompts (MaPLe, PromptSRC): prompts in CLIP's dtype, cast inside the towers ---------
+def build_deep(kind, clip_model):
+    from clipprompt.models import DeepPromptCLIP
+    from clipprompt.promptsrc import PromptSRCCLIP
+
+    torch.manual_seed(0)
+    if kind == "MaPLe":
+        return DeepPromptCLIP(clip_model, NAMES, n_ctx=2, text_depth=3, coupled=True)
+    return PromptSRCCLIP(clip_model, NAMES, [TEMPLATE, "itap of a {}."], gpa=(2, 1.5, 1.0), n_ctx=4, text_depth=3,
+                         vision_n_ctx=2, vision_depth=2)
+
+
+def deep_loss(model, x, y):
+    if hasattr(model, "end_epoch"):
+        return model.loss(x, y)[:2]
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits
+
+
+@pytest.mark.parametrize("prec", ["fp16", "amp"])
+@pytest.mark.parametrize("kind", ["MaPLe", "PromptSRC"])
+def test_deep_prompt_train_step_in_fp16_and_amp(tiny_clip3_path, kind, prec):
+    clip_model = load_clip("ViT-B/16", tiny_clip3_path, precision="fp16" if prec == "fp16" else "fp32")
+    model = build_deep(kind, clip_model)
+    params = dict(model.prompt_learner.named_parameters())
+    dtype = torch.float16 if prec == "fp16" else torch.float32
+    assert all(p.dtype == dtype for p in params.values())
+    x, y = images(4, seed=2), torch.tensor([0, 1, 2, 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "amp"):
+        loss, logits = deep_loss(model, x, y)
+    assert loss.dtype == torch.float32 and torch.isfinite(loss) and torch.isfinite(logits).all()
+    before = {k: p.detach().clone() for k, p in params.items()}
+    loss.backward()
+    for key, param in params.items():
+        assert param.grad.dtype == dtype and torch.isfinite(param.grad).all() and param.grad.abs().max() > 0, key
+    torch.optim.SGD(params.values(), lr=0.1).step()
+    assert all(not torch.equal(params[k].detach(), before[k]) for k in params)
+    if kind == "PromptSRC":  # the aggregate sums in fp32 and gives the prompts back in their dtype
+        model.end_epoch(1)
+        assert model.end_epoch(2) and model.aggregate.sum_0.dtype == torch.float32
+        assert all(p.dtype == dtype and torch.isfinite(p).all() for p in params.values())

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import pytest
 import torch
 
 from conftest import requires_dassl, run_cli, write_pets_dataset
@@ -245,3 +246,71 @@ def test_missing_trainer_or_dataset_config_asks_for_the_flag(tmp_path, pets_root
     assert "unknown dataset ''" not in last
     proc = run_cli(["train.py", "--dataset-config-file", "configs/datasets/oxford_pets.yaml", "--output-dir", str(tmp_path / "o")])
     user_error(proc, "no trainer given", "--trainer", "DualPromptMI")
+
+
+# ----- deep vision-language prompts: MaPLe and PromptSRC -----------------------------------
+# On the 3-block tiny CLIP (conftest.tiny_clip3_path): prompts in every block but the first one's
+# input for MaPLe (depth 3, both towers); PromptSRC with 4 + 2 tokens, depths 3 + 2 and an
+# aggregate that weighs both epochs. Sequential batches without a random transform, so that the
+# same run also serves as the one-process reference of tests/test_distributed.py.
+DEEP_TRAINER_OPTS = {
+    "MaPLe": ["TRAINER.MAPLE.PROMPT_DEPTH", "3"],
+    "PromptSRC": ["TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "3", "TRAINER.PROMPTSRC.N_CTX_VISION", "2",
+                  "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2", "TRAINER.PROMPTSRC.GPA_MEAN", "1.5",
+                  "TRAINER.PROMPTSRC.GPA_STD", "1.0"],
+}
+DEEP_PROMPT_KEYS = {
+    "MaPLe": ["ctx", "text_deep", *(f"coupling.{i}.{p}" for i in range(3) for p in ("weight", "bias"))],
+    "PromptSRC": ["ctx", "text_deep", "vision_first", "vision_deep"],  # also the aggregate's order
+}
+
+
+def deep_args(trainer, root, out, clip_path, cfg_file, batch=4, subsample="base", extra=()):
+    opts = [*TINY, "INPUT.TRANSFORMS", "['normalize']", "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler",
+            "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch), "TRAIN.CHECKPOINT_FREQ", "1", *DEEP_TRAINER_OPTS[trainer]]
+    return train_args(root, out, clip_path, cfg_file, trainer=trainer, subsample=subsample, extra=[*extra, *opts])
+
+
+@pytest.mark.parametrize("trainer", ["MaPLe", "PromptSRC"])
+def test_deep_trainers_base_to_new_and_exact_resume(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file,
+                                                    deep_trainer_run, trainer):
+    from clipprompt.promptsrc import gaussian_epoch_weights
+
+    full = deep_trainer_run(trainer)
+    res = results(full)
+    assert (res["trainer"], res["subsample"], res["epoch"], res["num_samples"]) == (trainer, "base", 2, 4 * 3)
+    first, last = ctx_of(full, 1), ctx_of(full, 2)
+    keys = [f"prompt_learner.{k}" for k in DEEP_PROMPT_KEYS[trainer]]
+    assert set(keys) <= set(last)
+    assert all(not torch.equal(first[k], last[k]) for k in keys)  # every prompt parameter trained
+    if trainer == "PromptSRC":  # the last checkpoint holds the aggregate: w1 * epoch 1 + w2 * epoch 2
+        w1, _ = gaussian_epoch_weights(2, 1.5, 1.0)
+        assert int(first["aggregate.epochs_added"]) == 1 and int(last["aggregate.epochs_added"]) == 2
+        for index, key in enumerate(keys):
+            torch.testing.assert_close(first[f"aggregate.sum_{index}"], w1 * first[key], rtol=1e-6, atol=1e-8)
+            assert torch.equal(last[key], last[f"aggregate.sum_{index}"])
+        with open(os.path.join(full, "log.txt")) as f:
+            assert "the prompts are the weighted mean over 2 epochs" in f.read()
+
+    new = str(tmp_path / "new")
+    proc = ok(run_cli(deep_args(trainer, pets_root, new, tiny_clip3_path, tiny_cfg_file, subsample="new",
+                                extra=["--model-dir", full, "--eval-only"])))
+    assert "class-independent state only" in proc.stdout
+    res_new = results(new)
+    assert (res_new["trainer"], res_new["subsample"], res_new["epoch"], res_new["num_samples"]) == (trainer, "new", 2, 3 * 3)
+
+    cut = tmp_path / "cut"  # an interrupted run: only the epoch-1 checkpoint exists
+    (cut / "prompt_learner").mkdir(parents=True)
+    shutil.copy(os.path.join(full, "prompt_learner", "model.pth.tar-1"), cut / "prompt_learner")
+    proc = ok(run_cli(deep_args(trainer, pets_root, str(cut), tiny_clip3_path, tiny_cfg_file, extra=["--resume", str(cut)])))
+    assert "Resuming from" in proc.stdout
+    resumed = ctx_of(str(cut), 2)
+    assert set(resumed) == set(last)
+    for key in last:
+        assert torch.equal(resumed[key], last[key]), key
+
+
+def test_deep_prompts_deeper_than_the_tower_are_one_line(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
+    proc = run_cli(train_args(pets_root, str(tmp_path / "deep"), tiny_clip3_path, tiny_cfg_file, trainer="MaPLe",
+                              extra=[*TINY, "TRAINER.MAPLE.PROMPT_DEPTH", "4"]))
+    user_error(proc, "prompt depth must lie in 1..3", "got 4")
