@@ -105,14 +105,25 @@ class DeepPrompt(SoftPrompt):
     into depth-1 prompts and the class-set handling (``set_classnames``) is CoOp's.
     """
 
+    # The config keys the errors name (a trainer passes its own, e.g. TRAINER.MAPLE.PROMPT_DEPTH).
+    KEYS = {"N_CTX": "N_CTX", "TEXT_DEPTH": "text prompt depth", "VISION_N_CTX": "vision prompt tokens",
+            "VISION_DEPTH": "vision prompt depth"}
+
     def __init__(self, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=1,
-                 vision_n_ctx=0, vision_depth=1, coupled=False, init_std=0.02):
+                 vision_n_ctx=0, vision_depth=1, coupled=False, init_std=0.02, keys=None):
+        keys = {**self.KEYS, **(keys or {})}
         backbone = as_backbone(clip_model)
-        super().__init__(backbone, classnames, n_ctx, ctx_init, csc=False, class_token_position="end",
-                         init_std=init_std, learn_init_prefix=True)
+        try:
+            super().__init__(backbone, classnames, n_ctx, ctx_init, csc=False, class_token_position="end",
+                             init_std=init_std, learn_init_prefix=True)
+        except UserError as exc:
+            message = str(exc)
+            if message.startswith("N_CTX "):
+                message = keys["N_CTX"] + message[len("N_CTX"):]
+            raise UserError(message) from None
         text_blocks = len(backbone.transformer.resblocks)
         if not 1 <= text_depth <= text_blocks:
-            raise UserError(f"text prompt depth must lie in 1..{text_blocks} (the text tower's blocks), got {text_depth}")
+            raise UserError(f"{keys['TEXT_DEPTH']} must lie in 1..{text_blocks} (the text tower's blocks), got {text_depth}")
         dtype, width = backbone.dtype, backbone.width
         self.coupled = coupled
         self.text_depth = text_depth
@@ -123,13 +134,14 @@ class DeepPrompt(SoftPrompt):
         self.vision_n_ctx, self.vision_depth = vision_n_ctx, vision_depth if vision_n_ctx else 0
         self.seq_first = backbone.seq_first
         if vision_n_ctx < 0:
-            raise UserError(f"the number of vision prompt tokens must be >= 0, got {vision_n_ctx}")
+            raise UserError(f"{keys['VISION_N_CTX']} must be >= 0, got {vision_n_ctx}")
         if not vision_n_ctx:
             return
         v_width = vision_width(backbone.visual)
         vision_blocks = len(backbone.visual.transformer.resblocks)
+        depth_key = keys["TEXT_DEPTH"] if coupled else keys["VISION_DEPTH"]
         if not 1 <= vision_depth <= vision_blocks:
-            raise UserError(f"vision prompt depth must lie in 1..{vision_blocks} (the image tower's blocks), got {vision_depth}")
+            raise UserError(f"{depth_key} must lie in 1..{vision_blocks} (the image tower's blocks), got {vision_depth}")
         if coupled:  # one map per layer: layer 0 maps the context, layer i the text prompt of layer i
             self.coupling = nn.ModuleList(nn.Linear(width, v_width) for _ in range(text_depth)).to(dtype)
         else:
@@ -155,8 +167,9 @@ class DeepPrompt(SoftPrompt):
 
 def build_prompt_learner(kind, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", csc=False,
                          class_token_position="end", text_depth=9, vision_n_ctx=4, vision_depth=9,
-                         key="PROMPT_LEARNER"):
-    """``coop`` (``SoftPrompt``), ``ivlp`` or ``maple`` (``DeepPrompt``); the one place that maps the name."""
+                         key="PROMPT_LEARNER", keys=None):
+    """``coop`` (``SoftPrompt``), ``ivlp`` or ``maple`` (``DeepPrompt``); the one place that maps the name.
+    ``keys``: the config keys of ``DeepPrompt.KEYS`` for its errors."""
     if kind == "coop":
         return SoftPrompt(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
     if kind not in PROMPT_LEARNERS:
@@ -165,4 +178,4 @@ def build_prompt_learner(kind, clip_model, classnames, n_ctx=4, ctx_init="a phot
         raise UserError(f"{key} {kind}: deep prompts need a shared context (CSC False) with the class token at "
                         "the end (CLASS_TOKEN_POSITION end)")
     return DeepPrompt(clip_model, classnames, n_ctx, ctx_init, text_depth=text_depth, vision_n_ctx=vision_n_ctx,
-                      vision_depth=vision_depth, coupled=kind == "maple")
+                      vision_depth=vision_depth, coupled=kind == "maple", keys=keys)

@@ -174,7 +174,9 @@ class DualPromptMICLIP(PromptCLIP):
         self.prompt_learner = build_prompt_learner(
             cfg.prompt_learner, clip_model, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position,
             text_depth=cfg.deep_text_depth, vision_n_ctx=cfg.deep_vision_n_ctx, vision_depth=cfg.deep_vision_depth,
-            key=f"{KEY}PROMPT_LEARNER")
+            key=f"{KEY}PROMPT_LEARNER",
+            keys={"N_CTX": f"{KEY}N_CTX", "TEXT_DEPTH": f"{KEY}DEEP.TEXT_DEPTH",
+                  "VISION_N_CTX": f"{KEY}DEEP.VISION_N_CTX", "VISION_DEPTH": f"{KEY}DEEP.VISION_DEPTH"})
         # The hand view never changes for a class set: encode it once, keep it out of checkpoints.
         # views_nce needs every template's embedding (K x C x D); the view is their normalised mean,
         # as encode_hand_crafted computes it, so the templates are encoded once either way.

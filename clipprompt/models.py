@@ -122,10 +122,11 @@ class DeepPromptCLIP(PromptCLIP):
     """
 
     def __init__(self, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=9,
-                 vision_n_ctx=4, vision_depth=9, coupled=False):
+                 vision_n_ctx=4, vision_depth=9, coupled=False, keys=None):
         super().__init__(clip_model)
         self.prompt_learner = DeepPrompt(clip_model, classnames, n_ctx, ctx_init, text_depth=text_depth,
-                                         vision_n_ctx=vision_n_ctx, vision_depth=vision_depth, coupled=coupled)
+                                         vision_n_ctx=vision_n_ctx, vision_depth=vision_depth, coupled=coupled,
+                                         keys=keys)
 
     def compute_text_features(self):
         return self.encode_prompts()

@@ -293,7 +293,7 @@ def test_vision_prompts_deeper_than_the_tower_name_the_depth(openai_clip3):
     lopsided = CLIP(embed_dim=64, image_resolution=TINY_RESOLUTION, vision_layers=2, vision_width=64,
                     vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
                     transformer_heads=1, transformer_layers=3).float().eval().requires_grad_(False)
-    with pytest.raises(UserError, match=r"vision prompt depth must lie in 1\.\.2 .*got 3"):
+    with pytest.raises(UserError, match=r"text prompt depth must lie in 1\.\.2 \(the image tower's blocks\), got 3"):
         DeepPrompt(lopsided, NAMES, n_ctx=2, text_depth=3, coupled=True)
     learner = DeepPrompt(lopsided, NAMES, n_ctx=2, text_depth=2, coupled=True)
     first, deeper = learner.vision_prompts()

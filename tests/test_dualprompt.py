@@ -460,8 +460,10 @@ def test_vision_mi_without_vision_prompts_is_refused(clip3, overrides):
 @pytest.mark.parametrize("overrides,key", [
     ({"prompt_learner": "deep"}, "PROMPT_LEARNER must be one of coop, ivlp, maple"),
     ({"prompt_learner": "ivlp", "csc": True}, "PROMPT_LEARNER ivlp: deep prompts need a shared context"),
-    ({"prompt_learner": "maple", "deep_text_depth": 4}, "text prompt depth must lie in 1..3"),
-    ({"prompt_learner": "ivlp", "deep_text_depth": 2, "deep_vision_depth": 7}, "vision prompt depth must lie in 1..3"),
+    ({"prompt_learner": "maple", "deep_text_depth": 4}, "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH must lie in 1..3"),
+    ({"prompt_learner": "ivlp", "deep_text_depth": 2, "deep_vision_depth": 7},
+     "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH must lie in 1..3"),
+    ({"prompt_learner": "maple", "n_ctx": 5}, "TRAINER.DUALPROMPTMI.N_CTX must lie in 1..4"),
     ({"prompt_learner": "maple", "vision_mi_weight": -1.0}, "VISION_MI.WEIGHT must be >= 0"),
 ])
 def test_bad_deep_settings_are_one_line(clip3, overrides, key):

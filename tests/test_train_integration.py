@@ -313,4 +313,4 @@ def test_deep_trainers_base_to_new_and_exact_resume(tmp_path, pets_root, tiny_cl
 def test_deep_prompts_deeper_than_the_tower_are_one_line(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
     proc = run_cli(train_args(pets_root, str(tmp_path / "deep"), tiny_clip3_path, tiny_cfg_file, trainer="MaPLe",
                               extra=[*TINY, "TRAINER.MAPLE.PROMPT_DEPTH", "4"]))
-    user_error(proc, "prompt depth must lie in 1..3", "got 4")
+    user_error(proc, "TRAINER.MAPLE.PROMPT_DEPTH must lie in 1..3", "got 4")

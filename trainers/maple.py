@@ -13,5 +13,6 @@ class MaPLe(PromptTrainer):
 
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
+        keys = {"N_CTX": "TRAINER.MAPLE.N_CTX", "TEXT_DEPTH": "TRAINER.MAPLE.PROMPT_DEPTH"}
         return DeepPromptCLIP(clip_model, classnames, n_ctx=o.N_CTX, ctx_init=o.CTX_INIT, text_depth=o.PROMPT_DEPTH,
-                              coupled=True)
+                              coupled=True, keys=keys)

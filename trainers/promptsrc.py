@@ -19,7 +19,10 @@ class PromptSRC(PromptTrainer):
         return PromptSRCCLIP(
             clip_model, classnames, templates, text_weight=o.TEXT_LOSS_WEIGHT, image_weight=o.IMAGE_LOSS_WEIGHT,
             kl_weight=o.KL_LOSS_WEIGHT, gpa=gpa, n_ctx=o.N_CTX_TEXT, ctx_init=o.CTX_INIT,
-            text_depth=o.PROMPT_DEPTH_TEXT, vision_n_ctx=o.N_CTX_VISION, vision_depth=o.PROMPT_DEPTH_VISION)
+            text_depth=o.PROMPT_DEPTH_TEXT, vision_n_ctx=o.N_CTX_VISION, vision_depth=o.PROMPT_DEPTH_VISION,
+            keys={name: f"TRAINER.PROMPTSRC.{key}" for name, key in (
+                ("N_CTX", "N_CTX_TEXT"), ("TEXT_DEPTH", "PROMPT_DEPTH_TEXT"), ("VISION_N_CTX", "N_CTX_VISION"),
+                ("VISION_DEPTH", "PROMPT_DEPTH_VISION"))})
 
     def compute_loss(self, image, label):
         return self.model.loss(image, label)
