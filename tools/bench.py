@@ -27,9 +27,12 @@ A second table gives the step ratios of interest (``PAIRS``): DualPromptMI
 against the prompt learner it runs on, PromptSRC against IVLP (its
 regularisers' cost) and the deep trainers against CoOp.
 
-Deep prompt depths (9 at the published settings) are clamped to the smaller
-tower's block count of the architecture (the tiny arch has 2 blocks per
-tower); the table then prints a note, and each row records the depths it ran.
+Deep prompt depths (9 at the published settings) are clamped to the blocks of
+their tower in the chosen architecture (MaPLe's one coupled depth: to the
+smaller tower's; the tiny arch has 2 blocks per tower); the table then prints
+a note, and each row records the depths it ran. PromptSRC's frozen text
+teacher (its 60 templates) is encoded once when the model is built, as in
+training, so it is outside the timed steps; its frozen image pass is inside.
 ``--precision fp16|amp`` runs OpenAI's half layers or autocast (a GPU's settings;
 ``scripts/gpu_smoke.sh``). The memory curve also prints an fp16 estimate for
 CPU runs: the weights at 2 bytes per parameter plus half of what the step
@@ -190,8 +193,9 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
     images = torch.randn(batch, 3, height, width, generator=g).to(device)
     labels = (torch.arange(batch) % num_classes).to(device)
     uses_loss = trainer.startswith("DualPromptMI") or trainer == "PromptSRC"  # model.loss: the trainer's step
-    if trainer.startswith("DualPromptMI"):
-        model.observe(model.encode_image(images), labels)
+    if trainer.startswith("DualPromptMI"):  # the class prototypes, as the trainer computes them (no graph)
+        with torch.no_grad():
+            model.observe(model.encode_image(images), labels)
     params = [p for n, p in model.named_parameters() if not n.startswith(("image_encoder.", "text_encoder.", "logit_scale"))]
     optim = torch.optim.SGD(params, lr=1e-3)
     autocast = (lambda: torch.autocast(device.type)) if precision == "amp" else contextlib.nullcontext
