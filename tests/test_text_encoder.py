@@ -199,3 +199,47 @@ def test_bench_memory_curve_prints_rows_and_plot(tmp_path):
     assert rows[2]["train_peak_mb"] == pytest.approx(rows[1]["train_peak_mb"] + 6 * slope)
     assert "12" in proc.stdout and "extrapolated linearly" in proc.stdout
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
+
+
+DEEP_TRAINERS = ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptMI-maple")
+
+
+@pytest.mark.parametrize("trainer", DEEP_TRAINERS)
+def test_bench_deep_trainers_step_at_their_settings_with_clamped_depth(trainer):
+    from tools import bench
+
+    rows = [bench.measure(trainer, "tiny", 3, 2, 1, "cpu", full_context=full, evaluate=not full) for full in (True, False)]
+    for row in rows:
+        assert row["step_s"] > 0 and row["peak_mb"] > 0
+        # the tiny arch has 2 blocks per tower: depth 9 is clamped, and said so
+        assert row["deep"]["text_depth"] == 2 and "depth 9 -> 2" in row["note"]
+    assert rows[1]["eval_img_per_s"] > 0
+    maple = trainer.endswith("MaPLe") or trainer.endswith("maple")
+    width = bench.ARCHS["tiny"][5]
+    # SOS, "a photo of a" (MaPLe: 2 learnt tokens, "of a" stays text), "class <i>" (2 tokens), ".", EOT
+    assert rows[0]["text_positions"] == 1 + 4 + 2 + 1 + 1
+    # the published prompts: MaPLe 2 tokens in 2 layers + one Linear(width, width) per layer;
+    # IVLP / PromptSRC 4 + 4 tokens in 2 layers per tower
+    prompts = 2 * 2 * width + 2 * (width * width + width) if maple else 2 * (2 * 4 * width)
+    if trainer.startswith("DualPromptMI"):
+        assert rows[0]["trainable_params"] > prompts  # its critics too
+    else:
+        assert rows[0]["trainable_params"] == prompts
+
+
+def test_bench_speed_table_prints_step_ratios(tmp_path):
+    table = tmp_path / "speed.json"
+    proc = run_cli(["tools/bench.py", "--arch", "tiny", "--classes", "3", "--batch", "2", "--steps", "0", "--no-eval",
+                    "--compare-full", "--trainers", "IVLP", "PromptSRC", "--json", str(table)], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(table.read_text())["rows"]
+    assert [(r["trainer"], r["full_context"]) for r in rows] == [
+        ("IVLP", True), ("IVLP", False), ("PromptSRC", True), ("PromptSRC", False)]
+    src = {r["full_context"]: r for r in rows if r["trainer"] == "PromptSRC"}
+    ivlp = {r["full_context"]: r for r in rows if r["trainer"] == "IVLP"}
+    for full in (True, False):
+        assert src[full]["step_ratio"]["IVLP"] == pytest.approx(src[full]["step_s"] / ivlp[full]["step_s"])
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("PromptSRC / IVLP"))
+    assert f"{src[False]['step_ratio']['IVLP']:.3f}x" in line and f"{src[True]['step_ratio']['IVLP']:.3f}x" in line
+    assert "note: PromptSRC: prompt text depth 9 -> 2, vision depth 9 -> 2" in proc.stdout
+    assert "DualPromptMI / CoOp" not in proc.stdout  # only pairs whose two trainers were measured

@@ -2,6 +2,9 @@
 
     # train step and evaluation per trainer; --compare-full adds the 77-position text pass ("before")
     OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full
+    # deep prompts: MaPLe, IVLP, PromptSRC and DualPromptMI over them, with the step ratios
+    OMP_NUM_THREADS=1 python tools/bench.py --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full \\
+        --trainers CoOp MaPLe IVLP PromptSRC DualPromptMI DualPromptMI-ivlp DualPromptMI-maple
     # the same on open_clip's ViT-B/16 (random weights; needs pip install -e ".[open_clip]")
     OMP_NUM_THREADS=1 python tools/bench.py --backbone open_clip:ViT-B-16 --trainers CoOp DualPromptMI --compare-full
     # peak memory of a training step against the class count, one pass vs chunks of 100 prompts
@@ -10,7 +13,9 @@
 
 Builds a CLIP of the given architecture with random weights (timing does not
 need trained weights), then for CoOp, CoCoOp and DualPromptMI on the same
-class count and context (4 tokens from "a photo of a") reports:
+class count and context (4 tokens from "a photo of a"; the default trainers),
+and for the deep-prompt trainers at their published settings (``DEEP`` below:
+MaPLe, IVLP, PromptSRC, DualPromptMI-ivlp, DualPromptMI-maple), reports:
   * train step: median seconds of forward + backward + SGD step (what the
     Dassl trainers run per batch), and the images per second it gives; on a
     CPU the process's CPU time (run with OMP_NUM_THREADS=1: then it does not
@@ -18,6 +23,16 @@ class count and context (4 tokens from "a photo of a") reports:
   * eval: images per second with the per-evaluation text cache,
   * peak memory: CUDA max allocated on a GPU, else the process's peak RSS.
     Every measurement runs in a fresh process: peak RSS only ever rises.
+A second table gives the step ratios of interest (``PAIRS``): DualPromptMI
+against the prompt learner it runs on, PromptSRC against IVLP (its
+regularisers' cost) and the deep trainers against CoOp.
+
+Deep prompt depths (9 at the published settings) are clamped to the blocks of
+their tower in the chosen architecture (MaPLe's one coupled depth: to the
+smaller tower's; the tiny arch has 2 blocks per tower); the table then prints
+a note, and each row records the depths it ran. PromptSRC's frozen text
+teacher (its 60 templates) is encoded once when the model is built, as in
+training, so it is outside the timed steps; its frozen image pass is inside.
 ``--precision fp16|amp`` runs OpenAI's half layers or autocast (a GPU's settings;
 ``scripts/gpu_smoke.sh``). The memory curve also prints an fp16 estimate for
 CPU runs: the weights at 2 bytes per parameter plus half of what the step
@@ -35,12 +50,34 @@ import time
 
 ARCHS = {
     # embed_dim, image_resolution, vision_layers, vision_width, patch, text_width, text_layers
-    "tiny": (64, 32, 1, 64, 16, 64, 1),
+    "tiny": (64, 32, 2, 64, 16, 64, 2),  # 2 blocks: deep prompts get one layer beyond the input
     "small": (256, 64, 4, 256, 16, 256, 4),
     "vit_b32": (512, 224, 12, 768, 32, 512, 12),
     "vit_b16": (512, 224, 12, 768, 16, 512, 12),
 }
-TRAINERS = ("CoOp", "CoCoOp", "DualPromptMI")
+DEFAULT_TRAINERS = ("CoOp", "CoCoOp", "DualPromptMI")
+# Deep prompts at the published settings. MaPLe: configs/trainers/MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml
+# (2 tokens, depth 9, vision prompts coupled to the text ones); IVLP: PromptSRC's prompts
+# (configs/trainers/PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml: 4+4 tokens, depth 9+9) with CE only.
+DEEP = {
+    "MaPLe": {"n_ctx": 2, "text_depth": 9, "coupled": True},
+    "IVLP": {"n_ctx": 4, "text_depth": 9, "vision_n_ctx": 4, "vision_depth": 9, "coupled": False},
+}
+DEEP["PromptSRC"] = DEEP["DualPromptMI-ivlp"] = DEEP["IVLP"]
+DEEP["DualPromptMI-maple"] = DEEP["MaPLe"]
+# PromptSRC's published loss weights (L1 text, L1 image, KL) and GPA (20 epochs, mean 15, std 1)
+PROMPTSRC = {"text_weight": 25.0, "image_weight": 10.0, "kl_weight": 1.0, "gpa": (20, 15.0, 1.0)}
+TRAINERS = DEFAULT_TRAINERS + ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptMI-maple")
+# (trainer, baseline, what the ratio shows): the second table
+PAIRS = (
+    ("DualPromptMI", "CoOp", "DualPromptMI's terms on CoOp's prompts"),
+    ("DualPromptMI-ivlp", "IVLP", "DualPromptMI's terms on IVLP's prompts"),
+    ("DualPromptMI-maple", "MaPLe", "DualPromptMI's terms on MaPLe's prompts"),
+    ("PromptSRC", "IVLP", "PromptSRC's regularisers (one frozen image pass)"),
+    ("IVLP", "CoOp", "deep prompts in both towers"),
+    ("MaPLe", "CoOp", "coupled deep prompts"),
+    ("PromptSRC", "CoOp", "deep prompts and regularisers"),
+)
 PRECISIONS = ("fp32", "fp16", "amp")
 
 
@@ -65,15 +102,53 @@ def build_clip(arch, device, precision="fp32", backbone=""):
     return model
 
 
+def deep_settings(trainer, clip_model):
+    """``DEEP[trainer]`` with each depth clamped to its tower's blocks (MaPLe's coupled depth: both
+    towers'); returns (settings, note), note "" when nothing was clamped."""
+    from clipprompt.backbone import as_backbone
+
+    backbone = as_backbone(clip_model)
+    blocks = {"text_depth": len(backbone.transformer.resblocks),
+              "vision_depth": len(backbone.visual.transformer.resblocks)}
+    settings = dict(DEEP[trainer])
+    if settings["coupled"]:
+        blocks["text_depth"] = min(blocks.values())
+    clamped = []
+    for key, limit in blocks.items():
+        if key in settings and settings[key] > limit:
+            clamped.append(f"{key.split('_')[0]} depth {settings[key]} -> {limit}")
+            settings[key] = limit
+    note = f"{trainer}: prompt {', '.join(clamped)} (the arch's blocks)" if clamped else ""
+    return settings, note
+
+
 def build_model(trainer, clip_model, classnames):
+    """(model, deep settings or None, clamping note)."""
     from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
-    from clipprompt.models import CoCoOpCLIP, CoOpCLIP
+    from clipprompt.models import CoCoOpCLIP, CoOpCLIP, DeepPromptCLIP
+    from clipprompt.promptsrc import PromptSRCCLIP
+    from clipprompt.templates import PROMPTSRC_TEMPLATES
 
     if trainer == "CoOp":
-        return CoOpCLIP(clip_model, classnames, n_ctx=4, ctx_init="a photo of a")
+        return CoOpCLIP(clip_model, classnames, n_ctx=4, ctx_init="a photo of a"), None, ""
     if trainer == "CoCoOp":
-        return CoCoOpCLIP(clip_model, classnames, n_ctx=4, ctx_init="a photo of a")
-    return DualPromptMICLIP(clip_model, classnames, ["a photo of a {}."], DualPromptMIConfig())
+        return CoCoOpCLIP(clip_model, classnames, n_ctx=4, ctx_init="a photo of a"), None, ""
+    if trainer == "DualPromptMI":
+        return DualPromptMICLIP(clip_model, classnames, ["a photo of a {}."], DualPromptMIConfig()), None, ""
+    deep, note = deep_settings(trainer, clip_model)
+    prompt = {k: v for k, v in deep.items() if k != "coupled"}
+    if trainer in ("MaPLe", "IVLP"):
+        model = DeepPromptCLIP(clip_model, classnames, ctx_init="a photo of a", coupled=deep["coupled"], **prompt)
+    elif trainer == "PromptSRC":  # the frozen teacher: PromptSRC's 60 templates, encoded once here
+        model = PromptSRCCLIP(clip_model, classnames, PROMPTSRC_TEMPLATES, ctx_init="a photo of a", **PROMPTSRC,
+                              **prompt)
+    else:  # DualPromptMI-ivlp / -maple: DualPromptMI's defaults on IVLP's / MaPLe's prompts
+        config = DualPromptMIConfig(prompt_learner=trainer.split("-")[1], n_ctx=deep["n_ctx"],
+                                    deep_text_depth=deep["text_depth"],
+                                    deep_vision_n_ctx=deep.get("vision_n_ctx", DualPromptMIConfig.deep_vision_n_ctx),
+                                    deep_vision_depth=deep.get("vision_depth", DualPromptMIConfig.deep_vision_depth))
+        model = DualPromptMICLIP(clip_model, classnames, ["a photo of a {}."], config)
+    return model, deep, note
 
 
 def current_rss_mb():
@@ -107,7 +182,8 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
     device = torch.device(device_name)
     clip_model = build_clip(arch, device, precision, backbone)
     classnames = class_names(num_classes, name_tokens)
-    model = build_model(trainer, clip_model, classnames).to(device)
+    model, deep, note = build_model(trainer, clip_model, classnames)
+    model = model.to(device)
     model.text_encoder.full_context = full_context
     model.text_encoder.chunk_size = chunk
     from clipprompt.backbone import as_backbone
@@ -116,8 +192,10 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
     g = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, height, width, generator=g).to(device)
     labels = (torch.arange(batch) % num_classes).to(device)
-    if trainer == "DualPromptMI":
-        model.observe(model.encode_image(images), labels)
+    uses_loss = trainer.startswith("DualPromptMI") or trainer == "PromptSRC"  # model.loss: the trainer's step
+    if trainer.startswith("DualPromptMI"):  # the class prototypes, as the trainer computes them (no graph)
+        with torch.no_grad():
+            model.observe(model.encode_image(images), labels)
     params = [p for n, p in model.named_parameters() if not n.startswith(("image_encoder.", "text_encoder.", "logit_scale"))]
     optim = torch.optim.SGD(params, lr=1e-3)
     autocast = (lambda: torch.autocast(device.type)) if precision == "amp" else contextlib.nullcontext
@@ -125,7 +203,7 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
 
     def step():
         with autocast():
-            if trainer == "DualPromptMI":
+            if uses_loss:
                 loss = model.loss(images, labels)[0]
             else:
                 loss = F.cross_entropy(model(images), labels)
@@ -197,7 +275,8 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
             "train_peak_mb": train_peak_mb, "before_step_mb": before_mb, "weights_mb": weights_mb,
             "params_m": params_m, "memory": memory_kind, "device": device_name,
             "clock": "wall" if device.type == "cuda" else "process CPU time",
-            "text_positions": int(model.prompt_learner.tokenized_prompts.argmax(-1).max()) + 1}
+            "text_positions": int(model.prompt_learner.tokenized_prompts.argmax(-1).max()) + 1,
+            "deep": deep, "note": note, "trainable_params": sum(p.numel() for p in params)}
 
 
 def run_child(trainer, args, classes, batch, full_context=False, chunk=0, evaluate=True):
@@ -227,7 +306,7 @@ def speed_table(args):
     short = {r["trainer"]: r for r in rows if not r["full_context"]}
     full = {r["trainer"]: r for r in rows if r["full_context"]}
     coop = short.get("CoOp")
-    print(f"{'trainer':<14}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
+    print(f"{'trainer':<20}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
           f"{'eval img/s':>12}{'peak MB':>10}")
     for r in rows:
         name = "77 (before)" if r["full_context"] else "short"
@@ -240,9 +319,35 @@ def speed_table(args):
             r["step_ratio_vs_coop"] = r["step_s"] / coop["step_s"]
             ratio = f"{r['step_ratio_vs_coop']:.3f}"
         ev = f"{r['eval_img_per_s']:.1f}" if r["eval_img_per_s"] is not None else "-"
-        print(f"{r['trainer']:<14}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
+        print(f"{r['trainer']:<20}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
               f"{ev:>12}{r['peak_mb']:>10.0f}")
+    for note in dict.fromkeys(r.get("note") for r in rows if r.get("note")):
+        print(f"note: {note}")
+    ratio_table(rows)
     return rows
+
+
+def ratio_table(rows):
+    """The step ratios of ``PAIRS`` whose two trainers were measured (short pass; 77 positions too
+    with --compare-full); each ratio is also stored in the trainer's row."""
+    by = {(r["trainer"], r["full_context"]): r for r in rows}
+    pairs = [p for p in PAIRS if (p[0], False) in by and (p[1], False) in by]
+    if not pairs:
+        return
+    full = any(r["full_context"] for r in rows)
+    print(f"\n{'step ratio':<30}{'short pass':>11}" + (f"{'77 pos.':>9}" if full else "")
+          + f"{'peak MB':>16}  what it shows")
+    for trainer, base, what in pairs:
+        a, b = by[(trainer, False)], by[(base, False)]
+        line = f"{trainer + ' / ' + base:<30}{a['step_s'] / b['step_s']:>10.3f}x"
+        a.setdefault("step_ratio", {})[base] = a["step_s"] / b["step_s"]
+        if full:
+            fa, fb = by.get((trainer, True)), by.get((base, True))
+            line += f"{fa['step_s'] / fb['step_s']:>8.3f}x" if fa and fb else f"{'-':>9}"
+            if fa and fb:
+                fa.setdefault("step_ratio", {})[base] = fa["step_s"] / fb["step_s"]
+        line += f"{a['peak_mb']:>8.0f} vs {b['peak_mb']:<5.0f}  {what}"
+        print(line)
 
 
 def memory_curve(args):
@@ -273,12 +378,12 @@ def memory_curve(args):
 
 def memory_table(rows, args):
     cpu = rows[0]["memory"] == "peak RSS"
-    head = f"{'trainer':<14}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
+    head = f"{'trainer':<20}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
     print(head + (f"{'fp16 est. MB':>14}" if cpu else ""))
     for r in rows:
         r["step_adds_mb"] = r["train_peak_mb"] - r["before_step_mb"]
         mark = "*" if r.get("extrapolated") else ""
-        line = (f"{r['trainer']:<14}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
+        line = (f"{r['trainer']:<20}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
                 f"{r['before_step_mb']:>11.0f}{r['train_peak_mb']:>9.0f}{mark:1}{r['step_adds_mb']:>11.0f}")
         if cpu and r["precision"] == "fp32":
             # fp16 weights: 2 bytes per parameter; activations and gradients of the step halve.
@@ -348,7 +453,8 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed training steps after one warm-up (median reported); 0: time the one step")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp16/amp: a GPU's settings (amp on a CPU: bfloat16)")
-    p.add_argument("--trainers", nargs="+", default=list(TRAINERS), choices=TRAINERS)
+    p.add_argument("--trainers", nargs="+", default=list(DEFAULT_TRAINERS), choices=TRAINERS,
+                   help=f"default: {' '.join(DEFAULT_TRAINERS)}")
     p.add_argument("--name-tokens", type=int, default=0, help="class names of this many BPE tokens (0: 'class <i>')")
     p.add_argument("--chunk", type=int, default=0, help="MODEL.TEXT_CHUNK_SIZE for the speed table")
     p.add_argument("--compare-full", action="store_true", help="also time the 77-position text pass (before short passes)")
