@@ -48,7 +48,12 @@ fi
 pretrained=$(date +%s)
 
 EXTRA=(MODEL.BACKBONE.PATH "$CLIP_CKPT")
-if [ "${QUICK:-0}" = 1 ]; then EXTRA+=(OPTIM.MAX_EPOCH 1); fi
+if [ "${QUICK:-0}" = 1 ]; then
+    # the QUICK CLIP has one block per tower: deep prompts at depth 1 (the mini configs ask for 2-3)
+    EXTRA+=(OPTIM.MAX_EPOCH 1 TRAINER.MAPLE.PROMPT_DEPTH 1 TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT 1
+            TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION 1 TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH 1
+            TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH 1)
+fi
 
 RUNS=(  # the first run (alone) exports the images; then the longest (CoCoOp), so that the parallel runs end together
     "ZeroshotCLIP mini"

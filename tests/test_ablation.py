@@ -535,6 +535,46 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
         ablation.main([*argv[:-1], str(other_root)])
 
 
+@requires_dassl
+def test_word_disjoint_pseudo_split_of_the_colour_benchmark(tmp_path, fake_python, monkeypatch, capsys):
+    """--pseudo-split word_disjoint: the split file holds 13 base classes, pseudo-base labels first,
+    and no pseudo-new class name shares a word with a pseudo-base one."""
+    from benchmarks import fashion_colours as fc
+    from benchmarks import fashion_mnist as fm
+    from tools.ablationlib.wordsplit import class_words
+
+    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    data = tmp_path / "data"
+    fm.write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    python, counter = fake_python
+    plan = write_plan(tmp_path, [
+        {"name": "ref", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only"},
+        {"name": "coop", "trainer": "CoOp", "cfg": "mini_c4_ep20_batch8_ctxv1"}])
+    out = tmp_path / "out"
+    argv = ["--plan", plan, "--dataset", "fashion_colours", "--data", str(data), "--out", str(out),
+            "--seeds", "1", "--jobs", "1", "--python", python, "--pseudo", "--pseudo-split", "word_disjoint",
+            "--select-by", "hm", "--no-confirm", "--config-root", "benchmarks/configs/trainers"]
+    assert ablation.main(argv) == 0
+    split = json.loads((out / "pseudo_split" / "fashion_colours_base_classes_word_disjoint.json").read_text())
+    names = {entry[1]: entry[2] for entry in split["train"]}
+    assert sorted(names) == list(range(13)) and set(names.values()) <= set(fc.CLASSNAMES[:30])
+    base_words = set().union(*(class_words(names[label]) for label in range(7)))  # the protocol's base half
+    new_words = set().union(*(class_words(names[label]) for label in range(7, 13)))
+    assert base_words.isdisjoint(new_words)
+    assert {entry[1] for entry in split["test"]} == set(range(13))  # scored on the base classes' val images
+    calls = counter.read_text().splitlines()
+    assert len(calls) == 2 * 2 and all("fashion_colours_base_classes_word_disjoint.json" in call for call in calls)
+    assert (out / "ablation_fashion_colours_pseudo_word_disjoint.json").is_file()
+    assert (out / "pseudowd_fashion_colours").is_dir()
+    assert "word-disjoint pseudo split" in capsys.readouterr().out
+
+
+def test_pseudo_split_option_without_pseudo_is_refused(tmp_path, pets_root):
+    with pytest.raises(UserError, match="--pseudo-split needs --pseudo"):
+        ablation.main(["--plan", "components", "--dataset", "oxford_pets", "--data", pets_root, "--out",
+                       str(tmp_path / "out"), "--seeds", "1", "--pseudo-split", "word_disjoint", "--dry-run"])
+
+
 # --------------------------------------------------------------------------
 # Defects of issue 15: a YAML syntax error, --pseudo without Dassl, a changed effective config
 # --------------------------------------------------------------------------

@@ -17,6 +17,10 @@ EXPECTED = {
     ("ProGrad", "mini_c4_ep20_batch8_ctxv1"),
     ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ensemble_only"),
     ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"),
+    ("MaPLe", "mini_c2_ep20_batch8_2ctx"),
+    ("PromptSRC", "mini_c4_ep20_batch8_4+4ctx"),
+    ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ivlp"),
+    ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_maple"),
 }
 
 

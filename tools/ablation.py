@@ -23,14 +23,16 @@ status is then 1. An unfinished run folder is moved aside (``<dir>.old-<time>``)
 from scratch; a lock on --out keeps two invocations apart.
 
 Stages. ``real``: the dataset's own base/new split. ``pseudo_<dataset>`` (--pseudo, needs Dassl):
-the dataset restricted to its base classes, split again into pseudo-base and pseudo-new; with
---select-by, the reference and the chosen variant then run on the real split and are reported
+the dataset restricted to its base classes, split again into pseudo-base and pseudo-new, by label
+order (``--pseudo-split label``, the default) or so that no pseudo-new class name shares a word with
+a pseudo-base one (``--pseudo-split word_disjoint``, stage ``pseudowd_<dataset>``, as the real split
+of fashion_colours; tools/ablationlib/wordsplit.py); with --select-by, the reference and the chosen variant then run on the real split and are reported
 after the choice (tools/ablationlib/stages.py).
 
 Tables (``clipprompt.paired``): per variant Base, New, HM; against the reference, paired
 differences with a 95% t-interval and a verdict, for ``accuracy`` and, where runs report it,
 ``variants.soft_only.accuracy``; printed and written to
-``<out>/ablation_<dataset>[_pseudo|_after_choice].{md,csv,json}``.
+``<out>/ablation_<dataset>[_pseudo[_word_disjoint]|_after_choice].{md,csv,json}``.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ from tools.ablationlib.plan import (  # noqa: E402
 )
 from tools.ablationlib.report import report  # noqa: E402
 from tools.ablationlib.runs import acquire_lock, run_stage, update_manifest  # noqa: E402
-from tools.ablationlib.stages import pseudo_stage, real_stage, stage_jobs  # noqa: E402
+from tools.ablationlib.stages import PSEUDO_SPLITS, pseudo_stage, real_stage, stage_jobs  # noqa: E402
 from tools.grid import local_workers  # noqa: E402
 
 
@@ -88,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"default: the plan's config_root, else {DEFAULT_CONFIG_ROOT})")
     p.add_argument("--pseudo", action="store_true",
                    help="run the plan on the base classes only, split into pseudo-base / pseudo-new (needs Dassl)")
+    p.add_argument("--pseudo-split", choices=tuple(PSEUDO_SPLITS), default="label",
+                   help="with --pseudo: cut the base classes by label order (default) or word-disjoint "
+                        "(pseudo-new names share no word with pseudo-base names)")
     p.add_argument("--select-by", choices=("hm", "base", "new"),
                    help="name the variant with the best mean (with --pseudo: then run it and the reference on the real split)")
     p.add_argument("--no-confirm", action="store_true", help="with --pseudo --select-by: stop after the choice")
@@ -148,7 +153,10 @@ def main(argv=None) -> int:
 def run_plan(args, plan: Plan, settings: Settings, acting: bool, started: float) -> int:
     """The stages of ``plan``: run (when ``acting``), aggregate, report; the exit status."""
     variants = list(plan.variants)
-    first = pseudo_stage(args.dataset, settings, write=acting) if args.pseudo else real_stage(args.dataset)
+    if args.pseudo_split != "label" and not args.pseudo:
+        raise UserError("--pseudo-split needs --pseudo")
+    first = (pseudo_stage(args.dataset, settings, write=acting, split=args.pseudo_split) if args.pseudo
+             else real_stage(args.dataset))
     stages = [first, real_stage(args.dataset)] if args.pseudo else [first]
     if args.dry_run:
         print_dry_run(stage_jobs(variants, first, settings))
@@ -159,8 +167,9 @@ def run_plan(args, plan: Plan, settings: Settings, acting: bool, started: float)
 
     outcomes = run_stage(variants, first, settings, workers) if acting else []
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
-    title = f"Ablation on the {'pseudo split' if args.pseudo else 'base/new split'} of {args.dataset}"
-    stem = f"ablation_{args.dataset}" + ("_pseudo" if args.pseudo else "")
+    split_name = "word-disjoint pseudo split" if args.pseudo_split == "word_disjoint" else "pseudo split"
+    title = f"Ablation on the {split_name if args.pseudo else 'base/new split'} of {args.dataset}"
+    stem = f"ablation_{args.dataset}" + ("_pseudo" + PSEUDO_SPLITS[args.pseudo_split][1] if args.pseudo else "")
     tables, selection = report(plan, variants, first, settings, args.select_by, title, stem)
     if selection is not None and not args.pseudo:
         print("note: chosen on the real new classes; to choose defaults without them, use --pseudo")

@@ -23,6 +23,10 @@ from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, REPO, Settings, Variant,
 from tools.grid import Job, Step, run_dir_of
 
 PSEUDO_SPLIT_FOLDER = "pseudo_split"
+# --pseudo-split -> (stage name prefix, split file suffix): "label" cuts the base classes by label
+# order; "word_disjoint" keeps pseudo-new classes that share no class-name word with pseudo-base
+# ones (tools/ablationlib/wordsplit.py), as the real split of fashion_colours does.
+PSEUDO_SPLITS = {"label": ("pseudo", ""), "word_disjoint": ("pseudowd", "_word_disjoint")}
 PSEUDO_DATASET = "custom"  # the pseudo split is a CustomDataset split file
 SCRIPTS = ("base2new_train.sh", "base2new_test.sh")  # train on the base classes, then test on the new ones
 NEEDS_DASSL = ("--pseudo needs Dassl (it reads the dataset's split with Dassl's dataset classes): "
@@ -89,21 +93,25 @@ def stage_jobs(variants: list[Variant], stage: Stage, settings: Settings) -> lis
         return list(pool.map(lambda pair: build_job(pair[0], pair[1], stage, settings), pairs))
 
 
-def pseudo_stage(dataset: str, settings: Settings, write: bool = True) -> Stage:
+def pseudo_stage(dataset: str, settings: Settings, write: bool = True, split: str = "label") -> Stage:
     """The dataset restricted to its base classes, as a CustomDataset split under ``<out>/pseudo_split``.
 
     The split file keeps the base classes' train and val images (labels 0..m-1), with the val images
     as its test set; the protocol's own base/new split of those m classes then gives pseudo-base and
-    pseudo-new. The source dataset config's other keys (e.g. INPUT.SIZE) are passed on as options
+    pseudo-new. ``split="word_disjoint"`` keeps only the classes of a word-disjoint split
+    (``wordsplit.word_disjoint_split``), relabelled so that the protocol's base half is its pseudo-base. The source dataset config's other keys (e.g. INPUT.SIZE) are passed on as options
     where the trainer config does not set them, so that the pseudo runs see the same inputs as the
     real ones. ``write=False`` (--dry-run, --no-run): name the paths, touch nothing.
     """
+    if split not in PSEUDO_SPLITS:
+        raise UserError(f"--pseudo-split {split}: choose one of {', '.join(PSEUDO_SPLITS)}")
+    prefix, suffix = PSEUDO_SPLITS[split]
     out = Path(settings.out).resolve()
-    split_path = out / PSEUDO_SPLIT_FOLDER / f"{dataset}_base_classes.json"
+    split_path = out / PSEUDO_SPLIT_FOLDER / f"{dataset}_base_classes{suffix}.json"
     dataset_cfg = settings.repo / "configs" / "datasets" / f"{dataset}.yaml"
     root = str(Path(settings.data).expanduser().resolve())
     if write:
-        image_dir, template, ensemble = write_pseudo_split(dataset_cfg, root, split_path)
+        image_dir, template, ensemble = write_pseudo_split(dataset_cfg, root, split_path, split)
     else:
         image_dir, template, ensemble = "<image folder of the dataset>", "<its template>", None
     inherited = tuple(
@@ -115,13 +123,33 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True) -> Stage:
             "DATASET.CUSTOM.TEMPLATE", template)
     if ensemble:  # the source's own prompt ensemble, so that "dataset_ensemble" means the same there
         opts += ("DATASET.CUSTOM.ENSEMBLE_TEMPLATES", repr(list(ensemble)))
-    description = (f"pseudo split: the base classes of {dataset}, split again into pseudo-base and pseudo-new "
+    how = "by label order" if split == "label" else "so that no pseudo-new class name shares a word with a pseudo-base one"
+    description = (f"pseudo split: the base classes of {dataset}, split again into pseudo-base and pseudo-new {how} "
                    "(no new class is used)")
     # Named after the source: the runs' tree says "custom" whatever the source is.
-    return Stage(f"pseudo_{dataset}", PSEUDO_DATASET, description, opts, inherited)
+    return Stage(f"{prefix}_{dataset}", PSEUDO_DATASET, description, opts, inherited)
 
 
-def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[str, str, list | None]:
+def word_disjoint_items(train: list, val: list, test: list) -> tuple[list, list, list]:
+    """The items (``clipprompt.splits.Item``) of the word-disjoint split of their classes, relabelled
+    pseudo-base first; the classes are those of ``train``."""
+    from clipprompt.splits import Item
+    from tools.ablationlib.wordsplit import check_protocol, word_disjoint_split
+
+    names = {}
+    for item in train:
+        names.setdefault(item.label, item.classname)
+    labels = sorted(names)
+    chosen = word_disjoint_split([names[label] for label in labels])
+    check_protocol(chosen)
+    relabel = {labels[index]: new for index, new in chosen.relabel().items()}
+    return tuple(
+        [Item(item.impath, relabel[item.label], item.classname) for item in items if item.label in relabel]
+        for items in (train, val, test)
+    )
+
+
+def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path, split: str = "label") -> tuple[str, str, list | None]:
     """Write the base-class split file; returns (image folder, hand-crafted template, prompt ensemble or None)."""
     if not have_dassl():
         raise UserError(NEEDS_DASSL)
@@ -142,6 +170,8 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path) -> tuple[
     dataset.split_path = dataset.locate_split_file(cfg, root)
     train_items, val_items, test_items = dataset.read_splits(cfg)
     base_train, base_val, base_test = subsample_classes(train_items, val_items or [], test_items, subsample="base")
+    if split == "word_disjoint":
+        base_train, base_val, base_test = word_disjoint_items(base_train, base_val, base_test)
     # Score the pseudo runs on the base classes' *validation* images, so that the choice never sees
     # a test image that the final Base number is measured on (datasets without val fall back to test).
     write_split(str(split_path), base_train, base_val, base_val or base_test, dataset.image_dir)
