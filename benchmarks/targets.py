@@ -7,9 +7,11 @@ For the method's config (``--method``, default DualPromptMI's
 ``mini_c4_ep20_batch8_ctxv1``) it prints:
 
 1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad, MaPLe, PromptSRC
-   and "CoOp + ensemble", i.e. DualPromptMI's ``..._ensemble_only`` config): the
-   mean paired per-seed difference with its 95% t-interval
-   (``clipprompt.paired``); the target is an interval above 0 for each;
+   and "CoOp + ensemble", i.e. the method's ``..._ensemble_only`` config, else the default's):
+   the mean paired per-seed difference with its 95% t-interval
+   (``clipprompt.paired``); the target is an interval above 0 for each; the method
+   trainer's other configs in the folder (DualPromptMI over other prompt learners)
+   are compared too, for information;
 2. per seed: the reported (ensembled) Base / New, the soft view alone and the
    hand-crafted view alone (``variants.soft_only`` / ``variants.hand_only``),
    zero-shot's Base, and whether the soft view alone kept at least zero-shot's
@@ -47,12 +49,20 @@ def _single_config(values, trainer):
 
 
 def comparisons(values, method):
-    """[(label, PairedDifference of HM: method - baseline)] for the baselines present."""
+    """[(label, PairedDifference of HM: method - other, is_target)] for the runs present: the bundled
+    trainers and "CoOp + ensemble" are targets; the method trainer's other configs (e.g. DualPromptMI
+    over another prompt learner) are shown for information."""
     rows = []
     ensemble = (method[0], method[1] + ENSEMBLE_SUFFIX)
-    for label, key in [(name, _single_config(values, name)) for name in BASELINES] + [("CoOp + ensemble", ensemble)]:
+    if ensemble not in values:  # a variant without its own ensemble-only config: the default's
+        ensemble = (METHOD[0], METHOD[1] + ENSEMBLE_SUFFIX)
+    targets = [(name, _single_config(values, name)) for name in BASELINES] + [("CoOp + ensemble", ensemble)]
+    for label, key in targets:
         if key in values:
-            rows.append((label, paired_difference(values[key]["hm"], values[method]["hm"])))
+            rows.append((label, paired_difference(values[key]["hm"], values[method]["hm"]), True))
+    for key in sorted(values):
+        if key[0] == method[0] and key not in (method, ensemble):
+            rows.append((f"{key[0]} {key[1]}", paired_difference(values[key]["hm"], values[method]["hm"]), False))
     return rows
 
 
@@ -85,9 +95,10 @@ def target_met(diff):
 def format_tables(compared, rows):
     lines = ["| method HM - baseline HM | mean paired difference [95% interval] | per seed | target (interval > 0) |",
              "|---|---|---|---|"]
-    for label, diff in compared:
+    for label, diff, is_target in compared:
+        verdict = ("met" if target_met(diff) else "NOT met") if is_target else "(information)"
         lines.append(f"| vs {label} | {format_difference(diff, verdict=False, with_n=True)} | "
-                     f"{format_seed_differences(diff)} | {'met' if target_met(diff) else 'NOT met'} |")
+                     f"{format_seed_differences(diff)} | {verdict} |")
     lines += ["", "| seed | reported Base / New | soft only Base / New | hand only Base / New | zero-shot Base | "
               "soft-only Base >= zero-shot |", "|---|---|---|---|---|---|"]
     for seed, pairs, zs, kept in rows:
@@ -117,7 +128,7 @@ def main(argv=None):
     rows = seed_rows(args.root, method, args.dataset)
     print(f"Targets of {trainer} ({cfg}); accuracy %, differences in points, paired by seed:")
     print(format_tables(compared, rows))
-    missed = [label for label, diff in compared if not target_met(diff)]
+    missed = [label for label, diff, is_target in compared if is_target and not target_met(diff)]
     collapsed = [seed for seed, _, _, kept in rows if kept is False]
     verdict = []
     if missed:

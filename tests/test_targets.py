@@ -43,7 +43,9 @@ def _tree(root, soft_base=(66.0, 67.0, 65.0)):
 def test_paired_hm_against_each_baseline_and_the_ensemble(tmp_path):
     root = _tree(tmp_path)
     values = per_config_values(root, "accuracy")
-    rows = dict(targets.comparisons(values, ("DualPromptMI", METHOD_CFG)))
+    compared = targets.comparisons(values, ("DualPromptMI", METHOD_CFG))
+    assert all(is_target for _, _, is_target in compared)
+    rows = {label: diff for label, diff, _ in compared}
     assert set(rows) == {"CoOp", "KgCoOp", "CoOp + ensemble"}  # CoCoOp and ProGrad were not run
     expected = [harmonic_mean(70.0, 73.0) - harmonic_mean(68.0, 71.0), harmonic_mean(71.0, 73.5) - harmonic_mean(69.0, 71.5),
                 harmonic_mean(70.0, 72.5) - harmonic_mean(67.5, 70.0)]
@@ -75,3 +77,20 @@ def test_missing_method_run_names_what_exists(tmp_path):
         targets.main([root, "--method", "DualPromptMI=other"])
     with pytest.raises(UserError, match="write TRAINER=CFG"):
         targets.main([root, "--method", "DualPromptMI"])
+
+
+def test_a_variant_is_compared_with_the_default_ensemble_and_the_default_for_information(tmp_path):
+    """--method DualPromptMI=<cfg>_ivlp: "CoOp + ensemble" is the default's ensemble-only run, and the
+    default config is an information row that does not decide the exit status."""
+    root = _tree(tmp_path)
+    ivlp = METHOD_CFG + "_ivlp"
+    _write(root, "DualPromptMI", ivlp, {1: (72.0, 74.0), 2: (73.0, 74.5), 3: (72.0, 73.5)},
+           variants={"soft_only": {s: (66.0, 60.0) for s in SEEDS}, "hand_only": {s: (60.0, 75.0) for s in SEEDS}})
+    values = per_config_values(root, "accuracy")
+    compared = {label: (diff, is_target) for label, diff, is_target in targets.comparisons(values, ("DualPromptMI", ivlp))}
+    assert compared["CoOp + ensemble"][1] is True
+    assert compared["CoOp + ensemble"][0].differences[0] == pytest.approx(harmonic_mean(72.0, 74.0) - harmonic_mean(68.0, 71.0))
+    assert compared[f"DualPromptMI {METHOD_CFG}"][1] is False
+    result = run_cli(["benchmarks/targets.py", root, "--method", f"DualPromptMI={ivlp}"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"| vs DualPromptMI {METHOD_CFG} |" in result.stdout and "(information)" in result.stdout
