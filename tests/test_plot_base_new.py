@@ -27,6 +27,15 @@ def test_ensemble_only_config_reads_coop_plus_ensemble_and_dualpromptmi_stays_it
     assert all("mini_c4" not in label for label in labels)
 
 
+def test_dualpromptmi_over_deep_prompt_learners_reads_with_its_learner():
+    points = [_row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"),
+              _row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ivlp"),
+              _row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_maple"),
+              _row("MaPLe", "mini_c2_ep20_batch8_2ctx")]
+    labels = [label.split(":")[0] for label in plot_base_new.point_labels(points)]
+    assert labels == ["DualPromptMI", "DualPromptMI (IVLP)", "DualPromptMI (MaPLe)", "MaPLe"]
+
+
 def test_config_is_added_only_when_one_name_has_several_configs():
     points = [_row("CoOp", "a"), _row("CoOp", "b"), _row("CoCoOp", "c")]
     labels = [label.split(":")[0] for label in plot_base_new.point_labels(points)]
