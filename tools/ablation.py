@@ -26,8 +26,8 @@ Stages. ``real``: the dataset's own base/new split. ``pseudo_<dataset>`` (--pseu
 the dataset restricted to its base classes, split again into pseudo-base and pseudo-new, by label
 order (``--pseudo-split label``, the default) or so that no pseudo-new class name shares a word with
 a pseudo-base one (``--pseudo-split word_disjoint``, stage ``pseudowd_<dataset>``, as the real split
-of fashion_colours; tools/ablationlib/wordsplit.py); with --select-by, the reference and the chosen variant then run on the real split and are reported
-after the choice (tools/ablationlib/stages.py).
+of fashion_colours; tools/ablationlib/wordsplit.py); with --select-by, the reference and the chosen
+variant then run on the real split and are reported after the choice (tools/ablationlib/stages.py).
 
 Tables (``clipprompt.paired``): per variant Base, New, HM; against the reference, paired
 differences with a 95% t-interval and a verdict, for ``accuracy`` and, where runs report it,

@@ -99,9 +99,9 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True, split: st
     The split file keeps the base classes' train and val images (labels 0..m-1), with the val images
     as its test set; the protocol's own base/new split of those m classes then gives pseudo-base and
     pseudo-new. ``split="word_disjoint"`` keeps only the classes of a word-disjoint split
-    (``wordsplit.word_disjoint_split``), relabelled so that the protocol's base half is its pseudo-base. The source dataset config's other keys (e.g. INPUT.SIZE) are passed on as options
-    where the trainer config does not set them, so that the pseudo runs see the same inputs as the
-    real ones. ``write=False`` (--dry-run, --no-run): name the paths, touch nothing.
+    (``wordsplit.word_disjoint_split``), relabelled so that the protocol's base half is its pseudo-base.
+    The source dataset config's other keys (e.g. INPUT.SIZE) are passed on as options where the
+    trainer config does not set them, so that the pseudo runs see the same inputs as the real ones. ``write=False`` (--dry-run, --no-run): name the paths, touch nothing.
     """
     if split not in PSEUDO_SPLITS:
         raise UserError(f"--pseudo-split {split}: choose one of {', '.join(PSEUDO_SPLITS)}")
@@ -123,7 +123,8 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True, split: st
             "DATASET.CUSTOM.TEMPLATE", template)
     if ensemble:  # the source's own prompt ensemble, so that "dataset_ensemble" means the same there
         opts += ("DATASET.CUSTOM.ENSEMBLE_TEMPLATES", repr(list(ensemble)))
-    how = "by label order" if split == "label" else "so that no pseudo-new class name shares a word with a pseudo-base one"
+    how = ("by label order" if split == "label"
+           else "so that no pseudo-new class name shares a word with a pseudo-base one")
     description = (f"pseudo split: the base classes of {dataset}, split again into pseudo-base and pseudo-new {how} "
                    "(no new class is used)")
     # Named after the source: the runs' tree says "custom" whatever the source is.
@@ -149,7 +150,8 @@ def word_disjoint_items(train: list, val: list, test: list) -> tuple[list, list,
     )
 
 
-def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path, split: str = "label") -> tuple[str, str, list | None]:
+def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path,
+                       split: str = "label") -> tuple[str, str, list | None]:
     """Write the base-class split file; returns (image folder, hand-crafted template, prompt ensemble or None)."""
     if not have_dassl():
         raise UserError(NEEDS_DASSL)
