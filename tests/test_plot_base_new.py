@@ -47,3 +47,10 @@ def test_label_option_names_a_point():
     assert plot_base_new.point_labels([_row("CoOp", "a")], names)[0].startswith("CoOp, 4 tokens: HM")
     with pytest.raises(UserError, match="TRAINER/CONFIG=NAME"):
         plot_base_new.parse_labels(["CoOp=x"])
+
+
+def test_points_of_a_full_benchmark_never_share_marker_and_colour():
+    # the CPU benchmarks plot 11 runs; with 10 markers the 11th looked exactly like the first
+    styles = [plot_base_new.point_style(index) for index in range(110)]
+    assert len(set(styles)) == 110
+    assert plot_base_new.point_style(10) != plot_base_new.point_style(0)

@@ -22,7 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results  # noqa: E402
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+# 11 markers against tab10's 10 colours: (marker, colour) pairs repeat only after 110 points
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
+N_COLOURS = 10
 NICE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 20)
 
 
@@ -53,6 +55,11 @@ def readable_name(trainer: str, config: str, names: dict[tuple[str, str], str] |
         if trainer == rule_trainer and config.endswith(suffix):
             return name
     return None
+
+
+def point_style(index: int) -> tuple[str, int]:
+    """The (marker, tab10 colour index) of the index-th point; no two of the first 110 points share both."""
+    return MARKERS[index % len(MARKERS)], index % N_COLOURS
 
 
 def point_labels(points: list[Base2NewRow], names: dict[tuple[str, str], str] | None = None) -> list[str]:
@@ -122,13 +129,14 @@ def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: 
 
     colours = plt.get_cmap("tab10")
     for index, (row, label) in enumerate(zip(points, point_labels(points, names))):
+        marker, colour = point_style(index)
         ax.errorbar(
             row.base_mean,
             row.new_mean,
             xerr=row.base_spread or None,
             yerr=row.new_spread or None,
-            fmt=MARKERS[index % len(MARKERS)],
-            color=colours(index % 10),
+            fmt=marker,
+            color=colours(colour),
             markersize=8,
             capsize=3,
             label=label,
