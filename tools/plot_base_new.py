@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results  # noqa: E402
 
-# 11 markers against tab10's 10 colours: (marker, colour) pairs repeat only after 110 points
+# 11 markers against the colour map's 10 colours: (marker, colour) pairs repeat only after 110 points
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
-N_COLOURS = 10
+COLOUR_MAP, N_COLOURS = "tab10", 10
 NICE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 20)
 
 
@@ -58,7 +58,7 @@ def readable_name(trainer: str, config: str, names: dict[tuple[str, str], str] |
 
 
 def point_style(index: int) -> tuple[str, int]:
-    """The (marker, tab10 colour index) of the index-th point; no two of the first 110 points share both."""
+    """The (marker, COLOUR_MAP colour index) of the index-th point; no two of the first 110 points share both."""
     return MARKERS[index % len(MARKERS)], index % N_COLOURS
 
 
@@ -127,7 +127,7 @@ def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: 
     if diagonal[0] < diagonal[1]:
         ax.plot(diagonal, diagonal, linestyle=":", color="0.6", linewidth=0.8, zorder=1, label="Base = New")
 
-    colours = plt.get_cmap("tab10")
+    colours = plt.get_cmap(COLOUR_MAP)
     for index, (row, label) in enumerate(zip(points, point_labels(points, names))):
         marker, colour = point_style(index)
         ax.errorbar(
