@@ -21,7 +21,10 @@ if [ -n "${DASSL_SRC:-}" ]; then
     src="$DASSL_SRC"
 else
     src="$(mktemp -d)/Dassl.pytorch"
-    git clone --quiet "$DASSL_REPO" "$src"
+    if ! git clone --quiet "$DASSL_REPO" "$src"; then
+        echo "error: could not clone $DASSL_REPO; without internet, point DASSL_SRC at a Dassl.pytorch source tree (docs/install.md)" >&2
+        exit 2
+    fi
     git -C "$src" checkout --quiet "$DASSL_COMMIT"
 fi
 

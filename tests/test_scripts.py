@@ -127,3 +127,15 @@ def test_a_second_split_file_is_run_not_taken_from_the_first(tmp_path):
             assert json.load(f)["split_file"] == split
     proc = run_cli(["bash", "scripts/fewshot_train.sh", "custom", "1", "DATASET.CUSTOM.SPLIT_FILE", splits[0]], env_extra=env)
     assert "Results exist" in proc.stdout  # a finished run of the same split is still skipped
+
+
+# ----- scripts/install_dassl.sh ------------------------------------------------------------
+
+def test_install_dassl_without_a_reachable_repository_says_to_set_dassl_src(tmp_path):
+    # a clone that fails (no internet; here a repository path that does not exist) ends in one
+    # error line naming the offline way, not git's bare "fatal:"
+    proc = run_cli(["bash", "scripts/install_dassl.sh"],
+                   env_extra={"DASSL_REPO": str(tmp_path / "no_repository_here"), "DASSL_SRC": ""})
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "DASSL_SRC" in errors[0] and "no_repository_here" in errors[0]
