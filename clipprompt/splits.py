@@ -86,16 +86,11 @@ def _short_repr(value, limit=120):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def entries_to_items(entries, image_dir, make_item, source, split_name, label_names=None):
-    """Validate ``[[relpath, label, classname], ...]`` and turn it into items.
-
-    ``label_names`` (a dict shared across the splits of one file) catches a
-    label that is given two different class names.
-    """
+def entries_to_items(entries, image_dir, make_item, source, split_name):
+    """Check the form of ``[[relpath, label, classname], ...]`` and turn it into items
+    (what the labels and names mean together is ``validate_splits``' check)."""
     if not isinstance(entries, list):
         raise UserError(f"{source}: '{split_name}' must be a list of [relative_image_path, label, classname]")
-    if label_names is None:
-        label_names = {}
     items = []
     for index, entry in enumerate(entries):
         valid = (
@@ -114,12 +109,6 @@ def entries_to_items(entries, image_dir, make_item, source, split_name, label_na
                 "(expected [relative_image_path, non-negative integer label, classname])"
             )
         relpath, label, classname = entry
-        known = label_names.setdefault(label, classname)
-        if known != classname:
-            raise UserError(
-                f"{source}: label {label} has two class names, {known!r} and {classname!r} "
-                f"(at {split_name}[{index}])"
-            )
         items.append(make_item(os.path.join(image_dir, relpath), label, classname))
     return items
 
@@ -136,11 +125,99 @@ def read_split(path, image_dir, make_item=Item):
         if key not in split:
             raise UserError(f"split file {path} has no '{key}' list")
     image_dir = os.path.abspath(os.path.expanduser(image_dir))
-    label_names = {}
     return tuple(
-        entries_to_items(split.get(name, []), image_dir, make_item, path, name, label_names)
+        entries_to_items(split.get(name, []), image_dir, make_item, path, name)
         for name in SPLIT_NAMES
     )
+
+
+class _FolderListing:
+    """Which files exist, one ``os.listdir`` per folder: far cheaper than a stat per image on
+    ImageNet-sized splits, so every path of a split can be checked, not only the few-shot draw."""
+
+    def __init__(self):
+        self._names = {}
+
+    def exists(self, path):
+        folder, name = os.path.split(path)
+        names = self._names.get(folder)
+        if names is None:
+            try:
+                names = self._names[folder] = frozenset(os.listdir(folder))
+            except OSError:  # missing folder or not a folder
+                names = self._names[folder] = frozenset()
+        return name in names and os.path.isfile(path)
+
+
+def _describe(split_name, index, item, image_dir):
+    path = relative_image_path(item.impath, image_dir) if image_dir else item.impath
+    return f"{split_name}[{index}] = [{path!r}, {item.label}, {item.classname!r}]"
+
+
+def _first_and_count(offending, what):
+    """``"<first entry> <what> (and N more)"`` for a list of entry descriptions."""
+    more = len(offending) - 1
+    return f"{offending[0]} {what}" + (f" (and {more} more)" if more else "")
+
+
+def validate_splits(splits, source, image_dir=None, required=("train", "test"), check_images=True):
+    """Check a dataset's splits in full before anything trains or writes; a UserError otherwise.
+
+    ``splits`` maps a split name to its items (None or [] for an absent split). The checks:
+    the ``required`` splits are non-empty; each label has one class name and each class name one
+    label; the labels are ``0..K-1`` with no gap (K distinct labels); every label of a split other
+    than train has training images (when train is given); every image file exists (all of them,
+    not only a few-shot draw). The message names ``source`` (the split file or folder), the split,
+    the first offending entry and how many more, so a wrong label never reaches an evaluation.
+    """
+    present = {name: items for name, items in splits.items() if items}
+    for name in required:
+        if name not in present:
+            raise UserError(f"{source}: the '{name}' split is empty; it needs at least one image")
+
+    labels = {item.label for items in present.values() for item in items}
+    num_classes = len(labels)
+    if max(labels) >= num_classes:
+        missing = sorted(set(range(max(labels) + 1)) - labels)
+        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+        beyond = [(split_name, index, item) for split_name, items in present.items()
+                  for index, item in enumerate(items) if item.label >= num_classes]
+        first = beyond[0][2]
+        raise UserError(f"{source}: labels must be 0..{num_classes - 1} without a gap ({num_classes} classes; "
+                        f"no entry has label {shown}): "
+                        + _first_and_count([_describe(*entry, image_dir) for entry in beyond],
+                                           f"has label {first.label}")
+                        + "; renumber the labels")
+
+    name_of, label_of = {}, {}
+    for split_name, items in present.items():
+        for index, item in enumerate(items):
+            known = name_of.setdefault(item.label, item.classname)
+            if known != item.classname:
+                raise UserError(f"{source}: {_describe(split_name, index, item, image_dir)}: label {item.label} "
+                                f"is also named {known!r}; each label needs one class name")
+            other = label_of.setdefault(item.classname, item.label)
+            if other != item.label:
+                raise UserError(f"{source}: {_describe(split_name, index, item, image_dir)}: class "
+                                f"{item.classname!r} also has label {other}; each class name needs one label")
+
+    if "train" in present:
+        trained = {item.label for item in present["train"]}
+        offending = [_describe(split_name, index, item, image_dir) for split_name, items in present.items()
+                     for index, item in enumerate(items) if item.label not in trained]
+        if offending:
+            raise UserError(f"{source}: " + _first_and_count(offending, "has a class with no training image")
+                            + "; every class needs images in 'train'")
+
+    if check_images:
+        listing = _FolderListing()
+        offending = [_describe(split_name, index, item, image_dir) for split_name, items in present.items()
+                     for index, item in enumerate(items) if not listing.exists(item.impath)]
+        if offending:
+            where = f" under {image_dir}" if image_dir else ""
+            raise UserError(f"{source}: " + _first_and_count(offending, f"names an image file that does not exist{where}")
+                            + " (check DATASET.ROOT and the folder layout in docs/datasets.md)")
+    return num_classes
 
 
 def read_classnames(path):

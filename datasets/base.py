@@ -35,7 +35,7 @@ from clipprompt.fewshot import (
     load_or_sample_few_shot_coop,
     subsample_classes,
 )
-from clipprompt.splits import read_split
+from clipprompt.splits import read_split, validate_splits
 from clipprompt.templates import dataset_template
 
 
@@ -62,6 +62,25 @@ def resolve_path(path, root):
     return os.path.abspath(os.path.join(root, path))
 
 
+# Splits read and checked by ``preflight`` before Dassl builds the trainer, taken by the
+# dataset's own __init__ so that they are read once.
+_PREPARED = {}
+
+
+def _prepared_key(cls, cfg):
+    return cls, str(cfg.DATASET), str(cfg.TEST)
+
+
+def preflight(cfg, dataset_cls):
+    """Read and check ``dataset_cls``'s splits for ``cfg`` now (train.py calls this before its
+    config dump, so a bad split file costs seconds); the dataset built later reuses them."""
+    if not (isinstance(dataset_cls, type) and issubclass(dataset_cls, CoOpDataset)):
+        return
+    dataset = dataset_cls.__new__(dataset_cls)
+    splits = dataset.read_checked_splits(cfg)
+    _PREPARED[_prepared_key(dataset_cls, cfg)] = (dict(vars(dataset)), splits)
+
+
 class CoOpDataset(DatasetBase):
     """CoOp's dataset protocol on Dassl; see the module docstring."""
 
@@ -76,23 +95,12 @@ class CoOpDataset(DatasetBase):
     ensemble_templates = None
 
     def __init__(self, cfg):
-        root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
-        self.dataset_dir, self.image_dir = self.locate(cfg, root)
-        if not os.path.isdir(self.dataset_dir):
-            raise UserError(
-                f"dataset folder not found: {self.dataset_dir} "
-                f"(is DATASET.ROOT={cfg.DATASET.ROOT!r} right? see docs/datasets.md)"
-            )
-        self.split_path = self.locate_split_file(cfg, root)
-        self.split_fewshot_dir = self.fewshot_cache_dir()
-        if self.template is None:
-            self.template = dataset_template(type(self).__name__)
-
-        # Work on light Items and build Datum (which stats its file) only for
-        # what is kept: a 16-shot ImageNet run then checks 16k train images, not 1.28M.
-        train, val, test = self.read_splits(cfg)
-        if not val:
-            val = None
+        prepared = _PREPARED.pop(_prepared_key(type(self), cfg), None)
+        if prepared is None:
+            train, val, test = self.read_checked_splits(cfg)
+        else:  # train.py's preflight read and checked them already (see preflight)
+            attributes, (train, val, test) = prepared
+            self.__dict__.update(attributes)
 
         subsample = cfg.DATASET.get("SUBSAMPLE_CLASSES", "all")
         if self.test_only:
@@ -125,6 +133,37 @@ class CoOpDataset(DatasetBase):
         elif self.val_is_test:
             val = test
         super().__init__(train_x=train, val=val, test=test)
+
+    def read_checked_splits(self, cfg):
+        """Locate the dataset, read its splits and check them in full (``validate_splits``):
+        ``(train, val, test)``, val None when absent. Nothing is sampled or written here but
+        what ``locate`` prepares (e.g. FashionMNIST's exported images)."""
+        root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
+        self.dataset_dir, self.image_dir = self.locate(cfg, root)
+        if not os.path.isdir(self.dataset_dir):
+            raise UserError(
+                f"dataset folder not found: {self.dataset_dir} "
+                f"(is DATASET.ROOT={cfg.DATASET.ROOT!r} right? see docs/datasets.md)"
+            )
+        self.split_path = self.locate_split_file(cfg, root)
+        self.split_fewshot_dir = self.fewshot_cache_dir()
+        if self.template is None:
+            self.template = dataset_template(type(self).__name__)
+
+        # Light Items: Datum (which stats its file) is built only for what is kept.
+        train, val, test = self.read_splits(cfg)
+        source = self.split_path or self.image_dir
+        required = ("test",) if self.test_only else ("train", "test")
+        validate_splits({"train": train, "val": val, "test": test}, source, self.image_dir, required)
+        if not val:
+            val = None
+        if val is None and not self.val_is_test and not self.test_only:
+            # Without a val split, Dassl would select or report on the test split under val's name.
+            for key, value in (("TEST.FINAL_MODEL", "best_val"), ("TEST.SPLIT", "val")):
+                if cfg.TEST.get(key.split(".")[1]) == value:
+                    raise UserError(f"{key} {value} needs a val split, but {source} has none; "
+                                    "add a 'val' list or use the default")
+        return train, val, test
 
     # Hooks ------------------------------------------------------------------
 

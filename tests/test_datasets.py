@@ -131,8 +131,9 @@ def test_missing_dataset_folder_and_split_file(tmp_path):
 
 def test_missing_image_and_bad_seed_and_bad_subsample(pets_data):
     os.remove(pets_data / "oxford_pets" / "images" / "beagle_test_1.png")
-    with pytest.raises(UserError, match="image file not found.*beagle_test_1.png"):
+    with pytest.raises(UserError, match=r"test\[\d+\] = \['beagle_test_1.png'.*names an image file that does not exist"):
         build_dataset(make_cfg(pets_data, "OxfordPets"))
+    write_png(pets_data / "oxford_pets" / "images" / "beagle_test_1.png")
     with pytest.raises(UserError, match="SEED"):
         build_dataset(make_cfg(pets_data, "OxfordPets", num_shots=2, seed=-1))
     with pytest.raises(UserError, match="DATASET.SUBSAMPLE_CLASSES"):

@@ -378,7 +378,6 @@ def test_read_split_missing_file_names_path_and_docs(tmp_path):
         ('{"train": [["a.jpg", 0]], "test": []}', r"train\[0\]"),
         ('{"train": [], "test": [["a.jpg", "0", "cat"]]}', r"test\[0\]"),
         ('{"train": [["a.jpg", -1, "cat"]], "test": []}', r"train\[0\]"),
-        ('{"train": [["a.jpg", 0, "cat"], ["b.jpg", 0, "dog"]], "test": []}', "two class names"),
     ],
 )
 def test_read_split_malformed_file_names_file_and_entry(tmp_path, content, expected):
