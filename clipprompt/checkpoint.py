@@ -17,6 +17,7 @@ from .errors import UserError
 from .files import torch_save_atomic
 
 FORMAT_VERSION = 1
+MODEL_NAME = "prompt_learner"  # the checkpoint sub-folder of an output folder, as in CoOp
 _EPOCH_FILE = re.compile(r"^model\.pth\.tar-(\d+)$")
 
 
@@ -103,9 +104,13 @@ def load_checkpoint(path, expected_trainer=None):
         if why:
             raise UserError(f"cannot read checkpoint {path}: {why}; an interrupted copy or a full disk "
                             "does this: copy it again or retrain") from None
-        if isinstance(exc, pickle.UnpicklingError) and "weights only" in str(exc).lower():
-            raise UserError(f"cannot load checkpoint {path} safely (it holds pickled objects); "
-                            "it was not written by this toolkit") from None
+        foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if isinstance(exc, pickle.UnpicklingError) and foreign:
+            raise UserError(f"cannot load checkpoint {path} safely: it holds pickled objects ({foreign.group(1)}) that "
+                            "this toolkit never writes; it was written by other code") from None
+        if isinstance(exc, pickle.UnpicklingError):
+            raise UserError(f"cannot read checkpoint {path}: it is corrupt or not a checkpoint (neither a valid zip "
+                            "archive nor a pickle torch can read); copy it again or retrain") from None
         raise UserError(f"cannot read checkpoint {path}: torch.load does not recognise it ({exc.__class__.__name__}: "
                         f"{(str(exc).strip().splitlines() or [''])[0]})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "trainer" not in payload:

@@ -1,4 +1,6 @@
+import argparse
 import os
+import random
 
 import pytest
 import torch
@@ -88,3 +90,19 @@ def test_truncated_empty_or_corrupt_checkpoint_is_named_as_such(tmp_path):
         message = str(info.value)
         assert word in message and name in message and "not written by this toolkit" not in message, message
     assert ckpt.load_checkpoint(path)["epoch"] == 3  # the intact file still loads
+
+
+def test_random_bytes_are_corrupt_not_a_foreign_writer(tmp_path):
+    """Garbage is "corrupt or not a checkpoint"; only real pickled objects blame another writer."""
+    garbage = tmp_path / "model.pth.tar-1"
+    garbage.write_bytes(random.Random(0).randbytes(4096))
+    with pytest.raises(UserError) as info:
+        ckpt.load_checkpoint(str(garbage))
+    assert "corrupt or not a checkpoint" in str(info.value) and "other code" not in str(info.value)
+
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}, "trainer": "CoOp", "args": argparse.Namespace(lr=1)}, foreign)
+    with pytest.raises(UserError) as info:
+        ckpt.load_checkpoint(str(foreign))
+    assert "argparse.Namespace" in str(info.value) and "written by other code" in str(info.value)
+    assert "corrupt or not" not in str(info.value)
