@@ -12,6 +12,7 @@ DATALOADER.TRAIN_X.BATCH_SIZE is then the batch of each process).
 import argparse
 import difflib
 import os
+import shlex
 import sys
 import warnings
 
@@ -45,6 +46,15 @@ def build_parser():
     p.add_argument("--no-train", action="store_true", help="build everything, do not train")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs that override the config")
     return p
+
+
+def check_opts(opts):
+    """argparse hands everything after the first KEY to the KEY VALUE pairs, flags too."""
+    from clipprompt.errors import UserError
+
+    flags = [opt for opt in opts if opt.startswith("--")]
+    if flags:
+        raise UserError(f"put --flags before the KEY VALUE pairs: {flags[0]} comes after {opts[0]}")
 
 
 def setup_cfg(args):
@@ -86,6 +96,7 @@ def setup_cfg(args):
     if args.config_file:
         cfg.CONFIG_NAME = os.path.splitext(os.path.basename(args.config_file))[0]
     opts = list(args.opts)
+    check_opts(opts)
     if len(opts) % 2:
         raise UserError(f"trailing options must be KEY VALUE pairs; got an odd number: {' '.join(opts)}")
     try:
@@ -96,45 +107,86 @@ def setup_cfg(args):
     return cfg
 
 
-def _check_registered(kind, name, registry, key, missing_hint):
+def closest_name(name, names):
+    """The one of ``names`` that ``name`` most likely means (case-insensitive), or None."""
+    by_lower = {n.lower(): n for n in names}
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower.get(name.lower()) or (by_lower[match[0]] if match else None)
+
+
+def check_trainer(name):
+    """``name`` must be one of this toolkit's trainers (Dassl's own cannot run here)."""
     from clipprompt.errors import UserError
 
-    names = registry.registered_names()
+    choices = ", ".join(TRAINER_NAMES)
     if not name:
-        raise UserError(f"no {kind} given: {missing_hint}")
-    if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"unknown {kind} {name!r} in {key}{hint}; available: {', '.join(sorted(names))}")
+        raise UserError(f"no trainer given: pass --trainer ({choices})")
+    if name not in TRAINER_NAMES:
+        close = closest_name(name, TRAINER_NAMES)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise UserError(f"unknown trainer {name!r} in --trainer / TRAINER.NAME{hint}; this toolkit's trainers: {choices}")
 
 
-RUN_MARKERS = ("results.json", "prompt_learner", "log.txt")
-
-
-def guard_output_dir(cfg, args):
-    """Refuse to mix a new run into a folder that already holds one."""
+def check_dataset(name, registry):
     from clipprompt.errors import UserError
 
-    out = cfg.OUTPUT_DIR
-    if not out or not os.path.isdir(out) or not any(os.path.exists(os.path.join(out, m)) for m in RUN_MARKERS):
-        return
-    if args.resume and os.path.abspath(args.resume) == os.path.abspath(out):
-        return
-    if args.overwrite:
-        from clipprompt.files import move_aside
+    if not name:
+        raise UserError("no dataset given: pass --dataset-config-file configs/datasets/<dataset>.yaml (it sets DATASET.NAME)")
+    names = registry.registered_names()
+    if name not in names:
+        close = closest_name(name, names)
+        hint = f" (did you mean {close}?)" if close else ""
+        raise UserError(f"unknown dataset {name!r} in DATASET.NAME (--dataset-config-file){hint}; "
+                        f"available: {', '.join(sorted(names))}")
 
-        aside = move_aside(out)
-        print(f"Moved the previous run in {out} to {aside}")
+
+def check_prompt_depths(cfg, trainer_cls):
+    """Prompt depths against the backbone's towers, read from its file without building CLIP."""
+    from clipprompt.clip_loader import tower_blocks
+    from clipprompt.errors import UserError
+
+    depths = trainer_cls.prompt_depths(cfg)
+    blocks = tower_blocks(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH)
+    if not depths or blocks is None:
         return
-    raise UserError(f"output directory {out} already holds a run; pass --resume {out} to continue it, "
-                    "--overwrite to start afresh (the old run is moved aside), or another --output-dir")
+    for key, tower, depth in depths:
+        count = blocks[0] if tower == "text" else blocks[1]
+        if count and not 1 <= depth <= count:  # a ResNet image tower (0 blocks) is refused at build
+            raise UserError(f"{key} must lie in 1..{count} (the {tower} tower's blocks), got {depth}")
+
+
+def preflight(cfg, args):
+    """What can be checked before Dassl builds the trainer, so that an error costs seconds and
+    comes before the config dump: the names, the output folder, the checkpoints to load, the
+    backbone file against the prompt depths, and the dataset's split files in full."""
+    from dassl.data.datasets import DATASET_REGISTRY
+    from dassl.engine import TRAINER_REGISTRY
+
+    from clipprompt import checkpoint as ckpt
+    from clipprompt import distributed
+    from clipprompt.errors import UserError
+    from clipprompt.run_folder import guard
+    from datasets.base import preflight as dataset_preflight
+
+    check_trainer(cfg.TRAINER.NAME)
+    check_dataset(cfg.DATASET.NAME, DATASET_REGISTRY)
+    if args.eval_only and cfg.TRAINER.NAME not in ("ZeroshotCLIP", "ZeroshotCLIP2"):
+        if not args.model_dir:
+            raise UserError("--model-dir is required with --eval-only for a trained prompt")
+        ckpt.find_checkpoint(args.model_dir, ckpt.MODEL_NAME, args.load_epoch)
+    if cfg.RESUME:
+        if not ckpt.saved_epochs(cfg.RESUME, ckpt.MODEL_NAME):
+            raise UserError(f"--resume {cfg.RESUME}: it holds no checkpoint to resume from (the run stopped before "
+                            f"its first one); start afresh with --overwrite and --output-dir {cfg.RESUME}")
+    if distributed.is_main_process() and not args.overwrite:  # process 0 alone writes the output folder
+        guard(cfg.OUTPUT_DIR, args.resume)
+    check_prompt_depths(cfg, TRAINER_REGISTRY.get(cfg.TRAINER.NAME))
+    dataset_preflight(cfg, DATASET_REGISTRY.get(cfg.DATASET.NAME))
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-
-    from dassl.data.datasets import DATASET_REGISTRY
-    from dassl.engine import TRAINER_REGISTRY
+    check_opts(args.opts)  # before the imports of Dassl: a misplaced flag costs no seconds
 
     import datasets  # noqa: F401  (registers the datasets)
     import trainers  # noqa: F401  (registers the trainers)
@@ -142,48 +194,76 @@ def main(argv=None):
     from clipprompt import distributed
 
     cfg = setup_cfg(args)
-    _check_registered("trainer", cfg.TRAINER.NAME, TRAINER_REGISTRY, "--trainer / TRAINER.NAME",
-                      f"pass --trainer ({', '.join(sorted(TRAINER_REGISTRY.registered_names()))})")
-    _check_registered("dataset", cfg.DATASET.NAME, DATASET_REGISTRY, "DATASET.NAME (--dataset-config-file)",
-                      "pass --dataset-config-file configs/datasets/<dataset>.yaml (it sets DATASET.NAME)")
     distributed.init_from_env(use_cuda=cfg.USE_CUDA)
     try:
-        run(args, cfg)
+        preflight(cfg, args)
+        return run(args, cfg, argv if argv is not None else sys.argv[1:])
     finally:
         distributed.shutdown()
 
 
-def run(args, cfg):
+def run(args, cfg, argv):
     import torch
     from dassl.engine import build_trainer
-    from dassl.utils import collect_env_info, set_random_seed, setup_logger
+    from dassl.utils import collect_env_info, set_random_seed
 
+    from clipprompt import checkpoint as ckpt
     from clipprompt import distributed
+    from clipprompt import run_folder
 
-    if distributed.is_main_process():  # process 0 alone checks and writes the output folder
-        guard_output_dir(cfg, args)
+    main_process = distributed.is_main_process()
+    if main_process:
+        note = run_folder.guard(cfg.OUTPUT_DIR, args.resume, args.overwrite)
+        if note:
+            print(note)
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    if distributed.is_main_process():
-        setup_logger(cfg.OUTPUT_DIR)
+    log = None
+    if main_process:
+        resuming = bool(args.resume) and os.path.abspath(args.resume) == os.path.abspath(cfg.OUTPUT_DIR)
+        log = sys.stdout = run_folder.RunLog(cfg.OUTPUT_DIR, append=resuming)
+        run_folder.write_status(cfg.OUTPUT_DIR, "running", command=shlex.join(["python", "train.py", *argv]))
     else:  # one console and one log.txt: the other processes print errors only
         sys.stdout = open(os.devnull, "w")
-    if distributed.is_distributed():
-        print(f"torchrun: {distributed.world_size()} processes, backend {torch.distributed.get_backend()}")
-    if torch.cuda.is_available() and cfg.USE_CUDA:
-        torch.backends.cudnn.benchmark = True
-    print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
-    if cfg.VERBOSE:
-        print(f"** System info **\n{collect_env_info()}\n")
+    try:
+        if distributed.is_distributed():
+            print(f"torchrun: {distributed.world_size()} processes, backend {torch.distributed.get_backend()}")
+        if torch.cuda.is_available() and cfg.USE_CUDA:
+            torch.backends.cudnn.benchmark = True
+        print(f"** Arguments **\n{vars(args)}\n** Config **\n{cfg}")
+        if cfg.VERBOSE:
+            print(f"** System info **\n{collect_env_info()}\n")
 
-    trainer = build_trainer(cfg)
-    if args.eval_only:
-        trainer.load_model(args.model_dir, epoch=args.load_epoch)
-        trainer.test()
-        return
-    if not args.no_train:
-        trainer.train()
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
+    except KeyboardInterrupt:
+        if not main_process:
+            return 130
+        epochs = ckpt.saved_epochs(cfg.OUTPUT_DIR, ckpt.MODEL_NAME)
+        run_folder.write_status(cfg.OUTPUT_DIR, "interrupted", last_checkpoint_epoch=epochs[-1] if epochs else None)
+        if epochs and not args.eval_only:
+            advice = (f"checkpoint of epoch {epochs[-1]} saved in {cfg.OUTPUT_DIR}; resume with: "
+                      + run_folder.resume_command(argv, args.opts, cfg.OUTPUT_DIR))
+        else:
+            advice = f"no checkpoint was saved in {cfg.OUTPUT_DIR}; rerun the same command with --overwrite"
+        print(f"interrupted: {advice}", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        if main_process:
+            run_folder.write_status(cfg.OUTPUT_DIR, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise
+    finally:
+        if log is not None:
+            sys.stdout = log.console
+            log.close()
+    if main_process:
+        run_folder.write_status(cfg.OUTPUT_DIR, "finished")
+    return 0
 
 
 if __name__ == "__main__":

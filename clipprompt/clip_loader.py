@@ -46,6 +46,30 @@ def read_clip_state_dict(path):
     return state_dict
 
 
+def tower_blocks(backbone_name, path=""):
+    """``(text blocks, image blocks)`` of an OpenAI-layout CLIP file, read without building the model
+    (image blocks 0 for a ResNet tower), or None where that is not cheap to know (open_clip names,
+    weights not downloaded yet): the prompt depths are then checked when the model is built."""
+    if backbone_name.startswith(OPEN_CLIP_PREFIX):
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise UserError(f"open_clip checkpoint not found: {path} (set MODEL.BACKBONE.PATH to an existing file)")
+        return None
+    if path:
+        path = os.path.expanduser(path)
+    elif backbone_name in available_backbones():
+        path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(clip_api._MODELS[backbone_name]))
+        if not os.path.isfile(path):
+            return None
+    else:
+        return None  # load_clip names the unknown backbone
+    keys = read_clip_state_dict(path).keys()
+
+    def count(prefix):
+        return len({k[len(prefix):].split(".", 1)[0] for k in keys if k.startswith(prefix)})
+
+    return count("transformer.resblocks."), count("visual.transformer.resblocks.")
+
+
 def _check_openai_layout(state_dict, path):
     keys = set(state_dict)
     if all(k in keys for k in _REQUIRED_KEYS) or all(k in keys for k in _REQUIRED_KEYS_RESNET):

@@ -94,7 +94,7 @@ def test_resume_continues_exactly_and_is_never_silent(tmp_path, pets_root, tiny_
     (cut / "prompt_learner").mkdir(parents=True)
     shutil.copy(os.path.join(full, "prompt_learner", "model.pth.tar-1"), cut / "prompt_learner")
     proc = run_cli(train_args(pets_root, str(cut), tiny_clip_path, tiny_cfg_file, extra=extra))
-    user_error(proc, "already holds a run", "--resume")
+    user_error(proc, "already holds an unfinished run (last checkpoint: epoch 1)", f"--resume {cut}")
     proc = ok(run_cli(train_args(pets_root, str(cut), tiny_clip_path, tiny_cfg_file,
                                  extra=["--resume", str(cut), *extra])))
     assert "Resuming from" in proc.stdout

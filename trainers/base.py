@@ -29,7 +29,7 @@ from clipprompt.scheduler import build_lr_scheduler
 from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
-MODEL_NAME = "prompt_learner"  # checkpoint sub-folder, as in CoOp
+MODEL_NAME = ckpt.MODEL_NAME
 
 
 class PromptTrainer(TrainerX):
@@ -105,6 +105,12 @@ class PromptTrainer(TrainerX):
                 raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble', "
                                 "'promptsrc_ensemble' or a template with '{}'")
         return list(dict.fromkeys(templates))
+
+    @classmethod
+    def prompt_depths(cls, cfg):
+        """``[(config key, "text" | "image", depth)]``: the layers of CLIP's towers this configuration
+        puts prompts into, checked against the backbone before the model is built (train.py)."""
+        return []
 
     # ----- data -------------------------------------------------------------
     def build_data_loader(self):

@@ -13,6 +13,18 @@ class DualPromptMI(PromptTrainer):
     CONFIG_KEY = "DUALPROMPTMI"
     CLASS_DEPENDENT_PREFIXES = DualPromptMICLIP.CLASS_DEPENDENT_PREFIXES
 
+    @classmethod
+    def prompt_depths(cls, cfg):
+        o, key = cfg.TRAINER.DUALPROMPTMI, "TRAINER.DUALPROMPTMI.DEEP."
+        if o.PROMPT_LEARNER == "maple":  # coupled: the text depth for both towers
+            return [(key + "TEXT_DEPTH", "text", o.DEEP.TEXT_DEPTH), (key + "TEXT_DEPTH", "image", o.DEEP.TEXT_DEPTH)]
+        if o.PROMPT_LEARNER != "ivlp":
+            return []
+        depths = [(key + "TEXT_DEPTH", "text", o.DEEP.TEXT_DEPTH)]
+        if o.DEEP.VISION_N_CTX > 0:
+            depths.append((key + "VISION_DEPTH", "image", o.DEEP.VISION_DEPTH))
+        return depths
+
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
         templates = self.hand_view_templates()

@@ -11,6 +11,11 @@ class MaPLe(PromptTrainer):
 
     CONFIG_KEY = "MAPLE"
 
+    @classmethod
+    def prompt_depths(cls, cfg):
+        depth = cfg.TRAINER.MAPLE.PROMPT_DEPTH  # coupled: the same layers of both towers
+        return [("TRAINER.MAPLE.PROMPT_DEPTH", "text", depth), ("TRAINER.MAPLE.PROMPT_DEPTH", "image", depth)]
+
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
         keys = {"N_CTX": "TRAINER.MAPLE.N_CTX", "TEXT_DEPTH": "TRAINER.MAPLE.PROMPT_DEPTH"}

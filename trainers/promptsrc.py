@@ -12,6 +12,14 @@ class PromptSRC(PromptTrainer):
 
     CONFIG_KEY = "PROMPTSRC"
 
+    @classmethod
+    def prompt_depths(cls, cfg):
+        o = cfg.TRAINER.PROMPTSRC
+        depths = [("TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "text", o.PROMPT_DEPTH_TEXT)]
+        if o.N_CTX_VISION > 0:
+            depths.append(("TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "image", o.PROMPT_DEPTH_VISION))
+        return depths
+
     def build_prompt_model(self, clip_model, classnames):
         o = self.options
         templates = self.hand_view_templates("Frozen text teacher")
