@@ -15,6 +15,8 @@ does not depend on them.
   view collapses;
 * ``ordering``: whether a run ranks ZeroshotCLIP, CoOp, CoCoOp and KgCoOp as
   the field does;
+* ``names``: which benchmark a results folder holds (from its dataset), so that
+  ``targets`` and ``ordering`` judge by that benchmark's own claims;
 * ``configs/trainers/<Trainer>/mini*.yaml``: the trainers' settings on the
   mini CLIPs (the scripts' ``CONFIG_ROOT``).
 """

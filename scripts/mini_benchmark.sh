@@ -14,23 +14,72 @@
 #   DATA       root holding the FashionMNIST IDX files (else Debian's /usr/share/datasets/fashion-mnist
 #              is used; `apt-get install dataset-fashion-mnist`); the downstream PNGs are written under it
 #   OUTPUT     output root (default ./output/mini for fashion10, ./output/fashion_colours)
-#   SEEDS      default "1 2 3";  SHOTS default 16;  JOBS parallel runs (default 2, one thread each)
+#   SEEDS      non-negative integers (default "1 2 3");  SHOTS default 16;
+#   JOBS       parallel runs, a positive integer (default 2, one thread each)
 #   CLIP_CKPT  mini CLIP checkpoint (default $OUTPUT/mini_clip/mini_clip.pt; made if missing)
 #   TRAINERS   only these trainers, e.g. "ZeroshotCLIP CoOp" (default: all eleven runs)
+# BENCHMARK, SEEDS, JOBS and TRAINERS are checked before anything runs (one error line, exit 2).
 #   QUICK=1    tiny model, one epoch, for the test suite (minutes -> seconds)
 BENCHMARK="${BENCHMARK:-fashion10}"
 case "$BENCHMARK" in
     fashion10) DATASET=fashion_mnist; DEFAULT_OUTPUT=./output/mini ;;
     fashion_colours) DATASET=fashion_colours; DEFAULT_OUTPUT=./output/fashion_colours ;;
-    *) echo "error: BENCHMARK=$BENCHMARK: choose fashion10 or fashion_colours" >&2; exit 2 ;;
+    *) hint=""
+       case "${BENCHMARK,,}" in fashion10|fashion_colours) hint=" (did you mean ${BENCHMARK,,}?)" ;; esac
+       echo "error: BENCHMARK=$BENCHMARK: choose fashion10 or fashion_colours$hint" >&2; exit 2 ;;
 esac
 OUTPUT="${OUTPUT:-$DEFAULT_OUTPUT}"
 CONFIG_ROOT="${CONFIG_ROOT:-benchmarks/configs/trainers}"
 TRAINER=CoOp  # common.sh checks a trainer folder exists; each run sets its own
 source "$(dirname "$0")/common.sh"  # DATA, SHOTS, PYTHON defaults; strict mode; repository root
-SEEDS="${SEEDS:-1 2 3}"
-JOBS="${JOBS:-2}"
+SEEDS="${SEEDS-1 2 3}"  # only unset means the default: SEEDS="" (an empty variable) is a mistake
+JOBS="${JOBS-2}"
 CLIP_CKPT="${CLIP_CKPT:-$OUTPUT/mini_clip/mini_clip.pt}"
+
+RUNS=(  # the first run (alone) exports the images; then the longest (CoCoOp), so that the parallel runs end together
+    "ZeroshotCLIP mini"
+    "CoCoOp mini_c4_ep10_batch1_ctxv1"
+    "CoOp mini_c4_ep20_batch8_ctxv1"
+    "KgCoOp mini_c4_ep20_batch8_ctxv1"
+    "PromptSRC mini_c4_ep20_batch8_4+4ctx"
+    "MaPLe mini_c2_ep20_batch8_2ctx"
+    "ProGrad mini_c4_ep20_batch8_ctxv1"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1_ensemble_only"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1_ivlp"
+    "DualPromptMI mini_c4_ep20_batch8_ctxv1_maple"
+)
+
+# Every setting is checked here, before the minutes of pretraining, so that a typo costs seconds.
+read -r -a seed_list <<<"$SEEDS"
+if [ ${#seed_list[@]} = 0 ]; then
+    echo "error: SEEDS is empty: give seeds such as SEEDS=\"1 2 3\", or unset it for the default" >&2; exit 2
+fi
+for seed in "${seed_list[@]}"; do
+    if ! [[ "$seed" =~ ^[0-9]+$ ]]; then
+        echo "error: SEEDS=\"$SEEDS\": $seed is not a non-negative integer; write e.g. SEEDS=\"1 2 3\"" >&2; exit 2
+    fi
+done
+if ! [[ "$JOBS" =~ ^[0-9]+$ ]] || [ "$((10#$JOBS))" = 0 ]; then
+    echo "error: JOBS=$JOBS: give a positive integer (runs at a time), e.g. JOBS=2" >&2; exit 2
+fi
+known=()
+for spec in "${RUNS[@]}"; do [[ " ${known[*]} " == *" ${spec%% *} "* ]] || known+=("${spec%% *}"); done
+read -r -a wanted <<<"${TRAINERS:-}"
+for name in "${wanted[@]}"; do
+    [[ " ${known[*]} " == *" $name "* ]] && continue
+    hint=""
+    for trainer in "${known[@]}"; do [ "${trainer,,}" = "${name,,}" ] && hint=" (did you mean $trainer?)"; done
+    echo "error: TRAINERS: unknown trainer $name$hint; choose among: ${known[*]}" >&2; exit 2
+done
+if [ ${#wanted[@]} -gt 0 ]; then
+    chosen=()
+    for spec in "${RUNS[@]}"; do
+        for name in "${wanted[@]}"; do [ "${spec%% *}" = "$name" ] && chosen+=("$spec"); done
+    done
+    RUNS=("${chosen[@]}")
+fi
+
 export OMP_NUM_THREADS=1 DATA OUTPUT SHOTS PYTHON CONFIG_ROOT
 start=$(date +%s)
 
@@ -53,29 +102,6 @@ if [ "${QUICK:-0}" = 1 ]; then
     EXTRA+=(OPTIM.MAX_EPOCH 1 TRAINER.MAPLE.PROMPT_DEPTH 1 TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT 1
             TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION 1 TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH 1
             TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH 1)
-fi
-
-RUNS=(  # the first run (alone) exports the images; then the longest (CoCoOp), so that the parallel runs end together
-    "ZeroshotCLIP mini"
-    "CoCoOp mini_c4_ep10_batch1_ctxv1"
-    "CoOp mini_c4_ep20_batch8_ctxv1"
-    "KgCoOp mini_c4_ep20_batch8_ctxv1"
-    "PromptSRC mini_c4_ep20_batch8_4+4ctx"
-    "MaPLe mini_c2_ep20_batch8_2ctx"
-    "ProGrad mini_c4_ep20_batch8_ctxv1"
-    "DualPromptMI mini_c4_ep20_batch8_ctxv1_ensemble_only"
-    "DualPromptMI mini_c4_ep20_batch8_ctxv1"
-    "DualPromptMI mini_c4_ep20_batch8_ctxv1_ivlp"
-    "DualPromptMI mini_c4_ep20_batch8_ctxv1_maple"
-)
-
-if [ -n "${TRAINERS:-}" ]; then
-    chosen=()
-    for spec in "${RUNS[@]}"; do
-        for name in $TRAINERS; do [ "${spec%% *}" = "$name" ] && chosen+=("$spec"); done
-    done
-    if [ ${#chosen[@]} = 0 ]; then echo "error: TRAINERS=$TRAINERS matches none of: ${RUNS[*]%% *}" >&2; exit 2; fi
-    RUNS=("${chosen[@]}")
 fi
 
 # The runs go through tools/grid.py (JOBS at a time, finished runs skipped, one log per run under

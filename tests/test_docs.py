@@ -3,7 +3,9 @@
 * docs/configuration.md documents every key clipprompt/config.py adds, with its default
   (and nothing else as a key);
 * every relative link in README.md and docs/**/*.md names an existing file, and every
-  ``#anchor`` an existing heading of its target (GitHub's anchor rules).
+  ``#anchor`` an existing heading of its target (GitHub's anchor rules);
+* docs/running.md names every trainer of train.py's TRAINER_NAMES, with the default CFG
+  scripts/common.sh gives it.
 
 No Dassl needed: the config is built on an empty yacs tree, as tests/test_dualprompt.py does.
 """
@@ -207,3 +209,47 @@ def test_link_checker_finds_a_missing_file_and_a_missing_heading(tmp_path, monke
 def test_readme_is_short():
     lines = (REPO / "README.md").read_text(encoding="utf-8").count("\n")
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines; keep it at most {README_MAX_LINES} (move detail to docs/)"
+
+
+# ----- docs/running.md: every trainer and its default CFG -----------------------------------
+
+RUNNING = REPO / "docs" / "running.md"
+PROTOCOLS = ("base2new", "fewshot", "xd")  # the columns of running.md's default-CFG table
+
+
+def default_cfgs(trainer):
+    """``{protocol: CFG}`` as scripts/common.sh's default_cfg gives it for an ordinary dataset, plus
+    ``"base2new imagenet"``."""
+    import subprocess
+
+    calls = "; ".join(f"default_cfg oxford_pets {protocol}" for protocol in PROTOCOLS)
+    proc = subprocess.run(["bash", "-c", f"source scripts/common.sh; {calls}; default_cfg imagenet base2new"],
+                          cwd=REPO, env=dict(os.environ, TRAINER=trainer), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return dict(zip(PROTOCOLS + ("base2new imagenet",), proc.stdout.split()))
+
+
+def default_cfg_table():
+    """``{trainer: [cell per protocol]}`` of running.md's table, "same" read as the base-to-new cell."""
+    text = RUNNING.read_text(encoding="utf-8")
+    table = text[text.index("Default `CFG` per trainer"):].split("\n\n")[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[cells[0].strip("`")] = [cells[1] if cell == "same" else cell for cell in cells[1:]]
+    return rows
+
+
+def test_running_md_lists_every_trainer_with_its_default_cfg():
+    import train
+
+    rows = default_cfg_table()
+    assert set(rows) == set(train.TRAINER_NAMES), "docs/running.md's default-CFG table: " + ", ".join(rows)
+    for trainer in train.TRAINER_NAMES:
+        defaults = default_cfgs(trainer)
+        for protocol, cell in zip(PROTOCOLS, rows[trainer]):
+            assert re.findall(r"`([^`]+)`", cell)[0] == defaults[protocol], (trainer, protocol, cell)
+        if defaults["base2new imagenet"] != defaults["base2new"]:
+            assert f"`{defaults['base2new imagenet']}` on ImageNet" in rows[trainer][0], trainer
+    flag = next(line for line in RUNNING.read_text(encoding="utf-8").splitlines() if line.startswith("| `--trainer` |"))
+    assert re.findall(r"`(\w+)`", flag.split("|")[2]) == list(train.TRAINER_NAMES), flag

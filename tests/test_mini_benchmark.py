@@ -5,9 +5,10 @@ import glob
 import json
 import os
 
+import pytest
+
 from conftest import requires_dassl, run_cli
 
-pytestmark = requires_dassl
 
 EXPECTED = {
     ("ZeroshotCLIP", "mini"),
@@ -24,6 +25,7 @@ EXPECTED = {
 }
 
 
+@requires_dassl
 def test_quick_mini_benchmark_end_to_end(tmp_path):
     import sys
 
@@ -55,6 +57,7 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     assert "was made with another recipe" in full.stderr and "Reusing" not in full.stdout
 
 
+@requires_dassl
 def test_quick_colour_benchmark_end_to_end(tmp_path):
     """BENCHMARK=fashion_colours: coloured images exported, its own CLIP, the ordering checks and the plot."""
     import sys
@@ -76,3 +79,55 @@ def test_quick_colour_benchmark_end_to_end(tmp_path):
     assert "| CoOp base >= zero-shot base + 5 |" in proc.stdout and "| KgCoOp HM > CoOp HM |" in proc.stdout
     assert "ordering: " in proc.stdout
     assert open(out / "base_new.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+# ----- settings are checked before the pretraining (seconds, not minutes) ---------------------
+
+RECORD_CALLS = """import os, sys
+with open(os.environ["CALLS_LOG"], "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+"""
+
+
+def _run_with_fake_python(tmp_path, **env):
+    """mini_benchmark.sh with a PYTHON that only records its arguments: what the script would run."""
+    import time
+
+    from conftest import write_fake_python
+
+    log = tmp_path / "calls.log"
+    fake = write_fake_python(tmp_path, RECORD_CALLS)
+    env = {"PYTHON": str(fake), "CALLS_LOG": str(log), "OUTPUT": str(tmp_path / "out"), **env}
+    began = time.monotonic()
+    proc = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=60)
+    calls = log.read_text().splitlines() if log.exists() else []
+    return proc, calls, time.monotonic() - began
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"TRAINERS": "CoOP"}, "error: TRAINERS: unknown trainer CoOP (did you mean CoOp?); choose among: ZeroshotCLIP"),
+    ({"TRAINERS": "ZeroshotCLIP kgcoop"}, "unknown trainer kgcoop (did you mean KgCoOp?)"),
+    ({"TRAINERS": "CoOp IVLP"}, "error: TRAINERS: unknown trainer IVLP; choose among:"),
+    ({"BENCHMARK": "Fashion_Colours"}, "choose fashion10 or fashion_colours (did you mean fashion_colours?)"),
+    ({"SEEDS": ""}, "error: SEEDS is empty"),
+    ({"SEEDS": "1 2 three"}, "three is not a non-negative integer"),
+    ({"SEEDS": "-1"}, "-1 is not a non-negative integer"),
+    ({"JOBS": "0"}, "error: JOBS=0: give a positive integer"),
+    ({"JOBS": "2.5"}, "error: JOBS=2.5: give a positive integer"),
+])
+def test_a_bad_setting_stops_before_the_pretraining(tmp_path, setting, message):
+    proc, calls, seconds = _run_with_fake_python(tmp_path, **setting)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert calls == []  # nothing ran: no pretraining, no run
+    assert not (tmp_path / "out" / "mini_clip" / "mini_clip.pt").exists()
+    assert seconds < 20
+
+
+def test_good_settings_reach_the_pretraining_and_the_grid(tmp_path):
+    proc, calls, _ = _run_with_fake_python(tmp_path, TRAINERS="ZeroshotCLIP CoOp", SEEDS="0 7", JOBS="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert calls[0].startswith("benchmarks/pretrain_mini_clip.py --benchmark fashion10")
+    grid = next(call for call in calls if call.startswith("tools/grid.py"))
+    assert "--trainers ZeroshotCLIP CoOp --cfg" in grid and "--seeds 0 7 " in grid and "--jobs 1 " in grid

@@ -76,3 +76,42 @@ def test_published_order_of_the_deep_prompt_peers(tmp_path):
     assert maple.differences == pytest.approx(expected) and holds
     promptsrc, holds = rows["PromptSRC HM > MaPLe HM"]
     assert all(d < 0 for d in promptsrc.differences) and holds is False
+
+
+def _as_dataset(root, dataset):
+    for path, _, files in os.walk(root):
+        for name in files:
+            record = json.load(open(os.path.join(path, name)))
+            json.dump(dict(record, dataset=dataset), open(os.path.join(path, name), "w"))
+    return str(root)
+
+
+def test_fashion10_decides_by_coops_directions_only(tmp_path):
+    # as on fashion10: CoCoOp and KgCoOp below CoOp on HM, which the smoke test does not claim
+    accuracy = dict(ACCURACY, CoCoOp={1: (66.0, 66.0), 2: (67.0, 65.0), 3: (66.0, 64.0)},
+                    KgCoOp={1: (64.0, 66.0), 2: (65.0, 64.0), 3: (63.0, 65.0)})
+    fashion10 = _as_dataset(_write_tree(tmp_path / "f10", accuracy), "FashionMNIST")
+    result = run_cli(["benchmarks/ordering.py", fashion10])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "benchmark fashion10: a smoke test" in result.stdout
+    assert "| CoCoOp HM > CoOp HM |" in result.stdout and "| KgCoOp HM > CoOp HM |" in result.stdout
+    assert "| NO |" not in result.stdout and result.stdout.count("(information)") == 2
+    assert "ordering: holds" in result.stdout
+
+    # the same numbers on the ranking benchmark fail, as they should
+    colours = _write_tree(tmp_path / "fc", accuracy)
+    result = run_cli(["benchmarks/ordering.py", colours])
+    assert result.returncode == 1
+    assert "benchmark fashion_colours: the ranking benchmark" in result.stdout
+    assert "ordering: FAILS (CoCoOp HM > CoOp HM; KgCoOp HM > CoOp HM)" in result.stdout
+    assert run_cli(["benchmarks/ordering.py", fashion10, "--benchmark", "fashion_colours"]).returncode == 1
+
+
+def test_a_check_held_by_the_mean_only_says_so(tmp_path):
+    # KgCoOp above CoOp by the mean, below on one seed: the interval crosses 0
+    accuracy = dict(ACCURACY, KgCoOp={1: (69.0, 71.0), 2: (70.0, 60.0), 3: (68.0, 70.0)})
+    rows = ordering.format_rows(ordering.run_checks(ordering.per_seed_values(_write_tree(tmp_path, accuracy))))
+    kgcoop = next(line for line in rows.splitlines() if line.startswith("| KgCoOp HM > CoOp HM"))
+    assert kgcoop.endswith("| yes, by the mean only |")
+    coop = next(line for line in rows.splitlines() if line.startswith("| CoOp base >= zero-shot base + 5"))
+    assert coop.endswith("| yes |")  # resolved: +9 to +11 on every seed

@@ -94,3 +94,68 @@ def test_a_variant_is_compared_with_the_default_ensemble_and_the_default_for_inf
     result = run_cli(["benchmarks/targets.py", root, "--method", f"DualPromptMI={ivlp}"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"| vs DualPromptMI {METHOD_CFG} |" in result.stdout and "(information)" in result.stdout
+
+
+# ----- each benchmark's own rule -------------------------------------------------------------
+
+def _fashion10_like(root, dataset):
+    """DualPromptMI a little below CoOp on average, unresolved (as on fashion10: -1.00 [-2.74, +0.74]),
+    and resolved above the other baselines."""
+    def write(trainer, config, by_seed, variants=None):
+        _write(root, trainer, config, by_seed, variants)
+        for path, _, files in os.walk(root):  # the same numbers, under the dataset asked for
+            for name in files:
+                record = json.load(open(os.path.join(path, name)))
+                record["dataset"] = dataset
+                json.dump(record, open(os.path.join(path, name), "w"))
+
+    write("ZeroshotCLIP", "mini", {s: (60.0, 75.0) for s in SEEDS})
+    write("CoOp", METHOD_CFG, {1: (80.0, 74.0), 2: (79.0, 72.0), 3: (81.0, 73.0)})
+    write("KgCoOp", METHOD_CFG, {1: (70.0, 71.0), 2: (70.0, 70.0), 3: (68.0, 70.0)})
+    write("DualPromptMI", METHOD_CFG + "_ensemble_only", {1: (70.0, 70.0), 2: (69.0, 71.0), 3: (67.5, 70.0)})
+    write("DualPromptMI", METHOD_CFG, {1: (80.0, 72.0), 2: (79.5, 73.0), 3: (79.0, 71.0)},
+          variants={"soft_only": {s: (70.0, 60.0) for s in SEEDS}, "hand_only": {s: (60.0, 75.0) for s in SEEDS}})
+    return str(root)
+
+
+def test_fashion10_is_judged_not_below_and_fashion_colours_above(tmp_path):
+    fashion10 = _fashion10_like(tmp_path / "f10", "FashionMNIST")
+    coop = {label: diff for label, diff, _ in targets.comparisons(per_config_values(fashion10, "accuracy"),
+                                                                  ("DualPromptMI", METHOD_CFG))}["CoOp"]
+    assert coop.mean < 0 < coop.ci_high  # below by the mean, not resolved below
+    assert targets.target_met(coop, targets.NOT_BELOW) and not targets.target_met(coop, targets.ABOVE)
+
+    met = run_cli(["benchmarks/targets.py", fashion10])
+    assert met.returncode == 0, met.stdout + met.stderr
+    assert "rule (fashion10): not below the best bundled trainer" in met.stdout
+    assert "| target (interval reaches 0) |" in met.stdout
+    assert "targets: met (fashion10 rule: not below)" in met.stdout
+
+    # the same numbers on fashion_colours, or under its rule, are not met
+    colours = _fashion10_like(tmp_path / "fc", "FashionColours")
+    for argv in ([colours], [fashion10, "--benchmark", "fashion_colours"]):
+        missed = run_cli(["benchmarks/targets.py", *argv])
+        assert missed.returncode == 1, missed.stdout + missed.stderr
+        assert "rule (fashion_colours): above every bundled trainer, resolved" in missed.stdout
+        assert "targets: NOT met (fashion_colours rule: above; HM not resolved above CoOp)" in missed.stdout
+
+
+def test_fashion10_target_is_missed_when_resolved_below(tmp_path):
+    root = _fashion10_like(tmp_path, "FashionMNIST")
+    _write(root, "CoOp", METHOD_CFG, {1: (90.0, 80.0), 2: (91.0, 81.0), 3: (90.0, 80.5)})
+    for path, _, files in os.walk(root):
+        for name in files:
+            record = json.load(open(os.path.join(path, name)))
+            json.dump(dict(record, dataset="FashionMNIST"), open(os.path.join(path, name), "w"))
+    result = run_cli(["benchmarks/targets.py", root])
+    assert result.returncode == 1
+    assert "targets: NOT met (fashion10 rule: not below; HM resolved below CoOp)" in result.stdout
+
+
+def test_results_of_another_dataset_need_the_benchmark_named(tmp_path):
+    root = _fashion10_like(tmp_path, "OxfordPets")
+    result = run_cli(["benchmarks/targets.py", root])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"error: {root}: cannot tell the benchmark from the dataset (OxfordPets); "
+                                     "pass --benchmark fashion10 or --benchmark fashion_colours to choose its target rule")
+    assert run_cli(["benchmarks/targets.py", root, "--benchmark", "fashion10"]).returncode == 0

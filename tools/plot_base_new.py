@@ -9,6 +9,10 @@ rows), or that dataset's rows when the tree (or --dataset) holds a single
 dataset. Error bars are the spread over seeds (the sample std, or with
 --ci95 the 95% Student-t interval of the mean). The grey curves are points of equal harmonic mean
 HM = 2BN/(B+N), so a point further up-right on them has a better trade-off.
+
+Every method has its own colour and its own marker (a CPU benchmark method keeps its pair in every
+plot), markers have a dark outline and are nudged apart where they would overlap (the error bars
+stay at the true means), the legend sits outside the axes, and the title gives the number of seeds.
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results  # noqa: E402
 
-# 11 markers against the colour map's 10 colours: (marker, colour) pairs repeat only after 110 points
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h")
-COLOUR_MAP, N_COLOURS = "tab10", 10
+# 12 colours (tab10 plus black and gold) and 12 markers: the first 12 points differ in colour AND in
+# marker, so no two methods of a benchmark (11 runs) can be told apart by one of them only; after
+# that the colour shifts by one per round, so (marker, colour) pairs repeat only after 144 points.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+           "#bcbd22", "#17becf", "#000000", "#b8860b")
+# Each method of the CPU benchmarks keeps its style slot whatever else is plotted (a TRAINERS subset,
+# the other benchmark), so one method looks the same in every plot; other names take the free slots.
+STYLE_SLOTS = ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC", "CoOp + ensemble",
+               "DualPromptMI", "DualPromptMI (IVLP)", "DualPromptMI (MaPLe)", "ZeroshotCLIP2")
+MARKER_SIZE = 8.0  # points
+MIN_SEPARATION = MARKER_SIZE + 1.5  # points between marker centres, edges included, below which they are nudged
 NICE_STEPS = (0.5, 1, 2, 2.5, 5, 10, 20)
 
 
@@ -57,9 +70,68 @@ def readable_name(trainer: str, config: str, names: dict[tuple[str, str], str] |
     return None
 
 
-def point_style(index: int) -> tuple[str, int]:
-    """The (marker, COLOUR_MAP colour index) of the index-th point; no two of the first 110 points share both."""
-    return MARKERS[index % len(MARKERS)], index % N_COLOURS
+def point_style(slot: int) -> tuple[str, str]:
+    """The (marker, colour) of a style slot: the first 12 share neither; no two of the first 144 share both."""
+    return MARKERS[slot % len(MARKERS)], COLOURS[(slot + slot // len(MARKERS)) % len(COLOURS)]
+
+
+def point_styles(points: list[Base2NewRow], names: dict[tuple[str, str], str] | None = None) -> list[tuple[str, str]]:
+    """One (marker, colour) per point, all different: a known method its STYLE_SLOTS slot, the rest
+    (and a second config of a known method) the lowest free slots."""
+    plain = [readable_name(row.trainer, row.config, names) or row.trainer for row in points]
+    slots: list[int | None] = [None] * len(points)
+    used: set[int] = set()
+    for index, name in enumerate(plain):
+        if name in STYLE_SLOTS and STYLE_SLOTS.index(name) not in used:
+            slots[index] = STYLE_SLOTS.index(name)
+            used.add(slots[index])
+    free = (slot for slot in range(len(points) + len(STYLE_SLOTS)) if slot not in used)
+    return [point_style(slot if slot is not None else next(free)) for slot in slots]
+
+
+def marker_offsets(positions: list[tuple[float, float]], min_separation: float = MIN_SEPARATION) -> list[tuple[float, float]]:
+    """Offsets (in points) that move apart markers whose centres (in points) lie closer than
+    ``min_separation``: each group of such markers is spread evenly on a circle around its centre,
+    neighbours ``min_separation`` apart; a lone marker keeps its place (offset 0)."""
+    count = len(positions)
+    parent = list(range(count))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(count):
+        for j in range(i + 1, count):
+            if math.dist(positions[i], positions[j]) < min_separation:
+                parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(count):
+        groups.setdefault(root(i), []).append(i)
+    offsets = [(0.0, 0.0)] * count
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        cx = sum(positions[i][0] for i in members) / len(members)
+        cy = sum(positions[i][1] for i in members) / len(members)
+        # keep the members' order around the centre (identical points: their order in the list)
+        order = sorted(members, key=lambda i: (math.atan2(positions[i][1] - cy, positions[i][0] - cx), i))
+        radius = min_separation / (2 * math.sin(math.pi / len(members)))
+        start = math.atan2(positions[order[0]][1] - cy, positions[order[0]][0] - cx) if len(set(
+            positions[i] for i in members)) > 1 else math.pi / 2
+        for k, i in enumerate(order):
+            angle = start + 2 * math.pi * k / len(members)
+            offsets[i] = (cx + radius * math.cos(angle) - positions[i][0], cy + radius * math.sin(angle) - positions[i][1])
+    return offsets
+
+
+def seeds_text(points: list[Base2NewRow]) -> str:
+    """"6 seeds", or "3-6 seeds" when the points average different numbers of seeds."""
+    counts = sorted({len(row.seeds) for row in points})
+    if len(counts) == 1:
+        return f"{counts[0]} seed" + ("" if counts[0] == 1 else "s")
+    return f"{counts[0]}-{counts[-1]} seeds"
 
 
 def point_labels(points: list[Base2NewRow], names: dict[tuple[str, str], str] | None = None) -> list[str]:
@@ -100,13 +172,15 @@ def hm_levels(low: float, high: float, wanted: int = 7) -> list[float]:
     return levels
 
 
-def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: str, out: Path,
-         names: dict[tuple[str, str], str] | None = None) -> None:
+def figure(points: list[Base2NewRow], description: str, metric: str, spread_name: str,
+           names: dict[tuple[str, str], str] | None = None):
+    """The laid-out matplotlib figure (plot() saves it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.transforms import offset_copy
 
     base = [row.base_mean for row in points]
     new = [row.new_mean for row in points]
@@ -115,7 +189,7 @@ def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: 
     x_low, x_high = axis_range(base, base_err)
     y_low, y_high = axis_range(new, new_err)
 
-    fig, ax = plt.subplots(figsize=(7.0, 6.0), dpi=150)
+    fig, ax = plt.subplots(figsize=(9.5, 6.0), dpi=150)
     grid_x, grid_y = np.meshgrid(np.linspace(x_low, x_high, 300), np.linspace(y_low, y_high, 300))
     with np.errstate(invalid="ignore", divide="ignore"):
         grid_hm = np.where(grid_x + grid_y > 0, 2 * grid_x * grid_y / (grid_x + grid_y), 0.0)
@@ -127,30 +201,40 @@ def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: 
     if diagonal[0] < diagonal[1]:
         ax.plot(diagonal, diagonal, linestyle=":", color="0.6", linewidth=0.8, zorder=1, label="Base = New")
 
-    colours = plt.get_cmap(COLOUR_MAP)
-    for index, (row, label) in enumerate(zip(points, point_labels(points, names))):
-        marker, colour = point_style(index)
-        ax.errorbar(
-            row.base_mean,
-            row.new_mean,
-            xerr=row.base_spread or None,
-            yerr=row.new_spread or None,
-            fmt=marker,
-            color=colours(colour),
-            markersize=8,
-            capsize=3,
-            label=label,
-            zorder=3,
-        )
+    # Error bars at the true means; the markers over them, with a dark outline, nudged apart where two
+    # would overlap (their bars' crossing still shows the true point).
+    markers = []
+    for row, label, (marker, colour) in zip(points, point_labels(points, names), point_styles(points, names)):
+        ax.errorbar(row.base_mean, row.new_mean, xerr=row.base_spread or None, yerr=row.new_spread or None,
+                    fmt="none", ecolor=colour, elinewidth=1.0, capsize=3, zorder=2)
+        markers += ax.plot([row.base_mean], [row.new_mean], linestyle="none", marker=marker, color=colour,
+                           markersize=MARKER_SIZE, markeredgecolor="black", markeredgewidth=0.7, label=label,
+                           zorder=3)
 
     ax.set_xlim(x_low, x_high)
     ax.set_ylim(y_low, y_high)
     ax.set_xlabel(f"Base {metric} (%)")
     ax.set_ylabel(f"New {metric} (%)")
-    ax.set_title(f"Base vs. new classes, {description}\nerror bars: {spread_name} over seeds; grey: iso-HM curves")
+    ax.set_title(f"Base vs. new classes, {description}, {seeds_text(points)}\n"
+                 f"error bars: {spread_name} over seeds; grey: iso-HM curves; overlapping markers nudged apart",
+                 fontsize=10)
     ax.grid(True, linewidth=0.3, alpha=0.5)
-    ax.legend(loc="best", fontsize=8, framealpha=0.9)
+    # outside the axes, right: it can cover neither a point nor an iso-HM label
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, framealpha=0.9)
     fig.tight_layout()
+    to_points = 72.0 / fig.dpi
+    positions = [tuple(xy * to_points) for xy in ax.transData.transform([(r.base_mean, r.new_mean) for r in points])]
+    for line, (dx, dy) in zip(markers, marker_offsets(positions)):
+        if dx or dy:
+            line.set_transform(offset_copy(ax.transData, fig=fig, x=dx, y=dy, units="points"))
+    return fig
+
+
+def plot(points: list[Base2NewRow], description: str, metric: str, spread_name: str, out: Path,
+         names: dict[tuple[str, str], str] | None = None) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = figure(points, description, metric, spread_name, names)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
