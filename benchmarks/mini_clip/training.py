@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
+from clipprompt.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
@@ -20,7 +21,7 @@ from .recipe import BENCHMARKS
 
 def build_clip(recipe):
     """A freshly initialised ``clip.model.CLIP`` (float32) for the recipe."""
-    from clip.model import CLIP
+    CLIP = import_clip().model.CLIP
 
     for field in ("vision_width", "text_width"):
         if getattr(recipe, field) % 64:
