@@ -43,7 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--quick", action="store_true", help="tiny model, a few steps: for tests (seconds)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print no progress (else a bar on a terminal, or a line with an ETA at each tenth of the steps)")
     parser.add_argument("--check-existing", action="store_true",
                         help="train nothing: check that the recipe saved beside an existing --out is the one these "
                              "arguments give (exit status 2 and the differing keys if not)")

@@ -17,10 +17,12 @@ towers, CoCa's appended class token, HuggingFace text encoders, other tokenizers
 one-line error naming what is not supported, never a silently different feature.
 """
 
-from clip import clip as clip_api
 from torch import nn
 
 from .errors import UserError
+from .openai_clip import import_clip
+
+clip_api = import_clip().clip
 
 OPEN_CLIP_PREFIX = "open_clip:"
 OPENAI_BPE_VOCAB_SIZE = 49408  # clip's (and open_clip's SimpleTokenizer's) vocabulary

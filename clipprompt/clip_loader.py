@@ -8,12 +8,14 @@ import warnings
 import zipfile
 
 import torch
-from clip import clip as clip_api
-from clip.model import build_model, convert_weights
 
 from .backbone import OPEN_CLIP_PREFIX, OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD, SUPPORTED_TEXT_TOWER, OpenCLIPBackbone
 from .errors import UserError
 from .files import torch_save_atomic, write_bytes_atomic, write_json_atomic
+from .openai_clip import import_clip
+
+clip_api = import_clip().clip
+build_model, convert_weights = import_clip().model.build_model, import_clip().model.convert_weights
 
 # Keys every OpenAI-layout CLIP state dict has; used to reject other checkpoints early.
 _REQUIRED_KEYS = ("visual.proj", "token_embedding.weight", "text_projection", "positional_embedding", "ln_final.weight")

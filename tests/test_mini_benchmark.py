@@ -45,6 +45,7 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     assert found == EXPECTED
     assert open(out / "base_new.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "wall time:" in proc.stdout and "HM" in proc.stdout
+    assert "pretraining: epoch 1/1, step 3/3 (100%)" in proc.stdout and "ETA" in proc.stdout  # not silent for minutes
 
     # a second call reuses the checkpoint and the finished runs
     again = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra=env, timeout=900)

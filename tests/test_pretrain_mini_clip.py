@@ -1,8 +1,10 @@
 """benchmarks/pretrain_mini_clip.py and benchmarks/mini_clip/: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
 
 import importlib.util
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -149,6 +151,48 @@ def test_cli_reports_a_user_error_in_one_line(quick_run, idx_root):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out} already exists")
     assert "Traceback" not in result.stderr
+
+
+PROGRESS_LINE = re.compile(r"^pretraining: epoch (\d+)/(\d+), step (\d+)/10 \((\d+)%\), \d+ s elapsed, ETA \d+ s, loss [\d.]+$")
+
+
+def test_a_pretraining_prints_a_progress_line_with_an_eta_at_each_tenth(idx_root, tmp_path):
+    # a fresh interpreter with warnings on (pytest.ini ignores clip's pkg_resources one): the first
+    # thing the benchmark prints is its progress, not that warning
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    result = subprocess.run([sys.executable, "-W", "default", SCRIPT, "--out", str(tmp_path / "mini.pt"),
+                             "--data-root", idx_root, "--quick", "--steps", "10"],
+                            capture_output=True, text=True, env=dict(env, OMP_NUM_THREADS="1"), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "pkg_resources" not in result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("pretraining:")]
+    assert result.stdout.splitlines()[0] == lines[0]
+    found = [PROGRESS_LINE.match(line) for line in lines]
+    assert all(found), lines
+    assert [int(m.group(3)) for m in found] == list(range(1, 11))  # 10 steps: one line each
+    assert [int(m.group(4)) for m in found] == list(range(10, 101, 10))
+    assert [m.group(1) + "/" + m.group(2) for m in found][::5] == ["1/2", "2/2"]  # 160 images, batches of 32
+
+
+def test_progress_lines_change_no_weight(idx_root, capsys):
+    recipe = pretrain_mini_clip.recipe_from_args(pretrain_mini_clip.parse_args(["--out", "x.pt", "--quick", "--steps", "4"]))
+    roots = fm.idx_search_roots(idx_root)
+    silent = training.pretrain(recipe, roots, progress=False).state_dict()
+    assert "pretraining:" not in capsys.readouterr().out
+    shown = training.pretrain(recipe, roots, progress=True).state_dict()
+    assert capsys.readouterr().out.count("pretraining:") == 4
+    for key in silent:
+        assert torch.equal(silent[key], shown[key]), key
+
+
+def test_a_long_pretraining_prints_ten_lines():
+    out = io.StringIO()
+    lines = training.ProgressLines(1200, 46, file=out)
+    for step in range(1200):
+        lines(step, lambda: 1.0)
+    printed = out.getvalue().splitlines()
+    assert len(printed) == 10 and "epoch 3/27, step 120/1200 (10%)" in printed[0]
+    assert "epoch 27/27, step 1200/1200 (100%)" in printed[-1] and "ETA 0 s" in printed[-1]
 
 
 def test_determinism_switch_is_restored(quick_run):

@@ -83,7 +83,10 @@ PRECISIONS = ("fp32", "fp16", "amp")
 
 def build_clip(arch, device, precision="fp32", backbone=""):
     import torch
-    from clip.model import CLIP, convert_weights
+
+    from clipprompt.openai_clip import import_clip
+
+    CLIP, convert_weights = import_clip().model.CLIP, import_clip().model.convert_weights
 
     if backbone:  # open_clip:<arch>: open_clip's own model at its shapes, random weights
         from clipprompt.clip_loader import load_clip

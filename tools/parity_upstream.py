@@ -91,7 +91,9 @@ def upstream(args, rest):
 
     if not dassl.__file__.startswith(os.path.join(work, "Dassl")):
         sys.exit(f"error: imported Dassl from {dassl.__file__}, not the patched copy")
-    from clip import clip as upstream_clip  # upstream's own copy of OpenAI's CLIP package
+    from clipprompt.openai_clip import import_clip
+
+    upstream_clip = import_clip().clip  # upstream's own copy of OpenAI's CLIP package: its checkout is first on sys.path
 
     import trainers.cocoop
     import trainers.coop

@@ -10,6 +10,7 @@ a sample is a set of rows of that table.
 import torch
 
 from clipprompt.errors import UserError
+from clipprompt.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
@@ -122,6 +123,4 @@ class ColourCaptionSampler(CaptionSampler):
 
 
 def _tokenize(captions):
-    import clip
-
-    return clip.tokenize(captions)
+    return import_clip().tokenize(captions)

@@ -6,6 +6,8 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
+from clipprompt.openai_clip import import_clip
+
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
 from .training import pick_per_class
@@ -21,7 +23,7 @@ def encode_images(model, images, batch_size=500):
 
 @torch.no_grad()
 def zero_shot_weights(model, classnames=fm.CLASSNAMES, template=ZERO_SHOT_TEMPLATE):
-    import clip
+    clip = import_clip()
 
     prompts = [template.format(name) for name in classnames]
     return F.normalize(model.encode_text(clip.tokenize(prompts)), dim=-1)

@@ -6,11 +6,14 @@ with the same seed and the same number of threads give identical weights.
 """
 
 import math
+import sys
+import time
 
 import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
+from clipprompt.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
@@ -20,7 +23,7 @@ from .recipe import BENCHMARKS
 
 def build_clip(recipe):
     """A freshly initialised ``clip.model.CLIP`` (float32) for the recipe."""
-    from clip.model import CLIP
+    CLIP = import_clip().model.CLIP
 
     for field in ("vision_width", "text_width"):
         if getattr(recipe, field) % 64:
@@ -147,11 +150,37 @@ class ColourBatches:
 
 BATCHES = {"fashion10": GrayBatches, "fashion_colours": ColourBatches}
 
+PROGRESS_LINES = 10  # lines a pretraining prints when its output is not a terminal
+
+
+class ProgressLines:
+    """A line with an ETA to stdout at each tenth of the steps, for logs and pipes (scripts/mini_benchmark.sh),
+    where a tqdm bar would be one long line of carriage returns. Reads only the clock and the loss:
+    no random draws, so the weights are those of a silent run."""
+
+    def __init__(self, steps, steps_per_epoch, file=None):
+        self.steps, self.steps_per_epoch = steps, steps_per_epoch
+        self.epochs = math.ceil(steps / steps_per_epoch)
+        self.marks = {math.ceil(steps * k / PROGRESS_LINES) for k in range(1, PROGRESS_LINES + 1)}
+        self.file = file or sys.stdout
+        self.start = time.monotonic()
+
+    def __call__(self, step, loss):
+        done = step + 1
+        if done not in self.marks:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / done * (self.steps - done)
+        print(f"pretraining: epoch {step // self.steps_per_epoch + 1}/{self.epochs}, step {done}/{self.steps} "
+              f"({100 * done // self.steps}%), {elapsed:.0f} s elapsed, ETA {eta:.0f} s, loss {loss():.3f}",
+              file=self.file, flush=True)
+
 
 def pretrain(recipe, data_root, seed=0, progress=True):
     """Train a mini CLIP on the official train split found in ``data_root`` (a folder or a
     list of folders, see ``benchmarks.fashion_mnist.find_idx_files``); returns the model
-    (float32, eval mode)."""
+    (float32, eval mode). ``progress``: a tqdm bar on a terminal, else ``ProgressLines``;
+    ``False``: nothing."""
     if recipe.benchmark not in BENCHMARKS:
         raise UserError(f"--benchmark {recipe.benchmark!r}: choose one of {', '.join(BENCHMARKS)}")
     was_deterministic = torch.are_deterministic_algorithms_enabled()
@@ -182,7 +211,9 @@ def _pretrain(recipe, data_root, seed, progress):
     optimizer = make_optimizer(model, recipe)
 
     order, cursor = torch.randperm(len(subset), generator=generator), 0
-    bar = tqdm(range(recipe.steps), desc="pretrain mini CLIP", disable=not progress, dynamic_ncols=True)
+    on_terminal = progress and sys.stderr.isatty()  # where tqdm draws its bar
+    bar = tqdm(range(recipe.steps), desc="pretrain mini CLIP", disable=not on_terminal, dynamic_ncols=True)
+    lines = ProgressLines(recipe.steps, len(subset) // recipe.batch_size) if progress and not on_terminal else None
     for step in bar:
         if cursor + recipe.batch_size > len(order):  # new epoch; drop the ragged tail
             order, cursor = torch.randperm(len(subset), generator=generator), 0
@@ -203,6 +234,8 @@ def _pretrain(recipe, data_root, seed, progress):
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
         bar.set_postfix(loss=f"{loss.item():.3f}", scale=f"{model.logit_scale.exp().item():.1f}")
+        if lines:
+            lines(step, loss.item)
     model.token_embedding.put_back(table)
     model.token_embedding = table
     return model.eval()
