@@ -133,7 +133,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path, pets_root, tiny_clip_pat
     res_one, res_two = results(one), results(two)
     assert res_one["accuracy"] == res_two["accuracy"] and res_two["num_samples"] == 12
     # process 0 alone wrote the run: one log, one tensorboard file, one results.json
-    assert sorted(os.listdir(two)) == ["log.txt", "prompt_learner", "results.json", "tensorboard"]
+    assert sorted(os.listdir(two)) == ["log.txt", "prompt_learner", "results.json", "run_status.json", "tensorboard"]
     assert len(os.listdir(os.path.join(two, "tensorboard"))) == 1
     assert proc.stdout.count("* accuracy:") == 1
 
