@@ -5,7 +5,8 @@
 * every relative link in README.md and docs/**/*.md names an existing file, and every
   ``#anchor`` an existing heading of its target (GitHub's anchor rules);
 * docs/running.md names every trainer of train.py's TRAINER_NAMES, with the default CFG
-  scripts/common.sh gives it.
+  scripts/common.sh gives it;
+* docs/developing.md's layout names every module of clipprompt/ and benchmarks/.
 
 No Dassl needed: the config is built on an empty yacs tree, as tests/test_dualprompt.py does.
 """
@@ -253,3 +254,28 @@ def test_running_md_lists_every_trainer_with_its_default_cfg():
             assert f"`{defaults['base2new imagenet']}` on ImageNet" in rows[trainer][0], trainer
     flag = next(line for line in RUNNING.read_text(encoding="utf-8").splitlines() if line.startswith("| `--trainer` |"))
     assert re.findall(r"`(\w+)`", flag.split("|")[2]) == list(train.TRAINER_NAMES), flag
+
+
+# ----- docs/developing.md: the layout names every module ----------------------------------
+
+DEVELOPING = REPO / "docs" / "developing.md"
+
+
+def layout_block() -> str:
+    """The fenced block under developing.md's "## Layout" heading."""
+    text = DEVELOPING.read_text(encoding="utf-8")
+    section = text[text.index("## Layout"):]
+    return section.split("```")[1]
+
+
+@pytest.mark.parametrize("folder", ["clipprompt", "benchmarks"])
+def test_developing_md_layout_names_every_module(folder):
+    """Every module of clipprompt/ (subpackages included) and benchmarks/ has its line in the layout."""
+    layout = layout_block()
+    modules = sorted(path.relative_to(REPO / folder).as_posix()
+                     for path in (REPO / folder).glob("*.py" if folder == "benchmarks" else "**/*.py")
+                     if path.name != "__init__.py")
+    assert modules, folder
+    missing = [module for module in modules
+               if not re.search(rf"(?<![\w.]){re.escape(Path(module).name)}(?![\w])", layout)]
+    assert not missing, f"docs/developing.md's layout does not name these modules of {folder}/: {', '.join(missing)}"
