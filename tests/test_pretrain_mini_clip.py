@@ -195,9 +195,31 @@ def test_a_long_pretraining_prints_ten_lines():
     assert "epoch 27/27, step 1200/1200 (100%)" in printed[-1] and "ETA 0 s" in printed[-1]
 
 
-def test_determinism_switch_is_restored(quick_run):
-    # main() ran in this process; the global flag must be back to torch's default
-    assert not torch.are_deterministic_algorithms_enabled()
+@pytest.mark.parametrize("callers_switch", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_pretraining_runs_deterministic_and_gives_the_caller_its_switch_back(idx_root, monkeypatch, callers_switch, fails):
+    recipe = Recipe(**{**Recipe().__dict__, **QUICK_OVERRIDES, "steps": 1})
+    seen = []
+    real = training._pretrain
+
+    def spy(*args):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        if fails:
+            raise RuntimeError("interrupted")
+        return real(*args)
+
+    monkeypatch.setattr(training, "_pretrain", spy)
+    torch.use_deterministic_algorithms(callers_switch)
+    try:
+        if fails:
+            with pytest.raises(RuntimeError, match="interrupted"):
+                training.pretrain(recipe, idx_root, progress=False)
+        else:
+            assert isinstance(training.pretrain(recipe, idx_root, progress=False), torch.nn.Module)
+        after = torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)  # torch's default, whatever happened
+    assert seen == [True] and after is callers_switch
 
 
 def test_widths_must_be_multiples_of_64(idx_root, tmp_path):
