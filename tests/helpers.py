@@ -1,10 +1,14 @@
 """Helpers shared by the test modules: train.py's command line for the tiny runs, and checks of a
 finished command and of a run folder. Test modules import them from here, never from each other."""
 
+import gzip
 import json
 import os
 
+import numpy as np
 import torch
+
+from benchmarks import fashion_mnist as fm
 
 # Options that keep a run of train.py tiny: 32x32 inputs, no loader workers, small batches, 2 epochs.
 TINY = ["INPUT.SIZE", "(32, 32)", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
@@ -71,3 +75,36 @@ def deep_args(trainer, root, out, clip_path, cfg_file, batch=4, subsample="base"
     opts = [*TINY, "INPUT.TRANSFORMS", "['normalize']", "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler",
             "DATALOADER.TRAIN_X.BATCH_SIZE", str(batch), "TRAIN.CHECKPOINT_FREQ", "1", *DEEP_TRAINER_OPTS[trainer]]
     return train_args(root, out, clip_path, cfg_file, trainer=trainer, subsample=subsample, extra=[*extra, *opts])
+
+
+# ----- FashionMNIST's files, made up --------------------------------------------------------
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an IDX file (gzipped if ``path`` ends in .gz); the inverse of ``fm.read_idx``."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = (0x00000800 | array.ndim).to_bytes(4, "big")
+    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def write_synthetic_idx_root(folder, train_per_class, test_per_class, seed=0, gzipped=True):
+    """Write four small IDX files in FashionMNIST's naming.
+
+    Each class gets a distinct brightness band plus noise, so a model can
+    learn something from them; labels are interleaved like the real files.
+    Returns ``folder``.
+    """
+    rng = np.random.RandomState(seed)
+    os.makedirs(folder, exist_ok=True)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = np.tile(np.arange(fm.NUM_CLASSES), per_class)
+        base = (labels * 25).reshape(-1, 1, 1)
+        images = np.clip(base + rng.randint(0, 30, size=(len(labels), 28, 28)), 0, 255)
+        image_stem, label_stem = fm.IDX_STEMS[split]
+        suffix = ".gz" if gzipped else ""
+        write_idx(os.path.join(folder, image_stem + suffix), images)
+        write_idx(os.path.join(folder, label_stem + suffix), labels)
+    return folder

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from helpers import write_synthetic_idx_root
 from benchmarks.mini_clip import training
 from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler
 from benchmarks.mini_clip.recipe import BENCHMARK_RECIPES, QUICK_OVERRIDES, Recipe
@@ -35,7 +36,7 @@ pretrain_mini_clip = _load_script()
 @pytest.fixture(scope="module")
 def idx_root(tmp_path_factory):
     # --quick needs 16 train images per class and 8 downstream test images per class (40% of 20)
-    return fm.write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=20, test_per_class=20)
+    return write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=20, test_per_class=20)
 
 
 def _quick(out, idx_root, *extra):
