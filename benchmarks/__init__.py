@@ -13,8 +13,8 @@ does not depend on them.
   the official TRAIN split;
 * ``targets``: whether DualPromptMI beats each baseline, and whether its soft
   view collapses;
-* ``ordering``: whether a run ranks ZeroshotCLIP, CoOp, CoCoOp and KgCoOp as
-  the field does;
+* ``ordering``: whether a run ranks the trainers as the field does (the
+  trainers and pairs compared are ``ordering.CHECKS``);
 * ``names``: which benchmark a results folder holds (from its dataset), so that
   ``targets`` and ``ordering`` judge by that benchmark's own claims;
 * ``configs/trainers/<Trainer>/mini*.yaml``: the trainers' settings on the

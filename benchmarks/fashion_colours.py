@@ -24,9 +24,10 @@ exactly these halves; every class is named "<palette word> <item>". Why:
   words has to carry over to words it never saw, as on the published benchmark.
 * New classes look new, as on the published datasets, yet stay close: no new
   class shares its colour with a base class, and every new hue lies 30 degrees
-  from a base hue. Design E (README, "fashion_colours") gave both halves the
-  same hues under other words ("red t-shirt" / "crimson coat"); there CoOp
-  forgot little on the new half and CoCoOp fell below it.
+  from a base hue. Design E
+  (docs/experiments/2026-11-30-fashion-colours-designs-b-to-e.md#design-e) gave
+  both halves the same hues under other words ("red t-shirt" / "crimson coat");
+  there CoOp forgot little on the new half and CoCoOp fell below it.
 * Both halves hold clothes and shoes. The first design split the items by
   FashionMNIST's label order (clothes vs mostly shoes), so new-class image
   features were unlike anything the prompt was tuned on.

@@ -440,33 +440,3 @@ def resize_images(images, size):
         picture = Image.fromarray(image).resize((new_width, new_height), Image.BICUBIC)
         resized[i] = np.asarray(picture)[top : top + size, left : left + size]
     return resized
-
-
-def write_idx(path, array):
-    """Write a uint8 array as an IDX file (gzipped if ``path`` ends in .gz); the inverse of ``read_idx``."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = (0x00000800 | array.ndim).to_bytes(4, "big")
-    header += b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
-
-
-def write_synthetic_idx_root(folder, train_per_class, test_per_class, seed=0, gzipped=True):
-    """Write four small IDX files in FashionMNIST's naming, for tests and dry runs.
-
-    Each class gets a distinct brightness band plus noise, so a model can
-    learn something from them; labels are interleaved like the real files.
-    Returns ``folder``.
-    """
-    rng = np.random.RandomState(seed)
-    os.makedirs(folder, exist_ok=True)
-    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
-        labels = np.tile(np.arange(NUM_CLASSES), per_class)
-        base = (labels * 25).reshape(-1, 1, 1)
-        images = np.clip(base + rng.randint(0, 30, size=(len(labels), 28, 28)), 0, 255)
-        image_stem, label_stem = IDX_STEMS[split]
-        suffix = ".gz" if gzipped else ""
-        write_idx(os.path.join(folder, image_stem + suffix), images)
-        write_idx(os.path.join(folder, label_stem + suffix), labels)
-    return folder

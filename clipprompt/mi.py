@@ -56,7 +56,7 @@ variance; ``clipprompt/config.py``):
     (``W (1 - mean_c cos)``) with weight ``W / v`` plus a constant.
 
 All estimators return values to *maximise* (use ``-weight * value`` in a loss).
-This module needs torch only.
+Besides the standard library, this module imports torch and clipprompt.errors only (no clip, no Dassl).
 """
 
 import math

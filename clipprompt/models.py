@@ -163,16 +163,6 @@ class CoCoOpCLIP(PromptCLIP):
         text = F.normalize(text.float(), dim=-1)
         return self.scale() * torch.einsum("bd,bcd->bc", image_features, text)
 
-    def logits_per_image_loop(self, image_features):
-        """Reference implementation (CoCoOp's original loop), kept for testing."""
-        ctx = self.conditional_context(image_features)
-        rows = []
-        for ctx_i, feat_i in zip(ctx, image_features):
-            prompts = self.prompt_learner.assemble(ctx_i.unsqueeze(0))[0]
-            text = F.normalize(self.text_encoder(prompts, self.prompt_learner.tokenized_prompts).float(), dim=-1)
-            rows.append(self.scale() * feat_i @ text.t())
-        return torch.stack(rows)
-
     @contextlib.contextmanager
     def cached_text_features(self):
         yield  # text features depend on the image: nothing to cache

@@ -2,13 +2,13 @@
 
 For prompted features (text ``t``, image ``v``), frozen ones (``t^0``: the hand-crafted
 prompt ensemble, encoded once per class set; ``v^0``: the same image tower with the prompts
-off) and logit scale ``s``:
+off) and logit scale ``s``, over a batch of B images and C classes:
 
     L = CE(s v.t, y) + W_text * L1(t, t^0) + W_image * L1(v, v^0)
-        + W_kl * KL(softmax(s v^0.t^0) || softmax(s v.t)) / C
+        + W_kl * KL(softmax(s v^0.t^0) || softmax(s v.t)) / (B * C)
 
-L1 is the mean absolute difference of the unit vectors and the KL is summed and divided by
-the number of logits (B * C), as in the official code. The frozen text features cost nothing
+L1 is the mean absolute difference over the elements of the unit vectors, and the KL is summed
+over the batch and the classes and divided by the number of logits (B * C), as in the official code. The frozen text features cost nothing
 per step; the frozen image features are one extra forward pass of the image tower, without a
 graph (the official code keeps a second copy of the tower for it; the same frozen modules
 with the prompts removed give the same features).

@@ -162,9 +162,3 @@ def _blocks_accept_shorter_input(transformer, dtype):
             return False
         raise
     return True
-
-
-def eot_pool(hidden, tokenized_prompts):
-    """Hidden state at each prompt's end-of-text token (the largest token id)."""
-    eot = tokenized_prompts.argmax(dim=-1)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), eot]

@@ -67,9 +67,9 @@ def tiny_clip3_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def deep_trainer_run(tmp_path_factory, pets_root, tiny_clip3_path, tiny_cfg_file):
     """``run(trainer)``: the folder of one 2-epoch base run of a deep-prompt trainer (MaPLe, PromptSRC;
-    see test_train_integration.deep_args), trained once per session and shared by the round-trip,
+    see helpers.deep_args), trained once per session and shared by the round-trip,
     resume and torchrun tests."""
-    from test_train_integration import deep_args, ok
+    from helpers import deep_args, ok
 
     runs = {}
 

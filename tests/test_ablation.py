@@ -16,6 +16,7 @@ import pytest
 from clipprompt import paired
 from clipprompt.errors import UserError
 from conftest import HAVE_DASSL, REPO, requires_dassl, run_cli, write_fake_python
+from helpers import write_synthetic_idx_root
 from tools import ablation
 from tools.ablationlib import aggregate as agg
 from tools.ablationlib import plan as plans
@@ -508,7 +509,7 @@ def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fak
 
     monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
-    fm.write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
     plan = write_plan(tmp_path, [
         {"name": "ref", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only"},
@@ -545,7 +546,7 @@ def test_word_disjoint_pseudo_split_of_the_colour_benchmark(tmp_path, fake_pytho
 
     monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
-    fm.write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
     plan = write_plan(tmp_path, [
         {"name": "ref", "trainer": "DualPromptMI", "cfg": "mini_c4_ep20_batch8_ctxv1_ensemble_only"},

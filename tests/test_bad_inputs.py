@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, requires_dassl, run_cli
-from test_train_integration import TINY, ok, train_args, user_error
+from helpers import TINY, ok, train_args, user_error
 
 pytestmark = requires_dassl
 

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 
 from clipprompt.distributed import AdditiveStatistics, GlobalBatchSampler, reduce_gradients
 from conftest import requires_dassl, run_cli
-from test_train_integration import TINY, ctx_of, ok, results, train_args, user_error
+from helpers import TINY, ctx_of, ok, results, train_args, user_error
 
 # Context vectors of one process and of two processes with the same global batch agree to this
 # (float32, reduction order only); accuracies are equal.
@@ -163,7 +163,7 @@ def test_deep_trainers_two_gloo_processes_equal_one_process(tmp_path, pets_root,
                                                             deep_trainer_run, trainer):
     """Prompts in both towers (MaPLe: coupled; PromptSRC: its regularisers, per-image means, and the
     aggregate): the same global batches on two processes give the one-process prompts."""
-    from test_train_integration import deep_args
+    from helpers import deep_args
 
     one = deep_trainer_run(trainer)  # sequential, no random transform, batch 4
     two = str(tmp_path / "two")

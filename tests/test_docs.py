@@ -5,7 +5,8 @@
 * every relative link in README.md and docs/**/*.md names an existing file, and every
   ``#anchor`` an existing heading of its target (GitHub's anchor rules);
 * docs/running.md names every trainer of train.py's TRAINER_NAMES, with the default CFG
-  scripts/common.sh gives it.
+  scripts/common.sh gives it;
+* docs/developing.md's layout names every module of clipprompt/ and benchmarks/.
 
 No Dassl needed: the config is built on an empty yacs tree, as tests/test_dualprompt.py does.
 """
@@ -253,3 +254,90 @@ def test_running_md_lists_every_trainer_with_its_default_cfg():
             assert f"`{defaults['base2new imagenet']}` on ImageNet" in rows[trainer][0], trainer
     flag = next(line for line in RUNNING.read_text(encoding="utf-8").splitlines() if line.startswith("| `--trainer` |"))
     assert re.findall(r"`(\w+)`", flag.split("|")[2]) == list(train.TRAINER_NAMES), flag
+
+
+# ----- docs/developing.md: the layout names every module ----------------------------------
+
+DEVELOPING = REPO / "docs" / "developing.md"
+
+
+def layout_block() -> str:
+    """The fenced block under developing.md's "## Layout" heading."""
+    text = DEVELOPING.read_text(encoding="utf-8")
+    section = text[text.index("## Layout"):]
+    return section.split("```")[1]
+
+
+@pytest.mark.parametrize("folder", ["clipprompt", "benchmarks"])
+def test_developing_md_layout_names_every_module(folder):
+    """Every module of clipprompt/ (subpackages included) and benchmarks/ has its line in the layout."""
+    layout = layout_block()
+    modules = sorted(path.relative_to(REPO / folder).as_posix()
+                     for path in (REPO / folder).glob("*.py" if folder == "benchmarks" else "**/*.py")
+                     if path.name != "__init__.py")
+    assert modules, folder
+    missing = [module for module in modules
+               if not re.search(rf"(?<![\w.]){re.escape(Path(module).name)}(?![\w])", layout)]
+    assert not missing, f"docs/developing.md's layout does not name these modules of {folder}/: {', '.join(missing)}"
+
+
+# ----- references to the docs from code, configs and scripts ------------------------------
+
+# `docs/<page>.md`, `docs/experiments/<record>.md` or `README.md`, with an optional `#anchor`
+DOC_REFERENCE = re.compile(r"(?<![\w./-])((?:docs/[\w./-]*?|)README\.md|docs/[\w./-]*?\.md)(?:#([\w-]+))?")
+# "(README, "Some section")", "the README's 'X' section": a section named in prose, which no test can check
+PROSE_README_REFERENCE = re.compile(r"\bREADME(?:\.md)?(?:,|'s\b)")
+SOURCE_SUFFIXES = {".py", ".sh", ".yaml", ".yml"}
+SOURCE_FOLDERS = ("clipprompt", "trainers", "datasets", "benchmarks", "configs", "scripts", "tools", "tests", ".ci")
+
+
+def source_files(root: Path) -> list:
+    """The repository's Python, shell and YAML files (top level and the source folders; no outputs)."""
+    files = [path for path in root.iterdir() if path.is_file() and path.suffix in SOURCE_SUFFIXES]
+    for folder in SOURCE_FOLDERS:
+        files += [path for path in (root / folder).rglob("*")
+                  if path.is_file() and (path.suffix in SOURCE_SUFFIXES or path.parent.name == ".ci")
+                  and "__pycache__" not in path.parts]
+    return sorted(path for path in files if path != Path(__file__).resolve())  # this file's are examples
+
+
+def bad_doc_references(path: Path, root: Path) -> list:
+    """Every reference of ``path`` to a page of the docs whose file or ``#anchor`` does not exist, and
+    every README section named in prose."""
+    problems = []
+    name = path.relative_to(root).as_posix()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        for match in DOC_REFERENCE.finditer(line):
+            page, anchor = match.groups()
+            target = root / page
+            if not target.is_file():
+                problems.append(f"{name}:{number}: {match.group(0)}: no file {page}")
+            elif anchor and anchor not in anchors_of(target):
+                problems.append(f"{name}:{number}: {match.group(0)}: no heading #{anchor} in {page}")
+        if PROSE_README_REFERENCE.search(line):
+            problems.append(f"{name}:{number}: a README section named in prose; "
+                            f"write docs/<page>.md#<anchor> or README.md#<anchor>")
+    return problems
+
+
+def test_every_reference_to_the_docs_in_code_and_configs_resolves():
+    files = source_files(REPO)
+    assert REPO / "trainers" / "base.py" in files and REPO / "tools" / "parity_upstream.sh" in files
+    problems = [problem for path in files for problem in bad_doc_references(path, REPO)]
+    assert not problems, "references to missing docs or headings:\n" + "\n".join(problems)
+
+
+def test_doc_reference_checker_finds_a_missing_page_a_missing_heading_and_prose(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text("# Page\n\n## Parity with upstream CoOp\n")
+    (tmp_path / "README.md").write_text("# Title\n\n## Install\n")
+    source = tmp_path / "a.py"
+    readme = "README"
+    source.write_text(f"# ok: docs/page.md#parity-with-upstream-coop, {readme}.md#install, docs/page.md.\n"
+                      f"# gone: docs/gone.md and docs/page.md#parity\n"
+                      f"# prose: ({readme}, \"Parity\") and the {readme}'s 'Install' section\n")
+    problems = bad_doc_references(source, tmp_path)
+    assert len(problems) == 3, problems
+    assert problems[0] == "a.py:2: docs/gone.md: no file docs/gone.md"
+    assert problems[1] == "a.py:2: docs/page.md#parity: no heading #parity in docs/page.md"
+    assert problems[2].startswith("a.py:3: a README section named in prose")

@@ -12,7 +12,7 @@ from clipprompt.clip_loader import export_open_clip, load_clip
 from clipprompt.errors import UserError
 from clipprompt.models import ZeroShotCLIP
 from conftest import TINY_RESOLUTION, build_tiny_clip, run_cli
-from test_train_integration import user_error
+from helpers import user_error
 
 pytest.importorskip("open_clip", reason='open_clip_torch is not installed (pip install -e ".[open_clip]")')
 

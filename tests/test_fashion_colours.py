@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from helpers import write_synthetic_idx_root
 
 
 def _hue_of(rgb_image):
@@ -25,7 +26,7 @@ def _hue_distance(a, b):
 
 @pytest.fixture(scope="module")
 def idx_root(tmp_path_factory):
-    return fm.write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=2, test_per_class=60)
+    return write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=2, test_per_class=60)
 
 
 # ------------------------------------------------------------------ classes
@@ -185,7 +186,7 @@ def test_dassl_dataset_halves_and_few_shot(tmp_path, monkeypatch, subsample, lab
 
     monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     root = tmp_path / "data"
-    fm.write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=1, test_per_class=60)
+    write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=1, test_per_class=60)
     dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample=subsample))
     names = [fc.CLASSNAMES[i] for i in labels]
     assert dataset.num_classes == 30

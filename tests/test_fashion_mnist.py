@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from benchmarks import fashion_mnist as fm
+from helpers import write_idx, write_synthetic_idx_root
 from clipprompt.errors import UserError
 
 
 @pytest.fixture
 def tiny_root(tmp_path):
     """Gzipped fake IDX files: 20 train and 20 test images per class."""
-    return fm.write_synthetic_idx_root(str(tmp_path / "idx"), train_per_class=20, test_per_class=20)
+    return write_synthetic_idx_root(str(tmp_path / "idx"), train_per_class=20, test_per_class=20)
 
 
 # ---------------------------------------------------------------- IDX reading
@@ -23,8 +24,8 @@ def tiny_root(tmp_path):
 def test_read_idx_round_trip_plain_and_gz(tmp_path, suffix):
     images = np.arange(3 * 28 * 28, dtype=np.int64).reshape(3, 28, 28) % 256
     labels = np.array([7, 0, 9])
-    fm.write_idx(str(tmp_path / ("img" + suffix)), images)
-    fm.write_idx(str(tmp_path / ("lbl" + suffix)), labels)
+    write_idx(str(tmp_path / ("img" + suffix)), images)
+    write_idx(str(tmp_path / ("lbl" + suffix)), labels)
     raw = (tmp_path / ("lbl" + suffix)).read_bytes()
     if suffix == ".gz":
         assert raw[:2] == b"\x1f\x8b" and gzip.decompress(raw)[:4] == bytes([0, 0, 8, 1])
@@ -46,7 +47,7 @@ def test_read_idx_header_bytes_follow_the_format(tmp_path):
 
 def test_read_idx_rejects_wrong_magic(tmp_path):
     path = str(tmp_path / "labels.gz")
-    fm.write_idx(path, np.zeros((2, 28, 28)))  # an images file where labels are expected
+    write_idx(path, np.zeros((2, 28, 28)))  # an images file where labels are expected
     with pytest.raises(UserError, match="magic number 0x00000803, expected 0x00000801"):
         fm.read_idx(path, fm.LABELS_MAGIC)
 
@@ -84,8 +85,8 @@ def test_missing_files_error_names_folders_and_how_to_get_them(tmp_path):
 
 def test_torchvision_layout_found_and_plain_preferred(tmp_path):
     raw = tmp_path / "FashionMNIST" / "raw"
-    fm.write_synthetic_idx_root(str(raw), 2, 2, gzipped=True)
-    fm.write_synthetic_idx_root(str(raw), 2, 2, gzipped=False)  # torchvision keeps both
+    write_synthetic_idx_root(str(raw), 2, 2, gzipped=True)
+    write_synthetic_idx_root(str(raw), 2, 2, gzipped=False)  # torchvision keeps both
     files = fm.find_idx_files(str(tmp_path))
     assert files["train"]["images"] == str(raw / "train-images-idx3-ubyte")
     assert files["test"]["labels"] == str(raw / "t10k-labels-idx1-ubyte")
@@ -93,9 +94,9 @@ def test_torchvision_layout_found_and_plain_preferred(tmp_path):
 
 def test_incomplete_folder_is_not_mixed_with_another(tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    fm.write_synthetic_idx_root(str(first), 1, 1)
+    write_synthetic_idx_root(str(first), 1, 1)
     os.remove(first / "t10k-labels-idx1-ubyte.gz")
-    fm.write_synthetic_idx_root(str(second), 1, 1)
+    write_synthetic_idx_root(str(second), 1, 1)
     files = fm.find_idx_files([str(first), str(second)])
     assert all(path.startswith(str(second)) for split in files.values() for path in split.values())
 
@@ -105,8 +106,8 @@ def test_idx_search_roots_order(tmp_path):
     assert fm.idx_search_roots(root) == [os.path.join(root, "fashion_mnist"), root, fm.SYSTEM_IDX_DIR]
     assert fm.idx_search_roots(None) == [fm.SYSTEM_IDX_DIR]
     # the dataset folder wins over files directly under the root
-    fm.write_synthetic_idx_root(root, 1, 1)
-    fm.write_synthetic_idx_root(os.path.join(root, "fashion_mnist"), 1, 1)
+    write_synthetic_idx_root(root, 1, 1)
+    write_synthetic_idx_root(os.path.join(root, "fashion_mnist"), 1, 1)
     files = fm.find_idx_files(fm.idx_search_roots(root))
     assert os.path.dirname(files["train"]["images"]) == os.path.join(root, "fashion_mnist")
 
@@ -217,7 +218,7 @@ def test_export_from_other_idx_data_replaces_every_png(tiny_root, tmp_path):
 
     out = str(tmp_path / "fashion_mnist")
     fm.export_downstream_images(tiny_root, out)
-    other_root = fm.write_synthetic_idx_root(str(tmp_path / "other"), 20, 20, seed=7)
+    other_root = write_synthetic_idx_root(str(tmp_path / "other"), 20, 20, seed=7)
     result = fm.export_downstream_images(other_root, out)
     assert result.num_images_written == 200
     images, _ = fm.load_split(other_root, "test")
@@ -281,7 +282,7 @@ def dassl_root(tmp_path, monkeypatch):
     (40 test images per class: 20 train pool, 4 val, 16 test)."""
     monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))  # never fall back to real data
     root = tmp_path / "data"
-    fm.write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=2, test_per_class=40)
+    write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=2, test_per_class=40)
     return str(root)
 
 
@@ -352,7 +353,7 @@ def test_dassl_dataset_finds_torchvision_layout_under_root(tmp_path, monkeypatch
 
     monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     root = tmp_path / "data"
-    fm.write_synthetic_idx_root(str(root / "FashionMNIST" / "raw"), train_per_class=1, test_per_class=20)
+    write_synthetic_idx_root(str(root / "FashionMNIST" / "raw"), train_per_class=1, test_per_class=20)
     dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample="base"))
     assert len(dataset.train_x) == 5
     assert os.path.isfile(os.path.join(str(root), "fashion_mnist", fm.SPLIT_FILENAME))

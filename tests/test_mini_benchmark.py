@@ -29,7 +29,7 @@ EXPECTED = {
 def test_quick_mini_benchmark_end_to_end(tmp_path):
     import sys
 
-    from benchmarks.fashion_mnist import write_synthetic_idx_root
+    from helpers import write_synthetic_idx_root
 
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data), train_per_class=20, test_per_class=40)
@@ -63,7 +63,7 @@ def test_quick_colour_benchmark_end_to_end(tmp_path):
     """BENCHMARK=fashion_colours: coloured images exported, its own CLIP, the ordering checks and the plot."""
     import sys
 
-    from benchmarks.fashion_mnist import write_synthetic_idx_root
+    from helpers import write_synthetic_idx_root
 
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data), train_per_class=20, test_per_class=30)

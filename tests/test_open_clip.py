@@ -288,7 +288,7 @@ SHORT_CONTEXT = {"CoOp": "TRAINER.COOP.N_CTX", "CoCoOp": "TRAINER.COCOOP.N_CTX",
 @requires_dassl
 @pytest.mark.parametrize("trainer", ["ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "DualPromptMI"])
 def test_train_py_base_to_new_with_open_clip_backbone(tmp_path, configs, pets_root, tiny_cfg_file, trainer):
-    from test_train_integration import TINY, ok, results, train_args
+    from helpers import TINY, ok, results, train_args
 
     weights = _plain_copy(tmp_path, random_open_clip(configs["toy"], seed=5))
     backbone = ["MODEL.BACKBONE.NAME", f"open_clip:{configs['toy']}", "OPTIM.MAX_EPOCH", "1"]
@@ -309,7 +309,7 @@ def test_train_py_base_to_new_with_open_clip_backbone(tmp_path, configs, pets_ro
 
 @requires_dassl
 def test_train_py_pixel_mean_mismatch_is_one_line(tmp_path, configs, pets_root, tiny_cfg_file):
-    from test_train_integration import TINY, train_args, user_error
+    from helpers import TINY, train_args, user_error
 
     weights = _plain_copy(tmp_path, random_open_clip(configs["toy"]))
     extra = [*TINY, "MODEL.BACKBONE.NAME", f"open_clip:{configs['toy']}", "INPUT.PIXEL_MEAN", "[0.5, 0.5, 0.5]"]

@@ -13,7 +13,7 @@ from clipprompt.peers import (KgCoOpCLIP, ProGradCLIP, knowledge_guidance, proje
                               prograd_gradients, zero_shot_kl)
 from clipprompt.prompts import encode_hand_crafted
 from conftest import TINY_RESOLUTION, requires_dassl, run_cli
-from test_train_integration import TINY, ctx_of, ok, results, train_args, user_error
+from helpers import TINY, ctx_of, ok, results, train_args, user_error
 
 NAMES = ["dog", "cat", "sea lion", "car"]
 TEMPLATE = ["a photo of a {}, a type of pet."]

@@ -144,12 +144,18 @@ def test_train_py_runs_fp16_and_amp_on_cpu_when_asked(tmp_path, pets_root, tiny_
     assert "needs a GPU" not in proc.stdout
     losses = [float(v) for v in re.findall(r"\bloss \S+ \(([-\w.+]+)\)", proc.stdout)]
     assert losses and all(math.isfinite(v) for v in losses), proc.stdout[-2000:]
-    record = json.loads((out / "results.json").read_text())
-    assert 0.0 <= record["accuracy"] <= 100.0
     assert glob.glob(os.path.join(out, "prompt_learner", "model.pth.tar-*"))
-    if prec == "fp16":  # without the override the same command falls back to fp32 and says so
-        proc = run_cli([*args[:args.index("--output-dir") + 1], str(tmp_path / "fp32"), *args[args.index("--output-dir") + 2:]])
-        assert proc.returncode == 0 and f"PREC {prec} needs a GPU; running in fp32" in proc.stdout
+    # results.json holds this run's evaluation: Dassl's count over the 4 base classes' 3 test images each
+    record = json.loads((out / "results.json").read_text())
+    total, correct = (int(re.search(rf"^\* {count}: (\d+)$", proc.stdout, re.M).group(1)) for count in ("total", "correct"))
+    assert record["num_samples"] == total == 4 * 3 and record["epoch"] == 1
+    assert record["accuracy"] == pytest.approx(100 * correct / total)
+    # without the override the same command falls back to fp32 and says so; the half-precision run
+    # predicts as the fp32 one does, to one test image
+    proc = run_cli([*args[:args.index("--output-dir") + 1], str(tmp_path / "fp32"), *args[args.index("--output-dir") + 2:]])
+    assert proc.returncode == 0 and f"PREC {prec} needs a GPU; running in fp32" in proc.stdout
+    fp32 = json.loads((tmp_path / "fp32" / "results.json").read_text())
+    assert fp32["num_samples"] == total and abs(record["accuracy"] - fp32["accuracy"]) <= 100 / total + 1e-9, (record, fp32)
 
 
 def test_gpu_smoke_script_says_so_without_cuda():

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from helpers import write_synthetic_idx_root
 from benchmarks.mini_clip import training
 from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler
 from benchmarks.mini_clip.recipe import BENCHMARK_RECIPES, QUICK_OVERRIDES, Recipe
@@ -35,7 +36,7 @@ pretrain_mini_clip = _load_script()
 @pytest.fixture(scope="module")
 def idx_root(tmp_path_factory):
     # --quick needs 16 train images per class and 8 downstream test images per class (40% of 20)
-    return fm.write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=20, test_per_class=20)
+    return write_synthetic_idx_root(str(tmp_path_factory.mktemp("idx")), train_per_class=20, test_per_class=20)
 
 
 def _quick(out, idx_root, *extra):
@@ -195,9 +196,31 @@ def test_a_long_pretraining_prints_ten_lines():
     assert "epoch 27/27, step 1200/1200 (100%)" in printed[-1] and "ETA 0 s" in printed[-1]
 
 
-def test_determinism_switch_is_restored(quick_run):
-    # main() ran in this process; the global flag must be back to torch's default
-    assert not torch.are_deterministic_algorithms_enabled()
+@pytest.mark.parametrize("callers_switch", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_pretraining_runs_deterministic_and_gives_the_caller_its_switch_back(idx_root, monkeypatch, callers_switch, fails):
+    recipe = Recipe(**{**Recipe().__dict__, **QUICK_OVERRIDES, "steps": 1})
+    seen = []
+    real = training._pretrain
+
+    def spy(*args):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        if fails:
+            raise RuntimeError("interrupted")
+        return real(*args)
+
+    monkeypatch.setattr(training, "_pretrain", spy)
+    torch.use_deterministic_algorithms(callers_switch)
+    try:
+        if fails:
+            with pytest.raises(RuntimeError, match="interrupted"):
+                training.pretrain(recipe, idx_root, progress=False)
+        else:
+            assert isinstance(training.pretrain(recipe, idx_root, progress=False), torch.nn.Module)
+        after = torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)  # torch's default, whatever happened
+    assert seen == [True] and after is callers_switch
 
 
 def test_widths_must_be_multiples_of_64(idx_root, tmp_path):

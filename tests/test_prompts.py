@@ -5,7 +5,7 @@ from clip import clip as clip_api
 
 from clipprompt.errors import UserError
 from clipprompt.prompts import SoftPrompt, class_name_length, encode_hand_crafted, tokenize
-from clipprompt.text_encoder import TextEncoder, eot_pool
+from clipprompt.text_encoder import TextEncoder
 
 NAMES = ["dog", "golden_retriever", "sea lion"]
 
@@ -79,11 +79,26 @@ def test_class_name_length_counts_bpe_tokens():
     assert class_name_length("golden_retriever") == len(clip_api._tokenizer.encode("golden retriever"))
 
 
-def test_eot_pool_picks_end_of_text_position():
-    hidden = torch.arange(2 * 5 * 3, dtype=torch.float32).view(2, 5, 3)
-    tokens = torch.tensor([[49406, 7, 49407, 0, 0], [49406, 7, 8, 9, 49407]])
-    pooled = eot_pool(hidden, tokens)
-    torch.testing.assert_close(pooled, torch.stack([hidden[0, 2], hidden[1, 4]]))
+@pytest.mark.parametrize("full", [False, True])
+def test_text_encoder_feature_is_the_end_of_text_position(tiny_clip, full):
+    """A prompt's feature is the state at its EOT token (the largest id): what follows the EOT does
+    not change it, what sits at the EOT does."""
+    encoder = TextEncoder(tiny_clip)
+    encoder.full_context = full
+    tokens = tokenize(["a photo of a dog.", "a cat."], tiny_clip)
+    eot = tokens.argmax(dim=-1)
+    assert eot[0] > eot[1]  # the shorter prompt has positions after its EOT even in a short pass
+    with torch.no_grad():
+        embeddings = tiny_clip.token_embedding(tokens).float()
+        noise = torch.randn(embeddings.shape, generator=torch.Generator().manual_seed(0))  # not constant: LayerNorm
+        after, at = embeddings.clone(), embeddings.clone()
+        for row, position in enumerate(eot.tolist()):
+            after[row, position + 1:] += noise[row, position + 1:]
+            at[row, position] += noise[row, position]
+        features, features_after, features_at = (encoder(x, tokens) for x in (embeddings, after, at))
+    torch.testing.assert_close(features_after, features)
+    for row in range(2):
+        assert not torch.allclose(features_at[row], features[row], atol=1e-4), row
 
 
 def test_hand_crafted_ensemble_is_normalised_mean(tiny_clip):

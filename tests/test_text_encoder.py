@@ -1,6 +1,8 @@
 """The one text encoder: short passes equal the 77-position pass, chunked passes equal one pass."""
 
+import itertools
 import json
+import types
 
 import pytest
 import torch
@@ -205,15 +207,24 @@ DEEP_TRAINERS = ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptM
 
 
 @pytest.mark.parametrize("trainer", DEEP_TRAINERS)
-def test_bench_deep_trainers_step_at_their_settings_with_clamped_depth(trainer):
+def test_bench_deep_trainers_step_at_their_settings_with_clamped_depth(trainer, monkeypatch):
     from tools import bench
 
-    rows = [bench.measure(trainer, "tiny", 3, 2, 1, "cpu", full_context=full, evaluate=not full) for full in (True, False)]
+    # a CPU clock that advances 1, 2, 3, ... seconds from one reading to the next: the times are known
+    monkeypatch.setattr(bench, "time", types.SimpleNamespace(process_time=lambda: next(readings)))
+    rows = []
+    for full in (True, False):
+        readings = itertools.accumulate(itertools.count(1), initial=0.0)  # 0, 1, 3, 6, 10, 15, ...
+        rows.append(bench.measure(trainer, "tiny", 3, 2, 1, "cpu", full_context=full, evaluate=not full))
     for row in rows:
-        assert row["step_s"] > 0 and row["peak_mb"] > 0
+        # readings 0, 1 time the warm-up step (dropped with --steps 1), 3, 6 the one timed step
+        assert (row["steps"], row["step_s"], row["train_img_per_s"]) == (1, 3.0, 2 / 3.0)
+        # the process's peak RSS, read after training and again at the end: it holds the weights, never goes down
+        assert row["memory"] == "peak RSS" and row["weights_mb"] < row["train_peak_mb"] <= row["peak_mb"]
         # the tiny arch has 2 blocks per tower: depth 9 is clamped, and said so
         assert row["deep"]["text_depth"] == 2 and "depth 9 -> 2" in row["note"]
-    assert rows[1]["eval_img_per_s"] > 0
+    # evaluation, when asked: readings 10, 15 time 2 batches (max(steps, 2)) of 2 images
+    assert rows[0]["eval_img_per_s"] is None and rows[1]["eval_img_per_s"] == 2 * 2 / 5.0
     maple = trainer.endswith("MaPLe") or trainer.endswith("maple")
     width = bench.ARCHS["tiny"][5]
     # SOS, "a photo of a" (MaPLe: 2 learnt tokens, "of a" stays text), "class <i>" (2 tokens), ".", EOT

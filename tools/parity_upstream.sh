@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Our CoOp and CoCoOp against upstream CoOp's trainers on the same few-shot samples (README, "Parity with
-# upstream CoOp"), on the 10-class FashionMNIST benchmark, base-to-new, both sides fp32:
+# Our CoOp and CoCoOp against upstream CoOp's trainers on the same few-shot samples
+# (docs/cpu_benchmarks.md#parity-with-upstream-coop), on the 10-class FashionMNIST benchmark,
+# base-to-new, both sides fp32:
 #   COOP=/path/to/CoOp CLIP=/path/to/mini_clip.pt bash tools/parity_upstream.sh
 # Upstream code stays outside this repository: COOP is a checkout of github.com/KaiyangZhou/CoOp, DASSL a
 # Dassl source tree (copied and patched under WORK by tools/parity_upstream.py setup).

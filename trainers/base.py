@@ -118,8 +118,9 @@ class PromptTrainer(TrainerX):
 
         One process keeps Dassl's own sampler, which draws from the global torch generator as
         upstream CoOp does: with ``DATASET.FEWSHOT_SAMPLER coop`` a run then sees upstream's samples
-        in upstream's order (README, parity). Under torchrun the order is drawn from (seed, epoch),
-        the same on every process, and each process takes its slice of every global batch.
+        in upstream's order (docs/cpu_benchmarks.md#parity-with-upstream-coop). Under torchrun the
+        order is drawn from (seed, epoch), the same on every process, and each process takes its
+        slice of every global batch.
         """
         super().build_data_loader()
         if not distributed.is_distributed():

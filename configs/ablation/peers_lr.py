@@ -5,7 +5,9 @@
 # choice (0.02, picked from base accuracy of a CoOp sweep on FashionMNIST, and applied to CoCoOp although
 # CoCoOp's batch of 1 takes 4x CoOp's steps) and one between. Epochs stay as in the configs. Read the table
 # per trainer: the reference (CoOp at 0.02) only anchors the paired columns.
-# Run twice: on design A with 3 seeds (README, iteration A') and on design E with 6 seeds.
+# Run twice: on design A with 3 seeds (iteration A',
+# docs/experiments/2026-11-30-fashion-colours-design-a.md#a-each-trainers-own-learning-rate) and on
+# design E with 6 seeds (docs/experiments/2026-11-30-peers-lr-selection.md).
 {
     "config_root": "benchmarks/configs/trainers",
     "reference": "CoOp_lr0.02",
