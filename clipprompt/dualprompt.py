@@ -247,6 +247,27 @@ class DualPromptMICLIP(PromptCLIP):
         """Add training image features to the class prototypes."""
         self.prototypes.update(image_features, labels)
 
+    @property
+    def prototypes_follow_image_tower(self):
+        """Whether the class prototypes go stale as training goes, and so must be renewed each epoch.
+
+        True when the mixup uses prototypes and the image features depend on trained vision prompts
+        (``ivlp`` with ``DEEP.VISION_N_CTX`` > 0, ``maple``). With CoOp's context (or ``ivlp`` without
+        vision tokens) the image tower is frozen CLIP's: features computed once stay exact.
+        """
+        return self.config.uses_mixup and self.config.has_vision_prompts
+
+    @torch.no_grad()
+    def refresh_prototypes(self, batches):
+        """Recompute the prototypes from scratch over ``batches`` of ``(images, labels)`` (e.g. the
+        few-shot training set) with the image tower as it is now, without a graph; returns the
+        number of images. The trainer calls it once before training, or at every epoch start when
+        :attr:`prototypes_follow_image_tower`."""
+        self.prototypes.reset()
+        for image, label in batches:
+            self.observe(self.encode_image(image), label)
+        return int(self.prototypes.count.sum())
+
     def view_mutual_information(self, image_features, soft, soft_logits):
         """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""
         mode = self.config.mi_mode

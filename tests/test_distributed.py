@@ -88,7 +88,11 @@ def _reduce_worker(rank, world, port, queue):
         reduce_gradients([used, unused], weight)
         stats.total += torch.tensor([1.0, rank])
         sync.sync()
-        queue.put((rank, used.grad.tolist(), unused.grad, stats.total.tolist()))
+        added = stats.total.tolist()
+        # every process starts afresh and recomputes its share (prototypes renewed at an epoch start)
+        stats.total = torch.tensor([float(rank + 1), 10.0])
+        sync.sync(from_zero=True)
+        queue.put((rank, used.grad.tolist(), unused.grad, added, stats.total.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -103,10 +107,11 @@ def test_reduce_gradients_and_statistics_over_two_gloo_processes():
     for p in procs:
         p.join(60)
     for rank in (0, 1):
-        grad, unused_grad, total = out[rank]
+        grad, unused_grad, total, recomputed = out[rank]
         assert grad == pytest.approx([0.75 * 1 + 0.25 * 2] * 3)  # weighted sum over processes
         assert unused_grad is None  # unused everywhere: still skipped by the optimiser
         assert total == [2.0, 1.0]  # each process's additions, summed
+        assert recomputed == [3.0, 20.0]  # the shares summed, not added to the old total
 
 
 def torchrun(nproc, args):
