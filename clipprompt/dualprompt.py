@@ -17,7 +17,9 @@ For image features ``v_i`` (normalised), logit scale ``s`` and class set C:
 ``PROMPT_LEARNER`` chooses how the soft view enters CLIP: ``coop`` (CoOp's context, the
 model above), ``ivlp`` or ``maple`` (deep prompts in both towers, :mod:`clipprompt.deep_prompts`).
 With vision prompts ``v_i`` comes from the prompted image tower, so the class-wise mixup acts on
-prompted features, and ``VISION_MI.WEIGHT`` adds the visual twin of the view term:
+prompted features; its class prototypes then go stale as the prompts train, so the trainer renews
+them at every epoch start (:meth:`DualPromptMICLIP.refresh_prototypes`; ``AUG.PROTOTYPES running``
+restarts its mean instead). ``VISION_MI.WEIGHT`` adds the visual twin of the view term:
 ``- VISION_MI.WEIGHT * I(v; v^0)`` between prompted and frozen image features, with the same
 fixed-variance Gaussian bound as ``MI.MODE gaussian`` (PromptSRC's image-side consistency, read
 as MIRO's MI with the frozen model). It costs one frozen image pass per step.

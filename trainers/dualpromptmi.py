@@ -1,3 +1,5 @@
+import contextlib
+
 import torch
 from dassl.engine import TRAINER_REGISTRY
 
@@ -58,7 +60,11 @@ class DualPromptMI(PromptTrainer):
     def compute_prototypes(self):
         """One no-grad pass over the few-shot training set: per-class mean image feature."""
         batches = (self.parse_batch_train(batch) for batch in self.train_loader_x)
-        self.model.refresh_prototypes(batches)
+        follows = self.model.prototypes_follow_image_tower
+        # Renewed prototypes use the steps' precision (amp: autocast), which is what they describe and
+        # what keeps the pass cheap on a GPU; the one pass of a frozen tower stays as it always was.
+        with self.autocast() if follows else contextlib.nullcontext():
+            self.model.refresh_prototypes(batches)
         self.statistics.sync(from_zero=True)  # under torchrun: each process saw its slice
-        when = f" (epoch {self.epoch + 1}, prompted image tower)" if self.model.prototypes_follow_image_tower else ""
+        when = f" (epoch {self.epoch + 1}, prompted image tower)" if follows else ""
         print(f"Class prototypes from {int(self.model.prototypes.count.sum())} training images{when}")
