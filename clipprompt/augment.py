@@ -1,8 +1,9 @@
 """Class-wise mixup of CLIP image features.
 
-DualPromptMI augments the (frozen, L2-normalised) image features ``v_i`` of a
-batch by mixing each one with a class prototype ``mu_k``, the normalised
-running mean of the image features of class ``k``::
+DualPromptMI augments the (L2-normalised) image features ``v_i`` of a batch,
+frozen CLIP's or those of a prompted image tower, by mixing each one with a
+class prototype ``mu_k``, the normalised mean of the image features of class
+``k``::
 
     lam_i ~ Beta(alpha, alpha)
     v~_i  = normalise(lam_i v_i + (1 - lam_i) mu_{k_i})
@@ -46,8 +47,14 @@ class ClassPrototypes(nn.Module):
     a class never seen has a **zero** row and ``seen[c] == False``.
     :class:`ClassWiseMixup` never picks an unseen class as a partner.
 
-    The mean accumulates over every :meth:`update` until :meth:`reset`
-    (CLIP's image encoder is frozen, so old features do not go stale).
+    The mean accumulates over every :meth:`update` until :meth:`reset`; the
+    owner decides when old features are stale. DualPromptMI computes its
+    prototypes once before training when the image tower is frozen CLIP's
+    (CoOp's context: features never change), and recomputes them from zero at
+    every epoch start when vision prompts train (``ivlp`` with vision tokens,
+    ``maple``: the features move with every step, so a sum kept across epochs
+    would mix features of prompts that no longer exist); see
+    ``DualPromptMICLIP.refresh_prototypes``.
     Loading a state dict whose buffers have another shape (e.g. a checkpoint
     trained on base classes loaded into a model built for new classes)
     adopts the checkpoint's shape instead of failing.

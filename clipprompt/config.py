@@ -111,7 +111,7 @@ def extend_cfg(cfg):
     d.AUG.MODE = "inter"  # intra (own-class prototype) or inter (another class, mixed targets)
     d.AUG.ALPHA = 1.0  # lambda ~ Beta(alpha, alpha)
     d.AUG.MI_WEIGHT = 1.0  # weight of the visual-text MI bound inside L_aug
-    d.AUG.PROTOTYPES = "precomputed"  # precomputed (one pass over the train set) or running
+    d.AUG.PROTOTYPES = "precomputed"  # precomputed (a pass over the train set; every epoch with vision prompts) or running
     d.AUG.FEED_VIEW_MI = False  # posterior MI also over the mixed features (posterior mode only)
     d.PROMPT_LEARNER = "coop"  # coop (CoOp's context), ivlp or maple (deep prompts in both towers)
     d.DEEP = CN()  # ivlp / maple only (maple: TEXT_DEPTH for both towers, N_CTX tokens)

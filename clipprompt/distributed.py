@@ -223,11 +223,14 @@ class AdditiveStatistics:
     def mark(self):
         self._base = [t.detach().clone() for t in self._tensors()]
 
-    def sync(self):
+    def sync(self, from_zero=False):
+        """Add up what each process added since the last ``sync``/``mark``. ``from_zero``: every process
+        has just reset the statistics and recomputed its own share (e.g. class prototypes renewed at an
+        epoch start), so the total is the sum of the tensors themselves, whatever was marked before."""
         if not is_distributed() or not self.modules:
             return
         tensors = self._tensors()
-        if self._base is None or any(t.shape != b.shape for t, b in zip(tensors, self._base)):
+        if from_zero or self._base is None or any(t.shape != b.shape for t, b in zip(tensors, self._base)):
             self._base = [torch.zeros_like(t) for t in tensors]  # re-created buffers start from zero
         deltas = [t - b for t, b in zip(tensors, self._base)]
         changed = torch.tensor([float(any(bool(d.any()) for d in deltas))], device=tensors[0].device)

@@ -17,7 +17,9 @@ For image features ``v_i`` (normalised), logit scale ``s`` and class set C:
 ``PROMPT_LEARNER`` chooses how the soft view enters CLIP: ``coop`` (CoOp's context, the
 model above), ``ivlp`` or ``maple`` (deep prompts in both towers, :mod:`clipprompt.deep_prompts`).
 With vision prompts ``v_i`` comes from the prompted image tower, so the class-wise mixup acts on
-prompted features, and ``VISION_MI.WEIGHT`` adds the visual twin of the view term:
+prompted features; its class prototypes then go stale as the prompts train, so the trainer renews
+them at every epoch start (:meth:`DualPromptMICLIP.refresh_prototypes`; ``AUG.PROTOTYPES running``
+restarts its mean instead). ``VISION_MI.WEIGHT`` adds the visual twin of the view term:
 ``- VISION_MI.WEIGHT * I(v; v^0)`` between prompted and frozen image features, with the same
 fixed-variance Gaussian bound as ``MI.MODE gaussian`` (PromptSRC's image-side consistency, read
 as MIRO's MI with the frozen model). It costs one frozen image pass per step.
@@ -246,6 +248,27 @@ class DualPromptMICLIP(PromptCLIP):
     def observe(self, image_features, labels):
         """Add training image features to the class prototypes."""
         self.prototypes.update(image_features, labels)
+
+    @property
+    def prototypes_follow_image_tower(self):
+        """Whether the class prototypes go stale as training goes, and so must be renewed each epoch.
+
+        True when the mixup uses prototypes and the image features depend on trained vision prompts
+        (``ivlp`` with ``DEEP.VISION_N_CTX`` > 0, ``maple``). With CoOp's context (or ``ivlp`` without
+        vision tokens) the image tower is frozen CLIP's: features computed once stay exact.
+        """
+        return self.config.uses_mixup and self.config.has_vision_prompts
+
+    @torch.no_grad()
+    def refresh_prototypes(self, batches):
+        """Recompute the prototypes from scratch over ``batches`` of ``(images, labels)`` (e.g. the
+        few-shot training set) with the image tower as it is now, without a graph; returns the
+        number of images. The trainer calls it once before training, or at every epoch start when
+        :attr:`prototypes_follow_image_tower`."""
+        self.prototypes.reset()
+        for image, label in batches:
+            self.observe(self.encode_image(image), label)
+        return int(self.prototypes.count.sum())
 
     def view_mutual_information(self, image_features, soft, soft_logits):
         """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""

@@ -88,7 +88,11 @@ def _reduce_worker(rank, world, port, queue):
         reduce_gradients([used, unused], weight)
         stats.total += torch.tensor([1.0, rank])
         sync.sync()
-        queue.put((rank, used.grad.tolist(), unused.grad, stats.total.tolist()))
+        added = stats.total.tolist()
+        # every process starts afresh and recomputes its share (prototypes renewed at an epoch start)
+        stats.total = torch.tensor([float(rank + 1), 10.0])
+        sync.sync(from_zero=True)
+        queue.put((rank, used.grad.tolist(), unused.grad, added, stats.total.tolist()))
     finally:
         dist.destroy_process_group()
 
@@ -103,10 +107,11 @@ def test_reduce_gradients_and_statistics_over_two_gloo_processes():
     for p in procs:
         p.join(60)
     for rank in (0, 1):
-        grad, unused_grad, total = out[rank]
+        grad, unused_grad, total, recomputed = out[rank]
         assert grad == pytest.approx([0.75 * 1 + 0.25 * 2] * 3)  # weighted sum over processes
         assert unused_grad is None  # unused everywhere: still skipped by the optimiser
         assert total == [2.0, 1.0]  # each process's additions, summed
+        assert recomputed == [3.0, 20.0]  # the shares summed, not added to the old total
 
 
 def torchrun(nproc, args):
@@ -178,3 +183,26 @@ def test_deep_trainers_two_gloo_processes_equal_one_process(tmp_path, pets_root,
         else:
             assert torch.equal(state_one[key], state_two[key]), key
     assert results(one)["accuracy"] == results(two)["accuracy"]
+
+
+@requires_dassl
+def test_dualpromptmi_renewed_prototypes_cover_every_process(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
+    """Vision prompts: each epoch every process recomputes the prototypes of its slice from zero,
+    and the sums cover the whole training set once (not the old total plus the new one)."""
+    from test_train_integration import DUAL_LEARNERS, MOVING
+
+    common = [*TINY, *NO_RANDOM_TRANSFORMS, "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler", "TRAIN.CHECKPOINT_FREQ",
+              "1", "TEST.NO_TEST", "True", *MOVING, *DUAL_LEARNERS["ivlp"]]
+    one = str(tmp_path / "one")
+    ok(run_cli(train_args(pets_root, one, tiny_clip3_path, tiny_cfg_file,
+                          extra=[*common, "DATALOADER.TRAIN_X.BATCH_SIZE", "4", "OPTIM.MAX_EPOCH", "1"])))
+    two = str(tmp_path / "two")
+    ok(run_cli(torchrun(2, train_args(pets_root, two, tiny_clip3_path, tiny_cfg_file,
+                                      extra=[*common, "DATALOADER.TRAIN_X.BATCH_SIZE", "2"])), timeout=600))
+    first, last = ctx_of(two, 1), ctx_of(two, 2)
+    for state in (first, last):
+        assert state["prototypes.count"].tolist() == [2, 2, 2, 2]  # 8 images over two processes, summed
+    # epoch 1 (the prompts as built, the same on every process): the slices sum to one process's pass
+    sums_one = ctx_of(one, 1)["prototypes.feature_sum"]
+    assert (sums_one - first["prototypes.feature_sum"]).abs().max().item() <= 1e-5
+    assert (first["prototypes.feature_sum"] - last["prototypes.feature_sum"]).abs().max().item() > 1e-3

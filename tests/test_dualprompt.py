@@ -470,3 +470,48 @@ def test_bad_deep_settings_are_one_line(clip3, overrides, key):
     with pytest.raises(UserError) as info:
         DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
     assert key in str(info.value) and "\n" not in str(info.value)
+
+
+# ----- class prototypes that follow the prompted image tower -----------------------------------
+
+@pytest.mark.parametrize("overrides,follows", [
+    ({}, False),  # coop: frozen CLIP's image tower
+    ({"prompt_learner": "ivlp", **DEEP, "deep_vision_n_ctx": 0}, False),  # text prompts only
+    ({"prompt_learner": "ivlp", **DEEP}, True),
+    ({"prompt_learner": "maple", **DEEP}, True),
+    ({"prompt_learner": "maple", **DEEP, "aug_weight": 0.0}, False),  # no mixup: no prototypes to renew
+])
+def test_prototypes_follow_the_image_tower_exactly_when_it_trains(clip3, overrides, follows):
+    torch.manual_seed(0)
+    model = DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(**overrides))
+    assert model.prototypes_follow_image_tower == follows
+    x, _ = batch()
+    # the flag says what the graph says: do the image features the mixup uses depend on trained parameters?
+    assert model.prototypes_follow_image_tower == (model.encode_image(x).requires_grad and model.config.uses_mixup)
+
+
+@pytest.mark.parametrize("learner", ["ivlp", "maple"])
+def test_refreshed_prototypes_are_the_mean_of_the_current_prompted_features(clip3, learner):
+    torch.manual_seed(0)
+    model = DualPromptMICLIP(clip3, NAMES, TEMPLATE, DualPromptMIConfig(prompt_learner=learner, **DEEP))
+    train = [batch(6, seed=s) for s in range(3)]  # a training set of 18 images over 5 classes
+
+    def current_prototypes():  # normalise(per-class mean), as ClassPrototypes describes them
+        with torch.no_grad():
+            features = torch.cat([model.encode_image(x) for x, _ in train])
+        labels = torch.cat([y for _, y in train])
+        return F.normalize(torch.stack([features[labels == c].mean(dim=0) for c in range(len(NAMES))]), dim=1)
+
+    assert model.refresh_prototypes(train) == 18
+    stale = model.prototypes.prototypes().clone()
+    optim = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    for x, y in train:  # one epoch
+        loss = model.loss(x, y)[0]
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    expected = current_prototypes()
+    assert (stale - expected).abs().max() > 1e-3  # the epoch moved the features: the old prototypes are stale
+    assert model.refresh_prototypes(train) == 18  # from scratch, not added to the old sums
+    assert model.prototypes.count.tolist() == [6, 3, 3, 3, 3]
+    torch.testing.assert_close(model.prototypes.prototypes(), expected, rtol=0, atol=1e-5)  # fp32

@@ -258,3 +258,109 @@ def test_deep_prompts_deeper_than_the_tower_are_one_line(tmp_path, pets_root, ti
     proc = run_cli(train_args(pets_root, str(tmp_path / "deep"), tiny_clip3_path, tiny_cfg_file, trainer="MaPLe",
                               extra=[*TINY, "TRAINER.MAPLE.PROMPT_DEPTH", "4"]))
     user_error(proc, "TRAINER.MAPLE.PROMPT_DEPTH must lie in 1..3", "got 4")
+
+
+# ----- DualPromptMI's class prototypes over deep prompts ---------------------------------------
+# With vision prompts (ivlp with vision tokens, maple) the image features train, so the prototypes
+# the mixup draws from are recomputed at every epoch start; with CoOp's context once, as before.
+DUAL_LEARNERS = {
+    "coop": [],
+    "ivlp": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3",
+             "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2"],
+}
+MOVING = ["OPTIM.LR", "0.5", "OPTIM.WARMUP_EPOCH", "0"]  # epoch 1 moves the prompts visibly
+
+
+def class_means(features, labels, num_classes):
+    """normalise(per-class mean feature), as ClassPrototypes.prototypes() describes them."""
+    return torch.nn.functional.normalize(
+        torch.stack([features[labels == c].mean(dim=0) for c in range(num_classes)]), dim=1)
+
+
+def dualpromptmi_trainer(out, pets_root, clip_path, cfg_file, opts):
+    """The Dassl trainer in this process: sequential batches, no random transform, no test."""
+    from dassl.config import get_cfg_default
+    from dassl.engine import build_trainer
+
+    import datasets  # noqa: F401  (registers the datasets)
+    import trainers  # noqa: F401  (registers the trainers)
+    from clipprompt.config import extend_cfg
+
+    cfg = extend_cfg(get_cfg_default())
+    cfg.merge_from_file(cfg_file)
+    cfg.merge_from_list(["DATASET.ROOT", pets_root, "DATASET.NAME", "OxfordPets", "DATASET.NUM_SHOTS", "2",
+                         "DATASET.SUBSAMPLE_CLASSES", "base", "TRAINER.NAME", "DualPromptMI", "MODEL.BACKBONE.PATH",
+                         clip_path, "SEED", "1", "USE_CUDA", "False", "OUTPUT_DIR", out, "TEST.NO_TEST", "True", *TINY,
+                         "INPUT.TRANSFORMS", "['normalize']", "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler",
+                         *MOVING, *opts])
+    return build_trainer(cfg)
+
+
+@pytest.mark.parametrize("learner", ["coop", "ivlp"])
+def test_dualpromptmi_prototypes_describe_the_image_tower_of_each_epoch(tmp_path, monkeypatch, pets_root,
+                                                                        tiny_clip3_path, tiny_cfg_file, learner):
+    """Every prototype computation is checked against the mean of the training set's features
+    computed independently at that moment (fp32, tolerance 1e-5)."""
+    trainer = dualpromptmi_trainer(str(tmp_path), pets_root, tiny_clip3_path, tiny_cfg_file, DUAL_LEARNERS[learner])
+    model = trainer.model
+
+    def current_prototypes():
+        with torch.no_grad():
+            pairs = [trainer.parse_batch_train(batch) for batch in trainer.train_loader_x]
+            features = torch.cat([model.encode_image(image) for image, _ in pairs])
+        return class_means(features, torch.cat([label for _, label in pairs]), trainer.num_classes)
+
+    refresh, seen = model.refresh_prototypes, []
+
+    def recorded(batches):
+        count = refresh(batches)
+        seen.append((count, model.prototypes.prototypes().clone(), current_prototypes()))
+        return count
+
+    monkeypatch.setattr(model, "refresh_prototypes", recorded)
+    trainer.train()
+    assert [count for count, _, _ in seen] == [8] * (2 if learner == "ivlp" else 1)  # 4 classes x 2 shots
+    for _, prototypes, expected in seen:
+        torch.testing.assert_close(prototypes, expected, rtol=0, atol=1e-5)
+    if learner == "coop":  # the frozen tower: the one pass before training still holds after it
+        assert torch.equal(model.prototypes.prototypes(), seen[0][1])
+        torch.testing.assert_close(seen[0][1], current_prototypes(), rtol=0, atol=1e-6)
+    else:  # epoch 1 trained the vision prompts: epoch 2 starts from prototypes of the moved features
+        assert (seen[1][1] - seen[0][1]).abs().max() > 1e-3
+
+
+def test_dualpromptmi_vision_prompts_renew_prototypes_and_resume_exactly(tmp_path, pets_root, tiny_clip3_path,
+                                                                          tiny_cfg_file):
+    """Through train.py with random flips: a run resumed at epoch 2 renews its prototypes from the
+    restored RNG state, and ends bit for bit where the uninterrupted run ends."""
+    extra = [*TINY, "TRAIN.CHECKPOINT_FREQ", "1", *MOVING, *DUAL_LEARNERS["ivlp"]]
+    full = str(tmp_path / "full")
+    proc = ok(run_cli(train_args(pets_root, full, tiny_clip3_path, tiny_cfg_file, extra=extra)))
+    for epoch in (1, 2):
+        assert f"Class prototypes from 8 training images (epoch {epoch}, prompted image tower)" in proc.stdout
+    first, last = ctx_of(full, 1), ctx_of(full, 2)
+    assert (first["prototypes.feature_sum"] - last["prototypes.feature_sum"]).abs().max() > 1e-3
+    assert torch.equal(first["prototypes.count"], last["prototypes.count"])  # renewed, not accumulated
+
+    cut = tmp_path / "cut"
+    (cut / "prompt_learner").mkdir(parents=True)
+    shutil.copy(os.path.join(full, "prompt_learner", "model.pth.tar-1"), cut / "prompt_learner")
+    proc = ok(run_cli(train_args(pets_root, str(cut), tiny_clip3_path, tiny_cfg_file,
+                                 extra=["--resume", str(cut), *extra])))
+    assert "Resuming from" in proc.stdout
+    assert "(epoch 2, prompted image tower)" in proc.stdout and "(epoch 1," not in proc.stdout
+    resumed = ctx_of(str(cut), 2)
+    assert set(resumed) == set(last)
+    for key in last:
+        assert torch.equal(resumed[key], last[key]), key
+
+
+@pytest.mark.parametrize("learner", ["coop", "ivlp"])
+def test_dualpromptmi_running_prototypes_restart_each_epoch_with_vision_prompts(tmp_path, pets_root, tiny_clip3_path,
+                                                                               tiny_cfg_file, learner):
+    """AUG.PROTOTYPES running: the mean of the features the steps saw, over the whole run with a
+    frozen image tower, over the current epoch's steps with vision prompts."""
+    opts = ["TRAINER.DUALPROMPTMI.AUG.PROTOTYPES", "running", *DUAL_LEARNERS[learner]]
+    trainer = dualpromptmi_trainer(str(tmp_path), pets_root, tiny_clip3_path, tiny_cfg_file, opts)
+    trainer.train()  # 2 epochs of 8 images
+    assert trainer.model.prototypes.count.tolist() == ([4] * 4 if learner == "coop" else [2] * 4)
