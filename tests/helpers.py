@@ -108,3 +108,13 @@ def write_synthetic_idx_root(folder, train_per_class, test_per_class, seed=0, gz
         write_idx(os.path.join(folder, image_stem + suffix), images)
         write_idx(os.path.join(folder, label_stem + suffix), labels)
     return folder
+
+
+# DualPromptMI's prompt learners at the 3-block tiny CLIP: ivlp's vision prompts make the image
+# features train (its class prototypes are then recomputed each epoch); coop's context does not.
+DUAL_LEARNERS = {
+    "coop": [],
+    "ivlp": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3",
+             "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2"],
+}
+MOVING = ["OPTIM.LR", "0.5", "OPTIM.WARMUP_EPOCH", "0"]  # epoch 1 moves the prompts visibly

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 
 from clipprompt.distributed import AdditiveStatistics, GlobalBatchSampler, reduce_gradients
 from conftest import requires_dassl, run_cli
-from helpers import TINY, ctx_of, ok, results, train_args, user_error
+from helpers import DUAL_LEARNERS, MOVING, TINY, ctx_of, ok, results, train_args, user_error
 
 # Context vectors of one process and of two processes with the same global batch agree to this
 # (float32, reduction order only); accuracies are equal.
@@ -189,8 +189,6 @@ def test_deep_trainers_two_gloo_processes_equal_one_process(tmp_path, pets_root,
 def test_dualpromptmi_renewed_prototypes_cover_every_process(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
     """Vision prompts: each epoch every process recomputes the prototypes of its slice from zero,
     and the sums cover the whole training set once (not the old total plus the new one)."""
-    from test_train_integration import DUAL_LEARNERS, MOVING
-
     common = [*TINY, *NO_RANDOM_TRANSFORMS, "DATALOADER.TRAIN_X.SAMPLER", "SequentialSampler", "TRAIN.CHECKPOINT_FREQ",
               "1", "TEST.NO_TEST", "True", *MOVING, *DUAL_LEARNERS["ivlp"]]
     one = str(tmp_path / "one")

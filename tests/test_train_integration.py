@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import PET_CLASSES, requires_dassl, run_cli, write_pets_dataset
-from helpers import TINY, ctx_of, deep_args, ok, results, train_args, user_error
+from helpers import DUAL_LEARNERS, MOVING, TINY, ctx_of, deep_args, ok, results, train_args, user_error
 
 pytestmark = requires_dassl
 
@@ -263,12 +263,6 @@ def test_deep_prompts_deeper_than_the_tower_are_one_line(tmp_path, pets_root, ti
 # ----- DualPromptMI's class prototypes over deep prompts ---------------------------------------
 # With vision prompts (ivlp with vision tokens, maple) the image features train, so the prototypes
 # the mixup draws from are recomputed at every epoch start; with CoOp's context once, as before.
-DUAL_LEARNERS = {
-    "coop": [],
-    "ivlp": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3",
-             "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2"],
-}
-MOVING = ["OPTIM.LR", "0.5", "OPTIM.WARMUP_EPOCH", "0"]  # epoch 1 moves the prompts visibly
 
 
 def class_means(features, labels, num_classes):
