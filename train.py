@@ -173,11 +173,14 @@ def preflight(cfg, args):
     if args.eval_only and cfg.TRAINER.NAME not in ("ZeroshotCLIP", "ZeroshotCLIP2"):
         if not args.model_dir:
             raise UserError("--model-dir is required with --eval-only for a trained prompt")
-        ckpt.find_checkpoint(args.model_dir, ckpt.MODEL_NAME, args.load_epoch)
+        # read now (a prompt's checkpoint is small): a corrupt file or another trainer's is named up front
+        ckpt.load_checkpoint(ckpt.find_checkpoint(args.model_dir, ckpt.MODEL_NAME, args.load_epoch),
+                             expected_trainer=cfg.TRAINER.NAME)
     if cfg.RESUME:
         if not ckpt.saved_epochs(cfg.RESUME, ckpt.MODEL_NAME):
             raise UserError(f"--resume {cfg.RESUME}: it holds no checkpoint to resume from (the run stopped before "
                             f"its first one); start afresh with --overwrite and --output-dir {cfg.RESUME}")
+        ckpt.load_checkpoint(ckpt.find_checkpoint(cfg.RESUME, ckpt.MODEL_NAME), expected_trainer=cfg.TRAINER.NAME)
     if distributed.is_main_process() and not args.overwrite:  # process 0 alone writes the output folder
         guard(cfg.OUTPUT_DIR, args.resume)
     check_prompt_depths(cfg, TRAINER_REGISTRY.get(cfg.TRAINER.NAME))

@@ -163,7 +163,7 @@ def test_a_checkpoint_of_random_bytes_is_called_corrupt(tmp_path, pets_root, tin
     (model / "model.pth.tar-2").write_bytes(os.urandom(4096))
     proc = run_cli(train_args(pets_root, str(tmp_path / "eval"), tiny_clip_path, tiny_cfg_file, trainer="CoOp",
                               extra=["--eval-only", "--model-dir", str(tmp_path / "model"), *TINY]))
-    last = user_error(proc, "model.pth.tar-2", "corrupt or not a checkpoint")
+    last = refused_up_front(proc, str(tmp_path / "eval"), "model.pth.tar-2", "corrupt or not a checkpoint")
     assert "other code" not in last
 
 
