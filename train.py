@@ -272,4 +272,8 @@ def run(args, cfg, argv):
 if __name__ == "__main__":
     from clipprompt.errors import exit_status
 
-    sys.exit(exit_status(main))
+    try:
+        sys.exit(exit_status(main))
+    except KeyboardInterrupt:  # before the run began (imports, checks): run() handles the rest
+        print("interrupted: before the run began; nothing was written", file=sys.stderr)
+        sys.exit(130)
