@@ -215,8 +215,8 @@ def run(args, cfg, argv):
     from clipprompt import run_folder
 
     main_process = distributed.is_main_process()
-    if main_process:
-        note = run_folder.guard(cfg.OUTPUT_DIR, args.resume, args.overwrite)
+    if main_process and args.overwrite:  # preflight refused a held folder without --overwrite
+        note = run_folder.guard(cfg.OUTPUT_DIR, args.resume, overwrite=True)
         if note:
             print(note)
     if cfg.SEED >= 0:
