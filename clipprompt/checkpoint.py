@@ -108,11 +108,10 @@ def load_checkpoint(path, expected_trainer=None):
         if isinstance(exc, pickle.UnpicklingError) and foreign:
             raise UserError(f"cannot load checkpoint {path} safely: it holds pickled objects ({foreign.group(1)}) that "
                             "this toolkit never writes; it was written by other code") from None
-        if isinstance(exc, pickle.UnpicklingError):
-            raise UserError(f"cannot read checkpoint {path}: it is corrupt or not a checkpoint (neither a valid zip "
-                            "archive nor a pickle torch can read); copy it again or retrain") from None
-        raise UserError(f"cannot read checkpoint {path}: torch.load does not recognise it ({exc.__class__.__name__}: "
-                        f"{(str(exc).strip().splitlines() or [''])[0]})") from None
+        # Anything else torch.load raises on such a file (UnpicklingError, IndexError, EOFError, ...
+        # depending on the bytes) means the same: no checkpoint can be read from it.
+        raise UserError(f"cannot read checkpoint {path}: it is corrupt or not a checkpoint (neither a valid zip "
+                        f"archive nor a pickle torch can read; {exc.__class__.__name__}); copy it again or retrain") from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "trainer" not in payload:
         raise UserError(f"{path} is not a checkpoint of this toolkit (no trainer/state_dict entries)")
     if expected_trainer is not None and payload["trainer"] != expected_trainer:

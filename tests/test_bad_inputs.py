@@ -3,6 +3,7 @@ Ctrl-C, one line and exit 130), before anything trains or writes, and no wrong n
 
 import json
 import os
+import random
 import shlex
 import signal
 import subprocess
@@ -160,7 +161,7 @@ def test_a_checkpoint_of_random_bytes_is_called_corrupt(tmp_path, pets_root, tin
     # Row 6: it used to blame "a foreign writer" for plain corruption.
     model = tmp_path / "model" / "prompt_learner"
     model.mkdir(parents=True)
-    (model / "model.pth.tar-2").write_bytes(os.urandom(4096))
+    (model / "model.pth.tar-2").write_bytes(random.Random(1).randbytes(4096))
     proc = run_cli(train_args(pets_root, str(tmp_path / "eval"), tiny_clip_path, tiny_cfg_file, trainer="CoOp",
                               extra=["--eval-only", "--model-dir", str(tmp_path / "model"), *TINY]))
     last = refused_up_front(proc, str(tmp_path / "eval"), "model.pth.tar-2", "corrupt or not a checkpoint")
