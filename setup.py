@@ -21,7 +21,7 @@ DASSL_RUNTIME = [
     "wilds",
 ]
 
-# clipprompt/backbone.py reads open_clip's text tower internals: the release range it is tested on.
+# clipprompt/clip/backbone.py reads open_clip's text tower internals: the release range it is tested on.
 OPEN_CLIP = "open_clip_torch>=3.3.0,<3.4"
 
 setup(
@@ -46,7 +46,7 @@ setup(
         *DASSL_RUNTIME,
     ],
     # slurm: tools/grid.py --slurm submits the grid's runs through submitit (imported only then).
-    # open_clip: backbones named open_clip:<arch> (LAION, DataComp, MetaCLIP, EVA weights; clipprompt/backbone.py).
+    # open_clip: backbones named open_clip:<arch> (LAION, DataComp, MetaCLIP, EVA weights; clipprompt/clip/backbone.py).
     extras_require={"test": ["pytest>=7", OPEN_CLIP], "slurm": ["submitit"],
                     "open_clip": [OPEN_CLIP]},
 )

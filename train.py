@@ -62,7 +62,7 @@ def setup_cfg(args):
 
     from clipprompt.config import extend_cfg
     from clipprompt.errors import UserError
-    from clipprompt.yamlfile import yaml_errors_as_user_errors
+    from clipprompt.runtime.yamlfile import yaml_errors_as_user_errors
 
     cfg = get_cfg_default()
     extend_cfg(cfg)
@@ -142,7 +142,7 @@ def check_dataset(name, registry):
 
 def check_prompt_depths(cfg, trainer_cls):
     """Prompt depths against the backbone's towers, read from its file without building CLIP."""
-    from clipprompt.clip_loader import tower_blocks
+    from clipprompt.clip.loader import tower_blocks
     from clipprompt.errors import UserError
 
     depths = trainer_cls.prompt_depths(cfg)
@@ -162,10 +162,10 @@ def preflight(cfg, args):
     from dassl.data.datasets import DATASET_REGISTRY
     from dassl.engine import TRAINER_REGISTRY
 
-    from clipprompt import checkpoint as ckpt
-    from clipprompt import distributed
+    from clipprompt.runtime import checkpoint as ckpt
+    from clipprompt.runtime import distributed
     from clipprompt.errors import UserError
-    from clipprompt.run_folder import guard
+    from clipprompt.runtime.run_folder import guard
     from datasets.base import preflight as dataset_preflight
 
     check_trainer(cfg.TRAINER.NAME)
@@ -194,7 +194,7 @@ def main(argv=None):
     import datasets  # noqa: F401  (registers the datasets)
     import trainers  # noqa: F401  (registers the trainers)
 
-    from clipprompt import distributed
+    from clipprompt.runtime import distributed
 
     cfg = setup_cfg(args)
     distributed.init_from_env(use_cuda=cfg.USE_CUDA)
@@ -210,9 +210,9 @@ def run(args, cfg, argv):
     from dassl.engine import build_trainer
     from dassl.utils import collect_env_info, set_random_seed
 
-    from clipprompt import checkpoint as ckpt
-    from clipprompt import distributed
-    from clipprompt import run_folder
+    from clipprompt.runtime import checkpoint as ckpt
+    from clipprompt.runtime import distributed
+    from clipprompt.runtime import run_folder
 
     main_process = distributed.is_main_process()
     if main_process and args.overwrite:  # preflight refused a held folder without --overwrite

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipprompt.errors import UserError
-from clipprompt.files import default_file_mode, write_bytes_atomic  # noqa: F401 (default_file_mode: part of this module's API)
+from clipprompt.runtime.files import default_file_mode, write_bytes_atomic  # noqa: F401 (default_file_mode: part of this module's API)
 
 # Index = official label. Lower-case words that read naturally in "a photo of a {}.".
 CLASSNAMES = [
@@ -294,7 +294,7 @@ def downstream_split_json(labels, seed=0):
 
 
 def _atomic_write_bytes(path, write):
-    """``write(f)`` into memory, then one atomic write (``clipprompt.files.write_bytes_atomic``)."""
+    """``write(f)`` into memory, then one atomic write (``clipprompt.runtime.files.write_bytes_atomic``)."""
     buffer = io.BytesIO()
     write(buffer)
     write_bytes_atomic(path, buffer.getvalue(), os.path.splitext(path)[1])

@@ -30,7 +30,7 @@ from benchmarks.mini_clip.evaluation import accuracy_table, evaluate  # noqa: E4
 from benchmarks.mini_clip.recipe import Recipe, check_existing, make_recipe, report_path  # noqa: E402
 from benchmarks.mini_clip.training import pretrain  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.files import torch_save_atomic, write_text_atomic  # noqa: E402
+from clipprompt.runtime.files import torch_save_atomic, write_text_atomic  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -53,7 +53,7 @@ def extend_cfg(cfg):
     cfg.TRAINER.PROGRAD.LAMBDA = 1.0  # share of the conflicting component removed (1 = all of it)
     cfg.TRAINER.PROGRAD.T = 1.0  # temperature of the zero-shot KL
 
-    # Deep vision-language prompts (clipprompt/deep_prompts.py). Defaults: each paper's published
+    # Deep vision-language prompts (clipprompt/prompts/deep.py). Defaults: each paper's published
     # base-to-new ViT-B/16 setting (docs/methods.md).
     m = cfg.TRAINER.MAPLE = CN()
     m.N_CTX = 2  # learnt tokens per layer (both towers): the first N_CTX tokens of CTX_INIT

@@ -12,9 +12,9 @@ and may override :meth:`CoOpDataset.read_splits` when its data is not in a
 split file (folder layouts, text files).
 
 Protocol (``__init__``): check the dataset folder; read the splits as light
-``clipprompt.splits.Item`` objects; sample ``DATASET.NUM_SHOTS`` per class with
+``clipprompt.data.splits.Item`` objects; sample ``DATASET.NUM_SHOTS`` per class with
 ``SEED`` (cached under ``<dataset_dir>/split_fewshot/``; ``DATASET.FEWSHOT_SAMPLER``
-picks our private-RNG sampler or CoOp's, see ``clipprompt.fewshot``); apply
+picks our private-RNG sampler or CoOp's, see ``clipprompt.data.fewshot``); apply
 ``DATASET.SUBSAMPLE_CLASSES``; hand train/val/test to Dassl as ``Datum`` lists
 (a missing image is a UserError). Test-only datasets (``test_only = True``,
 the ImageNet variants) skip few-shot sampling and use test as train_x.
@@ -29,14 +29,14 @@ import os
 from dassl.data.datasets import DatasetBase, Datum
 
 from clipprompt.errors import UserError
-from clipprompt.fewshot import (
+from clipprompt.data.fewshot import (
     check_sampler,
     load_or_sample_few_shot,
     load_or_sample_few_shot_coop,
     subsample_classes,
 )
-from clipprompt.splits import read_split, validate_splits
-from clipprompt.templates import dataset_template
+from clipprompt.data.splits import read_split, validate_splits
+from clipprompt.prompts.templates import dataset_template
 
 
 def make_datum(impath, label, classname):
@@ -89,7 +89,7 @@ class CoOpDataset(DatasetBase):
     split_file = None  # CoOp split file in dataset_dir; None when read_splits is overridden
     test_only = False  # evaluation-only datasets: train_x = test, no few-shot sampling
     val_is_test = False  # no val split of its own: evaluate on test (CoOp's ImageNet)
-    template = None  # hand-crafted prompt; None -> clipprompt.templates.dataset_template(<class name>)
+    template = None  # hand-crafted prompt; None -> clipprompt.prompts.templates.dataset_template(<class name>)
     # The dataset's own prompt ensemble (HAND_TEMPLATES entry "dataset_ensemble"); None -> the template
     # plus CoOp's seven ImageNet templates, the set CoOp's ZeroshotCLIP2 uses.
     ensemble_templates = None
@@ -182,7 +182,7 @@ class CoOpDataset(DatasetBase):
         return os.path.join(self.dataset_dir, "split_fewshot")
 
     def read_splits(self, cfg):
-        """``(train, val, test)`` lists of :class:`clipprompt.splits.Item` (anything with
+        """``(train, val, test)`` lists of :class:`clipprompt.data.splits.Item` (anything with
         ``.impath``, ``.label``, ``.classname``); val may be None or empty. Images
         are checked later, only for the items that are kept."""
         if self.split_path is None:

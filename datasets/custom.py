@@ -3,7 +3,7 @@ import os
 from dassl.data.datasets import DATASET_REGISTRY
 
 from clipprompt.errors import UserError
-from clipprompt.templates import DEFAULT_TEMPLATE
+from clipprompt.prompts.templates import DEFAULT_TEMPLATE
 
 from .base import CoOpDataset, resolve_path
 

@@ -3,7 +3,7 @@ import os
 from dassl.data.datasets import DATASET_REGISTRY
 
 from clipprompt.errors import UserError
-from clipprompt.splits import Item
+from clipprompt.data.splits import Item
 
 from .base import CoOpDataset
 

@@ -6,7 +6,7 @@ import warnings
 from dassl.data.datasets import DATASET_REGISTRY
 
 from clipprompt.errors import UserError
-from clipprompt.splits import (
+from clipprompt.data.splits import (
     Item,
     classes_from_folders,
     list_images,
@@ -14,7 +14,7 @@ from clipprompt.splits import (
     read_classnames,
     read_image_folders,
 )
-from clipprompt.files import write_json_atomic
+from clipprompt.runtime.files import write_json_atomic
 
 from .base import CoOpDataset
 

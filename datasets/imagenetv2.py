@@ -1,6 +1,6 @@
 from dassl.data.datasets import DATASET_REGISTRY
 
-from clipprompt.splits import read_classnames
+from clipprompt.data.splits import read_classnames
 
 from .imagenet import ImageNetVariant
 

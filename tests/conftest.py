@@ -85,7 +85,7 @@ def deep_trainer_run(tmp_path_factory, pets_root, tiny_clip3_path, tiny_cfg_file
 
 @pytest.fixture()
 def tiny_clip(tiny_clip_path):
-    from clipprompt.clip_loader import load_clip
+    from clipprompt.clip.loader import load_clip
 
     return load_clip("ViT-B/16", tiny_clip_path)
 

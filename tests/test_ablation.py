@@ -1,4 +1,4 @@
-"""The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/paired.py).
+"""The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/results/paired.py).
 
 No training: the aggregation reads results.json files written into the run folders the scripts
 name, and the run loop goes through the real protocol scripts (by tools/grid.py's runner) with a
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clipprompt import paired
+from clipprompt.results import paired
 from clipprompt.errors import UserError
 from conftest import HAVE_DASSL, REPO, requires_dassl, run_cli, write_fake_python
 from helpers import write_synthetic_idx_root
@@ -602,7 +602,7 @@ def test_yaml_syntax_error_in_a_trainer_config_is_one_line_naming_file_and_line(
 
 
 def test_load_yaml_names_the_line_of_a_syntax_error(tmp_path):
-    from clipprompt.yamlfile import load_yaml, load_yaml_mapping
+    from clipprompt.runtime.yamlfile import load_yaml, load_yaml_mapping
 
     path = tmp_path / "c.yaml"
     path.write_text('OPTIM:\n  LR: 0.002\n  NAME: "sgd\n  MAX_EPOCH: 2\n')  # a quote that never closes

@@ -1,10 +1,10 @@
-"""Tests for clipprompt.augment: class prototypes, class-wise mixup, soft cross-entropy."""
+"""Tests for clipprompt.objectives.mixup: class prototypes, class-wise mixup, soft cross-entropy."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.augment import (
+from clipprompt.objectives.mixup import (
     ClassPrototypes,
     ClassWiseMixup,
     sample_beta,

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from clipprompt import checkpoint as ckpt
+from clipprompt.runtime import checkpoint as ckpt
 from clipprompt.errors import UserError
 
 

@@ -3,7 +3,7 @@ import warnings
 import pytest
 import torch
 
-from clipprompt.clip_loader import load_clip, read_clip_state_dict
+from clipprompt.clip.loader import load_clip, read_clip_state_dict
 from clipprompt.errors import UserError
 from conftest import TINY_RESOLUTION, build_tiny_clip
 

@@ -15,7 +15,7 @@ from yacs.config import CfgNode  # noqa: E402
 
 import datasets  # noqa: E402,F401  (registers the datasets)
 from clipprompt.errors import UserError  # noqa: E402
-from clipprompt.templates import dataset_template  # noqa: E402
+from clipprompt.prompts.templates import dataset_template  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

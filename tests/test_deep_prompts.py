@@ -1,4 +1,4 @@
-"""Deep vision-language prompts (clipprompt/deep_prompts.py): the short text pass stays exact with
+"""Deep vision-language prompts (clipprompt/prompts/deep.py): the short text pass stays exact with
 deep prompts, depth 1 without vision prompts is CoOp, vision prompts enter the image tower only
 for one pass, MaPLe's coupling and its learnt init prefix; OpenAI's and open_clip's towers."""
 
@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt import checkpoint as ckpt
-from clipprompt.deep_prompts import DeepPrompt, build_prompt_learner, prompted_vision
+from clipprompt.runtime import checkpoint as ckpt
+from clipprompt.prompts.deep import DeepPrompt, build_prompt_learner, prompted_vision
 from clipprompt.errors import UserError
-from clipprompt.models import CoOpCLIP, DeepPromptCLIP
-from clipprompt.prompts import encode_hand_crafted, tokenize
-from clipprompt.text_encoder import TextEncoder
+from clipprompt.methods.models import CoOpCLIP, DeepPromptCLIP
+from clipprompt.prompts.soft import encode_hand_crafted, tokenize
+from clipprompt.clip.towers import TextEncoder
 from conftest import TINY_RESOLUTION, build_tiny_clip
 
 NAMES = ["dog", "sea lion", "golden retriever", "car"]

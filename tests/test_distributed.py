@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from clipprompt.distributed import AdditiveStatistics, GlobalBatchSampler, reduce_gradients
+from clipprompt.runtime.distributed import AdditiveStatistics, GlobalBatchSampler, reduce_gradients
 from conftest import requires_dassl, run_cli
 from helpers import DUAL_LEARNERS, MOVING, TINY, ctx_of, ok, results, train_args, user_error
 

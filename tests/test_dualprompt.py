@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
 from clipprompt.errors import UserError
-from clipprompt.models import CoOpCLIP
-from clipprompt.prompts import encode_hand_crafted
+from clipprompt.methods.models import CoOpCLIP
+from clipprompt.prompts.soft import encode_hand_crafted
 from conftest import TINY_RESOLUTION
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
@@ -96,7 +96,7 @@ def test_inference_ensemble_formula_and_variants(tiny_clip):
 
 
 def test_posterior_mi_term_matches_module_on_both_views(tiny_clip):
-    from clipprompt.mi import posterior_mutual_information
+    from clipprompt.objectives.mi import posterior_mutual_information
 
     model = make(tiny_clip, mi_mode="posterior", aug_weight=0.0)
     x, y = batch()
@@ -186,7 +186,7 @@ def test_plain_module_defaults_are_the_config_defaults():
     that builds a module without the config (benchmarks, notebooks) gets the method as configured."""
     import inspect
 
-    from clipprompt.mi import GaussianMI, PosteriorMI, ViewsNCE, build_view_mi
+    from clipprompt.objectives.mi import GaussianMI, PosteriorMI, ViewsNCE, build_view_mi
 
     defaults = DualPromptMIConfig.from_cfg(_default_trainer_node())
     # (callable, prefix of its arguments' field in DualPromptMIConfig, arguments without a config key)
@@ -215,8 +215,8 @@ def test_soft_only_inference_still_reports_both_views(tiny_clip):
 
 
 def test_views_nce_uses_every_template_encoded_once(tiny_clip):
-    from clipprompt.mi import ViewsNCE
-    from clipprompt.prompts import encode_hand_crafted_per_template
+    from clipprompt.objectives.mi import ViewsNCE
+    from clipprompt.prompts.soft import encode_hand_crafted_per_template
 
     templates = ["a photo of a {}.", "a drawing of a {}.", "itap of a {}."]
     torch.manual_seed(0)
@@ -243,7 +243,7 @@ def test_gaussian_with_fixed_unit_variance_is_kgcoop(tiny_clip):
     # (same W) plus the constant W * log(2 pi) / 2 -- same logits, same gradients, same predictions
     import math
 
-    from clipprompt.peers import KgCoOpCLIP
+    from clipprompt.methods.peers import KgCoOpCLIP
 
     x, y = batch()
     torch.manual_seed(3)
@@ -276,7 +276,7 @@ def test_learnt_gaussian_variance_is_checkpointed_and_class_independent(tiny_cli
 
 
 def test_mixup_feeds_the_posterior_mi_when_asked(tiny_clip):
-    from clipprompt.mi import posterior_mutual_information
+    from clipprompt.objectives.mi import posterior_mutual_information
 
     x, y = batch()
     for aug_weight in (1.0, 0.0):
@@ -349,7 +349,7 @@ def test_shipped_configs_pin_what_they_claim():
 
 # ----- PROMPT_LEARNER: coop (today's model), ivlp and maple ------------------------------------
 # The trainable state of DualPromptMI before deep prompts existed (read off commit 7a8e391's
-# clipprompt/dualprompt.py, default config and the learnt-variance gaussian): PROMPT_LEARNER coop
+# clipprompt/methods/dualprompt.py, default config and the learnt-variance gaussian): PROMPT_LEARNER coop
 # must keep it, so that checkpoints written before load unchanged.
 PRE_DEEP_STATE_KEYS = {
     "default": ["aug_mi.critic.weight_a", "aug_mi.critic.weight_b", "prompt_learner.ctx", "prototypes.count",

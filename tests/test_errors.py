@@ -68,7 +68,7 @@ def test_describe_yaml_error_names_the_file_and_the_line(tmp_path):
     import pytest
     import yaml
 
-    from clipprompt.yamlfile import describe_yaml_error, yaml_errors_as_user_errors
+    from clipprompt.runtime.yamlfile import describe_yaml_error, yaml_errors_as_user_errors
 
     path = tmp_path / "bad.yaml"
     path.write_text("a: 1\nb: c: d\n")

@@ -32,8 +32,8 @@ def idx_root(tmp_path_factory):
 # ------------------------------------------------------------------ classes
 
 def test_sixty_classes_base_first_and_halves_share_no_word():
-    from clipprompt.fewshot import subsample_classes
-    from clipprompt.splits import Item
+    from clipprompt.data.fewshot import subsample_classes
+    from clipprompt.data.splits import Item
 
     assert fc.NUM_CLASSES == 60 and len(set(fc.CLASSNAMES)) == 60
     items = [Item(f"{label}.png", label, name) for label, name in enumerate(fc.CLASSNAMES)]

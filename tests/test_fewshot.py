@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from clipprompt.errors import UserError
-from clipprompt.fewshot import (
+from clipprompt.data.fewshot import (
     Item,
     check_sampler,
     coop_cache_path,
@@ -22,7 +22,7 @@ from clipprompt.fewshot import (
     sample_few_shot_coop,
     subsample_classes,
 )
-from clipprompt.splits import (
+from clipprompt.data.splits import (
     classes_from_folders,
     read_classnames,
     read_image_folders,
@@ -273,7 +273,7 @@ def test_coop_cache_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
 @pytest.mark.parametrize(
     "payload, expected",
     [
-        (pickle.dumps({"train": [Item("/x/a.jpg", 0, "a")]}), "clipprompt.splits.Item"),
+        (pickle.dumps({"train": [Item("/x/a.jpg", 0, "a")]}), "clipprompt.data.splits.Item"),
         (pickle.dumps({"train": [], "extra": (eval, ("1",))}), "refusing"),
         (b"not a pickle", "cannot read"),
         (pickle.dumps(["train"]), "not a CoOp cache"),

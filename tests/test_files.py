@@ -1,4 +1,4 @@
-"""clipprompt/files.py: atomic writes and moving a run folder aside."""
+"""clipprompt/runtime/files.py: atomic writes and moving a run folder aside."""
 
 import json
 import os
@@ -7,8 +7,8 @@ import stat
 import pytest
 import torch
 
-from clipprompt import files
-from clipprompt.files import move_aside, torch_save_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic
+from clipprompt.runtime import files
+from clipprompt.runtime.files import move_aside, torch_save_atomic, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def entries(folder):

@@ -1,4 +1,4 @@
-"""Tests for clipprompt.mi: posterior (IIC) MI, critic bounds, views_nce, gaussian and the factory."""
+"""Tests for clipprompt.objectives.mi: posterior (IIC) MI, critic bounds, views_nce, gaussian and the factory."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
-from clipprompt.mi import (
+from clipprompt.objectives.mi import (
     CLIP_TAU,
     GAUSS_VAR_BOUNDS,
     NCE_TAU_BOUNDS,
@@ -23,8 +23,8 @@ from clipprompt.mi import (
     mutual_information_from_joint,
     posterior_mutual_information,
 )
-from clipprompt.prompts import SoftPrompt, encode_hand_crafted_per_template
-from clipprompt.text_encoder import TextEncoder
+from clipprompt.prompts.soft import SoftPrompt, encode_hand_crafted_per_template
+from clipprompt.clip.towers import TextEncoder
 
 BOUNDS = {"infonce": infonce_bound, "jsd": jsd_bound, "dv": dv_bound}
 

@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from clipprompt.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
-from clipprompt.prompts import tokenize
+from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
+from clipprompt.prompts.soft import tokenize
 from conftest import TINY_RESOLUTION
 
 NAMES = ["dog", "cat", "sea lion", "car"]

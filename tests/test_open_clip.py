@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.backbone import as_backbone, check_pixel_normalisation
-from clipprompt.clip_loader import load_clip
+from clipprompt.clip.backbone import as_backbone, check_pixel_normalisation
+from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
-from clipprompt.models import CoOpCLIP, ZeroShotCLIP
+from clipprompt.methods.models import CoOpCLIP, ZeroShotCLIP
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
 
 open_clip = pytest.importorskip("open_clip", reason='open_clip_torch is not installed (pip install -e ".[open_clip]")')

@@ -1,4 +1,4 @@
-"""clipprompt/openai_clip.py: importing clip through the toolkit shows no pkg_resources warning, and
+"""clipprompt/clip/openai_clip.py: importing clip through the toolkit shows no pkg_resources warning, and
 hides nothing else. Run in fresh interpreters with -W default, since pytest.ini ignores that warning."""
 
 import ast
@@ -28,11 +28,11 @@ def clip_warns():
 
 
 def test_importing_the_clip_loader_shows_no_pkg_resources_warning(clip_warns):
-    assert "pkg_resources" not in python_stderr("import clipprompt.clip_loader, clipprompt.backbone")
+    assert "pkg_resources" not in python_stderr("import clipprompt.clip.loader, clipprompt.clip.backbone")
 
 
 def test_other_warnings_and_later_pkg_resources_ones_are_still_shown(clip_warns):
-    stderr = python_stderr("import warnings\nimport clipprompt.clip_loader\n"
+    stderr = python_stderr("import warnings\nimport clipprompt.clip.loader\n"
                            "warnings.warn('another warning', UserWarning)\n"
                            "warnings.warn('pkg_resources is deprecated (from elsewhere)', UserWarning)\n")
     assert "UserWarning: another warning" in stderr
@@ -55,5 +55,5 @@ def test_the_toolkit_imports_clip_only_through_the_helper():
             os.path.join(root, name) for root, _, files in os.walk(os.path.join(REPO, top)) for name in files
             if name.endswith(".py")]
         found += [where for path in paths for where in clip_imports(path)]
-    others = [where for where in found if not where.startswith("clipprompt/openai_clip.py:")]
+    others = [where for where in found if not where.startswith("clipprompt/clip/openai_clip.py:")]
     assert found and not others, others

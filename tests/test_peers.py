@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.models import CoOpCLIP
-from clipprompt.peers import (KgCoOpCLIP, ProGradCLIP, knowledge_guidance, project_conflicting,
+from clipprompt.methods.models import CoOpCLIP
+from clipprompt.methods.peers import (KgCoOpCLIP, ProGradCLIP, knowledge_guidance, project_conflicting,
                               prograd_gradients, zero_shot_kl)
-from clipprompt.prompts import encode_hand_crafted
+from clipprompt.prompts.soft import encode_hand_crafted
 from conftest import TINY_RESOLUTION, requires_dassl, run_cli
 from helpers import TINY, ctx_of, ok, results, train_args, user_error
 
@@ -264,7 +264,7 @@ def test_hand_template_entries_expand_to_the_dataset_prompts():
     from types import SimpleNamespace
 
     from clipprompt.errors import UserError
-    from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES
+    from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES
     from trainers.base import PromptTrainer
 
     def expand(entries, **dataset):

@@ -16,9 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.clip_loader import load_clip
-from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
-from clipprompt.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
+from clipprompt.clip.loader import load_clip
+from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
 from conftest import TINY_RESOLUTION, requires_dassl, run_cli
 
 NAMES = ["dog", "cat", "sea lion", "car"]
@@ -167,8 +167,8 @@ def test_gpu_smoke_script_says_so_without_cuda():
 
 # ----- deep prompts (MaPLe, PromptSRC): prompts in CLIP's dtype, cast inside the towers ---------
 def build_deep(kind, clip_model):
-    from clipprompt.models import DeepPromptCLIP
-    from clipprompt.promptsrc import PromptSRCCLIP
+    from clipprompt.methods.models import DeepPromptCLIP
+    from clipprompt.methods.promptsrc import PromptSRCCLIP
 
     torch.manual_seed(0)
     if kind == "MaPLe":

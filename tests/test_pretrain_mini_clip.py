@@ -84,7 +84,7 @@ def test_quick_checkpoint_loads_with_openai_build_model(quick_run):
 def test_quick_checkpoint_works_with_clip_tokenize_and_project_loader(quick_run):
     import clip
 
-    from clipprompt.clip_loader import load_clip
+    from clipprompt.clip.loader import load_clip
 
     out, _ = quick_run
     model = load_clip("ViT-B/16", str(out))  # a local path wins over the name

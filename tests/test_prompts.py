@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from clip import clip as clip_api
 
 from clipprompt.errors import UserError
-from clipprompt.prompts import SoftPrompt, class_name_length, encode_hand_crafted, tokenize
-from clipprompt.text_encoder import TextEncoder
+from clipprompt.prompts.soft import SoftPrompt, class_name_length, encode_hand_crafted, tokenize
+from clipprompt.clip.towers import TextEncoder
 
 NAMES = ["dog", "golden_retriever", "sea lion"]
 

@@ -1,4 +1,4 @@
-"""PromptSRC (clipprompt/promptsrc.py): IVLP when unregularised, each regulariser against a hand
+"""PromptSRC (clipprompt/methods/promptsrc.py): IVLP when unregularised, each regulariser against a hand
 computation, the frozen teacher, and Gaussian prompt aggregation (weights, running sum, resume)."""
 
 import math
@@ -7,11 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt import checkpoint as ckpt
+from clipprompt.runtime import checkpoint as ckpt
 from clipprompt.errors import UserError
-from clipprompt.models import DeepPromptCLIP
-from clipprompt.prompts import encode_hand_crafted
-from clipprompt.promptsrc import GaussianPromptAggregate, PromptSRCCLIP, gaussian_epoch_weights
+from clipprompt.methods.models import DeepPromptCLIP
+from clipprompt.prompts.soft import encode_hand_crafted
+from clipprompt.methods.promptsrc import GaussianPromptAggregate, PromptSRCCLIP, gaussian_epoch_weights
 from conftest import TINY_RESOLUTION, build_tiny_clip
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]

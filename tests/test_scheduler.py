@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from clipprompt.errors import UserError
-from clipprompt.scheduler import EpochLRScheduler
+from clipprompt.runtime.scheduler import EpochLRScheduler
 
 
 def optimizer(lr=0.002):

@@ -1,9 +1,9 @@
-"""clipprompt.splits.validate_splits: a split is checked in full when it is read (Dassl-free)."""
+"""clipprompt.data.splits.validate_splits: a split is checked in full when it is read (Dassl-free)."""
 
 import pytest
 
 from clipprompt.errors import UserError
-from clipprompt.splits import Item, validate_splits
+from clipprompt.data.splits import Item, validate_splits
 
 
 def make_splits(tmp_path, labels_by_split, write=True):

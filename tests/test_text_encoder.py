@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
-from clipprompt.models import CoCoOpCLIP, CoOpCLIP
-from clipprompt.prompts import class_name_length, encode_hand_crafted, tokenize
-from clipprompt.text_encoder import TextEncoder, check_chunk_size
+from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP
+from clipprompt.prompts.soft import class_name_length, encode_hand_crafted, tokenize
+from clipprompt.clip.towers import TextEncoder, check_chunk_size
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
 
 NAMES = ["dog", "sea lion", "golden retriever", "car"]

@@ -110,7 +110,7 @@ def test_zero_shot_writes_results_without_training(tmp_path, pets_root, tiny_cli
 def test_zeroshotclip2_through_the_scripts_uses_the_prompt_ensemble(tmp_path, pets_root, tiny_clip_path):
     import sys
 
-    from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES
+    from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES
 
     env = {"DATA": pets_root, "OUTPUT": str(tmp_path / "output"), "SHOTS": "2", "PYTHON": sys.executable,
            "TRAINER": "ZeroshotCLIP2"}
@@ -218,7 +218,7 @@ DEEP_PROMPT_KEYS = {
 @pytest.mark.parametrize("trainer", ["MaPLe", "PromptSRC"])
 def test_deep_trainers_base_to_new_and_exact_resume(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file,
                                                     deep_trainer_run, trainer):
-    from clipprompt.promptsrc import gaussian_epoch_weights
+    from clipprompt.methods.promptsrc import gaussian_epoch_weights
 
     full = deep_trainer_run(trainer)
     res = results(full)

@@ -6,8 +6,8 @@ import pytest
 
 from benchmarks import fashion_colours as fc
 from clipprompt.errors import UserError
-from clipprompt.fewshot import subsample_classes
-from clipprompt.splits import Item
+from clipprompt.data.fewshot import subsample_classes
+from clipprompt.data.splits import Item
 from tools.ablationlib import wordsplit as ws
 
 

@@ -84,12 +84,12 @@ PRECISIONS = ("fp32", "fp16", "amp")
 def build_clip(arch, device, precision="fp32", backbone=""):
     import torch
 
-    from clipprompt.openai_clip import import_clip
+    from clipprompt.clip.openai_clip import import_clip
 
     CLIP, convert_weights = import_clip().model.CLIP, import_clip().model.convert_weights
 
     if backbone:  # open_clip:<arch>: open_clip's own model at its shapes, random weights
-        from clipprompt.clip_loader import load_clip
+        from clipprompt.clip.loader import load_clip
 
         torch.manual_seed(0)
         return load_clip(backbone, precision=precision, random_weights=True).to(device)
@@ -108,7 +108,7 @@ def build_clip(arch, device, precision="fp32", backbone=""):
 def deep_settings(trainer, clip_model):
     """``DEEP[trainer]`` with each depth clamped to its tower's blocks (MaPLe's coupled depth: both
     towers'); returns (settings, note), note "" when nothing was clamped."""
-    from clipprompt.backbone import as_backbone
+    from clipprompt.clip.backbone import as_backbone
 
     backbone = as_backbone(clip_model)
     blocks = {"text_depth": len(backbone.transformer.resblocks),
@@ -127,10 +127,10 @@ def deep_settings(trainer, clip_model):
 
 def build_model(trainer, clip_model, classnames):
     """(model, deep settings or None, clamping note)."""
-    from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
-    from clipprompt.models import CoCoOpCLIP, CoOpCLIP, DeepPromptCLIP
-    from clipprompt.promptsrc import PromptSRCCLIP
-    from clipprompt.templates import PROMPTSRC_TEMPLATES
+    from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+    from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, DeepPromptCLIP
+    from clipprompt.methods.promptsrc import PromptSRCCLIP
+    from clipprompt.prompts.templates import PROMPTSRC_TEMPLATES
 
     if trainer == "CoOp":
         return CoOpCLIP(clip_model, classnames, n_ctx=4, ctx_init="a photo of a"), None, ""
@@ -166,7 +166,7 @@ def class_names(num_classes, name_tokens=0):
     """"class <i>", or names of exactly ``name_tokens`` BPE tokens (long names set the text length L)."""
     if not name_tokens:
         return [f"class {i}" for i in range(num_classes)]
-    from clipprompt.prompts import class_name_length
+    from clipprompt.prompts.soft import class_name_length
 
     digits = len(str(num_classes - 1))  # one BPE token per digit: "x x x 0 4 2"
     names = [" ".join(["x"] * (name_tokens - digits) + list(f"{i:0{digits}d}")) for i in range(num_classes)]
@@ -189,7 +189,7 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
     model = model.to(device)
     model.text_encoder.full_context = full_context
     model.text_encoder.chunk_size = chunk
-    from clipprompt.backbone import as_backbone
+    from clipprompt.clip.backbone import as_backbone
 
     height, width = as_backbone(clip_model).image_size
     g = torch.Generator().manual_seed(0)

@@ -19,8 +19,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # clipprompt from this checkout
 
-from clipprompt.backbone import OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD  # noqa: E402
-from clipprompt.clip_loader import export_open_clip  # noqa: E402
+from clipprompt.clip.backbone import OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD  # noqa: E402
+from clipprompt.clip.loader import export_open_clip  # noqa: E402
 from clipprompt.errors import exit_status  # noqa: E402
 
 

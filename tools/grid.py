@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # clipprompt and parse_test_res.py from this checkout
 
-from clipprompt.files import move_aside  # noqa: E402
+from clipprompt.runtime.files import move_aside  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 
 PROTOCOLS = ("base2new", "fewshot", "xd")

@@ -62,7 +62,7 @@ def setup(args):
                 f.write(text.replace(old, new))
     import torch
 
-    from clipprompt.files import torch_save_atomic
+    from clipprompt.runtime.files import torch_save_atomic
 
     state_dict = torch.load(args.clip, map_location="cpu", weights_only=True)
     # atomic: runs of another setup may be reading it
@@ -91,7 +91,7 @@ def upstream(args, rest):
 
     if not dassl.__file__.startswith(os.path.join(work, "Dassl")):
         sys.exit(f"error: imported Dassl from {dassl.__file__}, not the patched copy")
-    from clipprompt.openai_clip import import_clip
+    from clipprompt.clip.openai_clip import import_clip
 
     upstream_clip = import_clip().clip  # upstream's own copy of OpenAI's CLIP package: its checkout is first on sys.path
 
@@ -132,7 +132,7 @@ def ours_accuracy(run_dir):
 
 def same_samples(ours_cache, upstream_cache):
     """True when both pickles hold the same files (relative to their image folders), in the same order."""
-    from clipprompt.fewshot import read_coop_cache
+    from clipprompt.data.fewshot import read_coop_cache
 
     def relpaths(path):
         cache = read_coop_cache(path)
@@ -146,7 +146,7 @@ def same_samples(ours_cache, upstream_cache):
 def table(args):
     """Markdown: per trainer and seed, Base and New of both sides and ours - upstream; then the means,
     with the 95% t-interval of the mean paired difference."""
-    from clipprompt.paired import paired_difference
+    from clipprompt.results.paired import paired_difference
 
     rows = ["| trainer | seed | same few-shot files | Base ours | Base upstream | Δ Base "
             "| New ours | New upstream | Δ New |", "|---|---|---|---|---|---|---|---|---|"]

@@ -18,22 +18,22 @@ from dassl.evaluation import build_evaluator
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
-from clipprompt import checkpoint as ckpt
-from clipprompt import distributed
-from clipprompt.augment import ClassPrototypes
-from clipprompt.backbone import as_backbone, check_pixel_normalisation
-from clipprompt.clip_loader import load_clip
+from clipprompt.runtime import checkpoint as ckpt
+from clipprompt.runtime import distributed
+from clipprompt.objectives.mixup import ClassPrototypes
+from clipprompt.clip.backbone import as_backbone, check_pixel_normalisation
+from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
 from clipprompt.results.records import run_record, write_run_results
-from clipprompt.scheduler import build_lr_scheduler
-from clipprompt.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template
+from clipprompt.runtime.scheduler import build_lr_scheduler
+from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template
 
 PRECISIONS = ("fp16", "fp32", "amp")
 MODEL_NAME = ckpt.MODEL_NAME
 
 
 class PromptTrainer(TrainerX):
-    """Under torchrun (see clipprompt/distributed.py): each process trains on its slice of every
+    """Under torchrun (see clipprompt/runtime/distributed.py): each process trains on its slice of every
     global batch, trainable gradients are reduced after backward, process 0 alone writes files
     and evaluates."""
 

@@ -1,6 +1,6 @@
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.models import CoCoOpCLIP
+from clipprompt.methods.models import CoCoOpCLIP
 
 from .base import PromptTrainer
 

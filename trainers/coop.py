@@ -1,6 +1,6 @@
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.models import CoOpCLIP
+from clipprompt.methods.models import CoOpCLIP
 
 from .base import PromptTrainer
 

@@ -3,7 +3,7 @@ import contextlib
 import torch
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.dualprompt import DualPromptMICLIP, DualPromptMIConfig
+from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
 
 from .base import PromptTrainer
 

@@ -1,7 +1,7 @@
 from dassl.engine import TRAINER_REGISTRY
 
 from clipprompt.errors import UserError
-from clipprompt.peers import KgCoOpCLIP
+from clipprompt.methods.peers import KgCoOpCLIP
 
 from .base import PromptTrainer
 

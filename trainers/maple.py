@@ -1,6 +1,6 @@
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.models import DeepPromptCLIP
+from clipprompt.methods.models import DeepPromptCLIP
 
 from .base import PromptTrainer
 

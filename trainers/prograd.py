@@ -3,7 +3,7 @@ from dassl.engine import TRAINER_REGISTRY
 from dassl.metrics import compute_accuracy
 
 from clipprompt.errors import UserError
-from clipprompt.peers import ProGradCLIP, prograd_gradients, zero_shot_kl
+from clipprompt.methods.peers import ProGradCLIP, prograd_gradients, zero_shot_kl
 
 from .base import PromptTrainer
 

@@ -1,6 +1,6 @@
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.promptsrc import PromptSRCCLIP
+from clipprompt.methods.promptsrc import PromptSRCCLIP
 
 from .base import PromptTrainer
 
@@ -8,7 +8,7 @@ from .base import PromptTrainer
 @TRAINER_REGISTRY.register()
 class PromptSRC(PromptTrainer):
     """Self-regulating prompts (Khattak et al., ICCV 2023): IVLP prompts, consistency with frozen CLIP,
-    Gaussian prompt aggregation over epochs (clipprompt/promptsrc.py)."""
+    Gaussian prompt aggregation over epochs (clipprompt/methods/promptsrc.py)."""
 
     CONFIG_KEY = "PROMPTSRC"
 

@@ -2,7 +2,7 @@ import time
 
 from dassl.engine import TRAINER_REGISTRY
 
-from clipprompt.models import ZeroShotCLIP as ZeroShotModel
+from clipprompt.methods.models import ZeroShotCLIP as ZeroShotModel
 
 from .base import PromptTrainer
 

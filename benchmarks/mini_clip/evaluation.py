@@ -6,7 +6,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from clipprompt.openai_clip import import_clip
+from clipprompt.clip.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm

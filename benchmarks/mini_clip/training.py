@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
-from clipprompt.openai_clip import import_clip
+from clipprompt.clip.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm

@@ -15,7 +15,7 @@ on a laptop next to a copy of the output tree. By concern:
 ``from clipprompt.results import X`` works for every public name of the three.
 """
 
-from clipprompt.paired import harmonic_mean
+from clipprompt.results.paired import harmonic_mean
 from clipprompt.results.export import (
     GENERATED_MARKER,
     default_out_prefix,

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.files import write_text_atomic
+from clipprompt.runtime.files import write_text_atomic
 from clipprompt.results.records import DEFAULT_METRIC
 from clipprompt.results.tables import (
     Base2NewTable,

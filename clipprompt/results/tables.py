@@ -3,9 +3,9 @@
 Conventions (stated here once, used everywhere below):
 
 * **Spread** (``±``) is the *sample* standard deviation over seeds (``ddof=1``,
-  as :func:`clipprompt.paired.mean_and_std`); with ``ci95=True`` it is the
+  as :func:`clipprompt.results.paired.mean_and_std`); with ``ci95=True`` it is the
   half-width of the 95% Student-t interval of the mean,
-  ``t(0.975, n-1) * std / sqrt(n)`` (:func:`clipprompt.paired.t_half_width`),
+  ``t(0.975, n-1) * std / sqrt(n)`` (:func:`clipprompt.results.paired.t_half_width`),
   the interval the paired comparisons use. One seed has no spread (shown as
   the mean alone).
 * **Base-to-new**: a run is the *base* or the *new* half by its
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from clipprompt.errors import UserError
-from clipprompt.paired import harmonic_mean, mean_and_std, t_half_width
+from clipprompt.results.paired import harmonic_mean, mean_and_std, t_half_width
 from clipprompt.results.records import (
     BASE_HALF_FOLDER,
     DEFAULT_METRIC,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.yamlfile import load_yaml_mapping
+from clipprompt.runtime.yamlfile import load_yaml_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN_FOLDER = REPO / "configs" / "ablation"

@@ -6,8 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from clipprompt.files import write_json_atomic, write_text_atomic
-from clipprompt.paired import format_difference
+from clipprompt.runtime.files import write_json_atomic, write_text_atomic
+from clipprompt.results.paired import format_difference
 from clipprompt.results import format_mean_spread
 from tools.ablationlib.aggregate import HALVES, METRICS, MetricTable, Selection, VariantResult, aggregate, select_best
 from tools.ablationlib.plan import Plan, Settings, Variant

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.files import write_json_atomic
+from clipprompt.runtime.files import write_json_atomic
 from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, Plan, Settings, Variant, config_leaves, fingerprint, have_dassl
 from tools.ablationlib.stages import Stage, stage_jobs
 from tools.grid import Outcome, run_jobs

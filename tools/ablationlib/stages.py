@@ -132,9 +132,9 @@ def pseudo_stage(dataset: str, settings: Settings, write: bool = True, split: st
 
 
 def word_disjoint_items(train: list, val: list, test: list) -> tuple[list, list, list]:
-    """The items (``clipprompt.splits.Item``) of the word-disjoint split of their classes, relabelled
+    """The items (``clipprompt.data.splits.Item``) of the word-disjoint split of their classes, relabelled
     pseudo-base first; the classes are those of ``train``."""
-    from clipprompt.splits import Item
+    from clipprompt.data.splits import Item
     from tools.ablationlib.wordsplit import check_protocol, word_disjoint_split
 
     names = {}
@@ -159,8 +159,8 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path,
     from dassl.data.datasets import DATASET_REGISTRY
 
     import datasets  # noqa: F401  (registers the datasets)
-    from clipprompt.fewshot import subsample_classes
-    from clipprompt.splits import write_split
+    from clipprompt.data.fewshot import subsample_classes
+    from clipprompt.data.splits import write_split
 
     cfg = train.setup_cfg(train.build_parser().parse_args(["--root", root, "--dataset-config-file", str(dataset_cfg)]))
     dataset_class = DATASET_REGISTRY.get(cfg.DATASET.NAME)
@@ -179,7 +179,7 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path,
     write_split(str(split_path), base_train, base_val, base_val or base_test, dataset.image_dir)
     template = getattr(dataset, "template", None)
     if template is None:
-        from clipprompt.templates import dataset_template
+        from clipprompt.prompts.templates import dataset_template
 
         template = dataset_template(cfg.DATASET.NAME)
     return dataset.image_dir, template, getattr(dataset, "ensemble_templates", None)

@@ -14,7 +14,7 @@ names. Up to ``EXHAUSTIVE_WORDS`` words every assignment is tried; above it, who
 linked by shared words (connected components) are dealt greedily, keeping every class, which needs
 at least two groups.
 
-The protocol (``clipprompt.fewshot.subsample_classes``) takes the first ``ceil(n / 2)`` sorted labels
+The protocol (``clipprompt.data.fewshot.subsample_classes``) takes the first ``ceil(n / 2)`` sorted labels
 as base: ``relabel`` gives pseudo-base labels ``0..b-1`` and pseudo-new ``b..``, after trimming the
 larger side from its last label so that exactly the pseudo-base classes come first.
 """

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
-from .models import DeepPromptCLIP
-from .prompts import encode_hand_crafted
+from clipprompt.errors import UserError
+from clipprompt.methods.models import DeepPromptCLIP
+from clipprompt.prompts.soft import encode_hand_crafted
 
 
 def gaussian_epoch_weights(max_epoch, mean, std):

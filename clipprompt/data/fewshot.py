@@ -2,7 +2,7 @@
 
 Items are duck-typed (``.impath``, ``.label``, ``.classname``); functions that
 create items take ``make_item(impath, label, classname)``, by default
-:class:`clipprompt.splits.Item`.
+:class:`clipprompt.data.splits.Item`.
 
 Two samplers (``DATASET.FEWSHOT_SAMPLER``):
 
@@ -23,8 +23,8 @@ import warnings
 from collections import defaultdict
 
 from clipprompt.errors import UserError
-from clipprompt.files import write_bytes_atomic, write_json_atomic
-from clipprompt.splits import Item, items_to_entries, relative_image_path
+from clipprompt.runtime.files import write_bytes_atomic, write_json_atomic
+from clipprompt.data.splits import Item, items_to_entries, relative_image_path
 
 __all__ = [
     "Item",

@@ -20,7 +20,7 @@ class prototype ``mu_k``, the normalised mean of the image features of class
 
 The text side is mixed the same way, ``t~_i = normalise(lam_i t_{y_i} +
 (1 - lam_i) t_{k_i})``, giving the target of the visual-text MI term
-(:class:`clipprompt.mi.CriticMI` over the pairs ``(v~_i, t~_i)``). Mixed
+(:class:`clipprompt.objectives.mi.CriticMI` over the pairs ``(v~_i, t~_i)``). Mixed
 features are trained with :func:`soft_cross_entropy`.
 
 This module needs torch only.

@@ -23,7 +23,7 @@ variance; ``clipprompt/config.py``):
 ``critic``
     A variational lower bound on the MI between paired embeddings
     (``t_c^s``, ``t_c^h``) (or mixed image / mixed text features, see
-    :mod:`clipprompt.augment`), estimated through a learnable bilinear critic
+    :mod:`clipprompt.objectives.mixup`), estimated through a learnable bilinear critic
     ``T(a, b) = <P_a a, P_b b> / tau`` and one of the InfoNCE, Jensen-Shannon
     or Donsker-Varadhan bounds over a score matrix whose diagonal holds the
     positive pairs.
@@ -391,7 +391,7 @@ class CriticMI(nn.Module):
 
     * class-embedding view MI: ``a = t^s`` (C x D), ``b = t^h`` (C x D);
     * visual-text MI of the augmentation: ``a`` = mixed image features,
-      ``b`` = mixed text targets (B x D, see :mod:`clipprompt.augment`).
+      ``b`` = mixed text targets (B x D, see :mod:`clipprompt.objectives.mixup`).
 
     ``estimator`` is one of ``"infonce"`` (default), ``"jsd"``, ``"dv"``.
     The remaining keyword arguments go to :class:`BilinearCritic`.

@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from clipprompt.errors import UserError
-from clipprompt.files import write_json_atomic
+from clipprompt.runtime.files import write_json_atomic
 
 SPLIT_NAMES = ("train", "val", "test")
 

@@ -28,10 +28,10 @@ import contextlib
 import torch
 from torch import nn
 
-from .backbone import as_backbone
-from .errors import UserError
-from .prompts import SoftPrompt
-from .text_encoder import blocks_are_seq_first
+from clipprompt.clip.backbone import as_backbone
+from clipprompt.errors import UserError
+from clipprompt.prompts.soft import SoftPrompt
+from clipprompt.clip.towers import blocks_are_seq_first
 
 PROMPT_LEARNERS = ("coop", "ivlp", "maple")
 

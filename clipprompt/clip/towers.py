@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .backbone import as_backbone, project_text
-from .errors import UserError
+from clipprompt.clip.backbone import as_backbone, project_text
+from clipprompt.errors import UserError
 
 
 def check_chunk_size(value, key="MODEL.TEXT_CHUNK_SIZE"):

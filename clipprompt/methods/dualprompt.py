@@ -10,12 +10,12 @@ For image features ``v_i`` (normalised), logit scale ``s`` and class set C:
 * hand view ``t_c^h`` = hand-crafted template(s), frozen and encoded once,
 * ``L = L_ce + MI.WEIGHT * L_mi + AUG.WEIGHT * L_aug`` with
   ``L_ce = CE(s v.t^s, y)``, ``L_mi = -I(view_s; view_h)`` (``MI.MODE``, see
-  :mod:`clipprompt.mi`) and ``L_aug = CE(s v~.t^s, y~) - AUG.MI_WEIGHT * I(v~; t~)``,
+  :mod:`clipprompt.objectives.mi`) and ``L_aug = CE(s v~.t^s, y~) - AUG.MI_WEIGHT * I(v~; t~)``,
 * inference with ``t_c = normalise(w t_c^s + (1 - w) t_c^h)`` (w = 1: the soft
   view alone, as KgCoOp infers).
 
 ``PROMPT_LEARNER`` chooses how the soft view enters CLIP: ``coop`` (CoOp's context, the
-model above), ``ivlp`` or ``maple`` (deep prompts in both towers, :mod:`clipprompt.deep_prompts`).
+model above), ``ivlp`` or ``maple`` (deep prompts in both towers, :mod:`clipprompt.prompts.deep`).
 With vision prompts ``v_i`` comes from the prompted image tower, so the class-wise mixup acts on
 prompted features; its class prototypes then go stale as the prompts train, so the trainer renews
 them at every epoch start (:meth:`DualPromptMICLIP.refresh_prototypes`; ``AUG.PROTOTYPES running``
@@ -37,13 +37,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .augment import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
-from .errors import UserError
-from .deep_prompts import PROMPT_LEARNERS, build_prompt_learner
-from .mi import (CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, GaussianMI,
+from clipprompt.objectives.mixup import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
+from clipprompt.errors import UserError
+from clipprompt.prompts.deep import PROMPT_LEARNERS, build_prompt_learner
+from clipprompt.objectives.mi import (CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, GaussianMI,
                  build_view_mi)
-from .models import PromptCLIP
-from .prompts import encode_hand_crafted, encode_hand_crafted_per_template
+from clipprompt.methods.models import PromptCLIP
+from clipprompt.prompts.soft import encode_hand_crafted, encode_hand_crafted_per_template
 
 PROTOTYPE_SOURCES = ("precomputed", "running")
 KEY = "TRAINER.DUALPROMPTMI."

@@ -16,8 +16,8 @@ hold only the context, and a model built on new classes has its own view.
 import torch
 import torch.nn.functional as F
 
-from .models import CoOpCLIP
-from .prompts import encode_hand_crafted
+from clipprompt.methods.models import CoOpCLIP
+from clipprompt.prompts.soft import encode_hand_crafted
 
 
 def knowledge_guidance(soft_features, hand_features):

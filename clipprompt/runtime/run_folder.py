@@ -11,9 +11,9 @@ import os
 import shlex
 import sys
 
-from .checkpoint import MODEL_NAME, saved_epochs
-from .errors import UserError
-from .files import move_aside, write_json_atomic
+from clipprompt.runtime.checkpoint import MODEL_NAME, saved_epochs
+from clipprompt.errors import UserError
+from clipprompt.runtime.files import move_aside, write_json_atomic
 
 STATUS_FILE = "run_status.json"
 LOG_FILE = "log.txt"

@@ -25,7 +25,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from clipprompt.errors import UserError
 
 BACKEND_VARIABLE = "DIST_BACKEND"  # overrides the default backend (nccl on CUDA, gloo on CPU)
 TIMEOUT = datetime.timedelta(hours=2)  # process 0 evaluates alone while the others wait (best_val)

@@ -13,8 +13,8 @@ import zipfile
 
 import torch
 
-from .errors import UserError
-from .files import torch_save_atomic
+from clipprompt.errors import UserError
+from clipprompt.runtime.files import torch_save_atomic
 
 FORMAT_VERSION = 1
 MODEL_NAME = "prompt_learner"  # the checkpoint sub-folder of an output folder, as in CoOp

@@ -10,7 +10,7 @@ its state, so checkpoints stay safe to load.
 import bisect
 import math
 
-from .errors import UserError
+from clipprompt.errors import UserError
 
 SCHEDULERS = ("single_step", "multi_step", "cosine")
 WARMUPS = ("constant", "linear")

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import Backbone, as_backbone
-from .errors import UserError
-from .templates import fill
-from .text_encoder import TextEncoder
+from clipprompt.clip.backbone import Backbone, as_backbone
+from clipprompt.errors import UserError
+from clipprompt.prompts.templates import fill
+from clipprompt.clip.towers import TextEncoder
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 

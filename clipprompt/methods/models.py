@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import as_backbone
-from .deep_prompts import DeepPrompt, prompted_vision
-from .prompts import SoftPrompt, encode_hand_crafted
-from .text_encoder import TextEncoder
+from clipprompt.clip.backbone import as_backbone
+from clipprompt.prompts.deep import DeepPrompt, prompted_vision
+from clipprompt.prompts.soft import SoftPrompt, encode_hand_crafted
+from clipprompt.clip.towers import TextEncoder
 
 
 class PromptCLIP(nn.Module):
