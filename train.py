@@ -19,10 +19,8 @@ import warnings
 # clip-anytorch and wilds import pkg_resources; its deprecation notice is noise to users.
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-# The trainers of trainers/ (tests/test_scripts.py checks this against the registry, the
-# config folders and setup.py's description).
-TRAINER_NAMES = ("ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC",
-                 "DualPromptMI")
+# The trainers (trainers/ makes one Dassl trainer per name).
+from clipprompt.catalog import TRAINER_NAMES  # noqa: E402  (the one list; imports nothing)
 
 
 def build_parser():
@@ -165,12 +163,13 @@ def preflight(cfg, args):
     from clipprompt.runtime import checkpoint as ckpt
     from clipprompt.runtime import distributed
     from clipprompt.errors import UserError
+    from clipprompt.methods import get_method
     from clipprompt.runtime.run_folder import guard
     from datasets.base import preflight as dataset_preflight
 
     check_trainer(cfg.TRAINER.NAME)
     check_dataset(cfg.DATASET.NAME, DATASET_REGISTRY)
-    if args.eval_only and cfg.TRAINER.NAME not in ("ZeroshotCLIP", "ZeroshotCLIP2"):
+    if args.eval_only and get_method(cfg.TRAINER.NAME).trains:
         if not args.model_dir:
             raise UserError("--model-dir is required with --eval-only for a trained prompt")
         # read now (a prompt's checkpoint is small): a corrupt file or another trainer's is named up front

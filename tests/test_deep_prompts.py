@@ -9,11 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.runtime import checkpoint as ckpt
-from clipprompt.prompts.deep import DeepPrompt, build_prompt_learner, prompted_vision
+from clipprompt.prompts.deep import DeepPrompt, build_prompt_learner
+from clipprompt.clip.towers import prompted_vision
 from clipprompt.errors import UserError
-from clipprompt.methods.models import CoOpCLIP, DeepPromptCLIP
-from clipprompt.prompts.soft import encode_hand_crafted, tokenize
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.methods.maple import DeepPromptCLIP
+from clipprompt.prompts.hand import encode_hand_crafted
+from clipprompt.prompts.soft import tokenize
 from clipprompt.clip.towers import TextEncoder
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION, build_tiny_clip
 
 NAMES = ["dog", "sea lion", "golden retriever", "car"]
@@ -169,9 +173,9 @@ def test_deep_prompts_overwrite_positions_1_to_n_before_each_block(request, kind
 
 def test_text_prompts_deeper_than_the_tower_are_refused(openai_clip3):
     with pytest.raises(UserError, match=r"text prompt depth must lie in 1\.\.3 .*got 4"):
-        DeepPrompt(openai_clip3, NAMES, n_ctx=4, text_depth=4)
-    encoder = TextEncoder(openai_clip3)
-    learner = DeepPrompt(openai_clip3, NAMES, n_ctx=4, text_depth=1)
+        DeepPrompt(as_backbone(openai_clip3), NAMES, n_ctx=4, text_depth=4)
+    encoder = TextEncoder(as_backbone(openai_clip3))
+    learner = DeepPrompt(as_backbone(openai_clip3), NAMES, n_ctx=4, text_depth=1)
     with pytest.raises(UserError, match="4 layers of text prompts do not fit a text tower of 3 blocks"):
         encoder(learner(), learner.tokenized_prompts, torch.zeros(3, 4, 64))
 
@@ -283,9 +287,9 @@ def test_resnet_image_tower_takes_no_vision_prompts():
 
 def test_vision_prompts_deeper_than_the_tower_name_the_depth(openai_clip3):
     with pytest.raises(UserError, match=r"vision prompt depth must lie in 1\.\.3 .*got 5"):
-        DeepPrompt(openai_clip3, NAMES, n_ctx=4, text_depth=1, vision_n_ctx=2, vision_depth=5)
+        DeepPrompt(as_backbone(openai_clip3), NAMES, n_ctx=4, text_depth=1, vision_n_ctx=2, vision_depth=5)
     with pytest.raises(UserError, match="got -1"):
-        DeepPrompt(openai_clip3, NAMES, n_ctx=4, vision_n_ctx=-1)
+        DeepPrompt(as_backbone(openai_clip3), NAMES, n_ctx=4, vision_n_ctx=-1)
     # MaPLe uses the text depth for both towers: a shallower image tower refuses it
     from clip.model import CLIP
 
@@ -294,8 +298,8 @@ def test_vision_prompts_deeper_than_the_tower_name_the_depth(openai_clip3):
                     vision_patch_size=16, context_length=77, vocab_size=49408, transformer_width=64,
                     transformer_heads=1, transformer_layers=3).float().eval().requires_grad_(False)
     with pytest.raises(UserError, match=r"text prompt depth must lie in 1\.\.2 \(the image tower's blocks\), got 3"):
-        DeepPrompt(lopsided, NAMES, n_ctx=2, text_depth=3, coupled=True)
-    learner = DeepPrompt(lopsided, NAMES, n_ctx=2, text_depth=2, coupled=True)
+        DeepPrompt(as_backbone(lopsided), NAMES, n_ctx=2, text_depth=3, coupled=True)
+    learner = DeepPrompt(as_backbone(lopsided), NAMES, n_ctx=2, text_depth=2, coupled=True)
     first, deeper = learner.vision_prompts()
     with pytest.raises(UserError, match="3 layers of vision prompts do not fit an image tower of 2 blocks"):
         with prompted_vision(lopsided.visual, first, torch.cat([deeper, deeper]), seq_first=True):
@@ -304,16 +308,16 @@ def test_vision_prompts_deeper_than_the_tower_name_the_depth(openai_clip3):
 
 
 def test_build_prompt_learner_maps_the_names(openai_clip3):
-    assert type(build_prompt_learner("coop", openai_clip3, NAMES)).__name__ == "SoftPrompt"
-    ivlp = build_prompt_learner("ivlp", openai_clip3, NAMES, text_depth=2, vision_n_ctx=2, vision_depth=3)
-    maple = build_prompt_learner("maple", openai_clip3, NAMES, n_ctx=2, text_depth=3)
+    assert type(build_prompt_learner("coop", as_backbone(openai_clip3), NAMES)).__name__ == "SoftPrompt"
+    ivlp = build_prompt_learner("ivlp", as_backbone(openai_clip3), NAMES, text_depth=2, vision_n_ctx=2, vision_depth=3)
+    maple = build_prompt_learner("maple", as_backbone(openai_clip3), NAMES, n_ctx=2, text_depth=3)
     assert not ivlp.coupled and ivlp.vision_depth == 3 and maple.coupled and maple.vision_depth == 3
     with pytest.raises(UserError, match="KEY must be one of coop, ivlp, maple, got 'deep'"):
-        build_prompt_learner("deep", openai_clip3, NAMES, key="KEY")
+        build_prompt_learner("deep", as_backbone(openai_clip3), NAMES, key="KEY")
     with pytest.raises(UserError, match="shared context"):
-        build_prompt_learner("ivlp", openai_clip3, NAMES, csc=True, text_depth=2, vision_depth=2)
+        build_prompt_learner("ivlp", as_backbone(openai_clip3), NAMES, csc=True, text_depth=2, vision_depth=2)
     with pytest.raises(UserError, match="CLASS_TOKEN_POSITION end"):
-        build_prompt_learner("maple", openai_clip3, NAMES, n_ctx=2, class_token_position="front", text_depth=2)
+        build_prompt_learner("maple", as_backbone(openai_clip3), NAMES, n_ctx=2, class_token_position="front", text_depth=2)
 
 
 # ----- 4. MaPLe's coupling ----------------------------------------------------------------
@@ -349,10 +353,10 @@ def test_maple_coupling_maps_text_prompts_and_trains_them_through_the_image(open
 def test_maple_learns_the_first_n_ctx_tokens_of_ctx_init(openai_clip3):
     model = DeepPromptCLIP(openai_clip3, NAMES, n_ctx=2, ctx_init="a photo of a", text_depth=1, coupled=True)
     learner = model.prompt_learner
-    tokens = tokenize([f"a photo of a {name}." for name in NAMES], openai_clip3)
+    tokens = tokenize([f"a photo of a {name}." for name in NAMES], as_backbone(openai_clip3))
     with torch.no_grad():
         embedded = openai_clip3.token_embedding(tokens)
-        phrase = openai_clip3.token_embedding(tokenize(["a photo"], openai_clip3))[0, 1:3]
+        phrase = openai_clip3.token_embedding(tokenize(["a photo"], as_backbone(openai_clip3)))[0, 1:3]
     assert learner.n_ctx == 2 and torch.equal(learner.ctx, phrase)  # "a photo" is learnt ...
     assert torch.equal(learner.tokenized_prompts, tokens)  # ... "of a" stays fixed text
     assert torch.equal(learner(), embedded)
@@ -365,6 +369,6 @@ def test_maple_learns_the_first_n_ctx_tokens_of_ctx_init(openai_clip3):
         learner.ctx.sub_(1.0)
         # depth 1, at its initialisation: the hand-crafted prompt itself
         torch.testing.assert_close(model.compute_text_features(),
-                                   encode_hand_crafted(openai_clip3, NAMES, ["a photo of a {}."]), rtol=0, atol=TOL)
+                                   encode_hand_crafted(as_backbone(openai_clip3), NAMES, ["a photo of a {}."]), rtol=0, atol=TOL)
     with pytest.raises(UserError, match=r"N_CTX must lie in 1\.\.4 \(the tokens of CTX_INIT 'a photo of a'\), got 5"):
         DeepPromptCLIP(openai_clip3, NAMES, n_ctx=5, ctx_init="a photo of a", text_depth=1, coupled=True)

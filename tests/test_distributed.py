@@ -81,7 +81,7 @@ def _reduce_worker(rank, world, port, queue):
     try:
         used, unused, stats = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2)), torch.nn.Module()
         stats.register_buffer("total", torch.zeros(2))
-        sync = AdditiveStatistics([stats], ["total"])
+        sync = AdditiveStatistics([(stats, ["total"])])
         sync.mark()
         used.grad = torch.full((3,), float(rank + 1))
         weight = [0.75, 0.25][rank]

@@ -6,8 +6,9 @@ import torch.nn.functional as F
 
 from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
 from clipprompt.errors import UserError
-from clipprompt.methods.models import CoOpCLIP
-from clipprompt.prompts.soft import encode_hand_crafted
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.prompts.hand import encode_hand_crafted
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
@@ -79,7 +80,7 @@ def test_hand_view_is_not_re_encoded_during_training(tiny_clip):
         optim.step()
     assert prompts_encoded == [len(NAMES)] * 3  # the soft view only, once per step
     assert torch.equal(model.hand_features, hand)
-    torch.testing.assert_close(hand, encode_hand_crafted(tiny_clip, NAMES, TEMPLATE))
+    torch.testing.assert_close(hand, encode_hand_crafted(as_backbone(tiny_clip), NAMES, TEMPLATE))
 
 
 def test_inference_ensemble_formula_and_variants(tiny_clip):
@@ -216,15 +217,15 @@ def test_soft_only_inference_still_reports_both_views(tiny_clip):
 
 def test_views_nce_uses_every_template_encoded_once(tiny_clip):
     from clipprompt.objectives.mi import ViewsNCE
-    from clipprompt.prompts.soft import encode_hand_crafted_per_template
+    from clipprompt.prompts.hand import encode_hand_crafted_per_template
 
     templates = ["a photo of a {}.", "a drawing of a {}.", "itap of a {}."]
     torch.manual_seed(0)
     model = DualPromptMICLIP(tiny_clip, NAMES, templates, DualPromptMIConfig(mi_mode="views_nce", aug_weight=0.0))
-    per_template = encode_hand_crafted_per_template(tiny_clip, NAMES, templates)
+    per_template = encode_hand_crafted_per_template(as_backbone(tiny_clip), NAMES, templates)
     torch.testing.assert_close(model.hand_per_template, per_template)
     # the ensembled view is what the other modes (and inference) use
-    torch.testing.assert_close(model.hand_features, encode_hand_crafted(tiny_clip, NAMES, templates))
+    torch.testing.assert_close(model.hand_features, encode_hand_crafted(as_backbone(tiny_clip), NAMES, templates))
     assert isinstance(model.view_mi, ViewsNCE) and model.view_mi.tau.item() == pytest.approx(0.01)
     x, y = batch()
     loss, logits, terms = model.loss(x, y)
@@ -243,7 +244,7 @@ def test_gaussian_with_fixed_unit_variance_is_kgcoop(tiny_clip):
     # (same W) plus the constant W * log(2 pi) / 2 -- same logits, same gradients, same predictions
     import math
 
-    from clipprompt.methods.peers import KgCoOpCLIP
+    from clipprompt.methods.kgcoop import KgCoOpCLIP
 
     x, y = batch()
     torch.manual_seed(3)

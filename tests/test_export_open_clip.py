@@ -10,7 +10,7 @@ import torch
 from clipprompt.clip.backbone import as_backbone
 from clipprompt.clip.loader import export_open_clip, load_clip
 from clipprompt.errors import UserError
-from clipprompt.methods.models import ZeroShotCLIP
+from clipprompt.methods.zeroshot import ZeroShotCLIP
 from conftest import TINY_RESOLUTION, build_tiny_clip, run_cli
 from helpers import user_error
 

@@ -23,8 +23,10 @@ from clipprompt.objectives.mi import (
     mutual_information_from_joint,
     posterior_mutual_information,
 )
-from clipprompt.prompts.soft import SoftPrompt, encode_hand_crafted_per_template
+from clipprompt.prompts.soft import SoftPrompt
+from clipprompt.prompts.hand import encode_hand_crafted_per_template
 from clipprompt.clip.towers import TextEncoder
+from clipprompt.clip.backbone import as_backbone
 
 BOUNDS = {"infonce": infonce_bound, "jsd": jsd_bound, "dv": dv_bound}
 
@@ -505,10 +507,10 @@ NAMES = ["dog", "cat", "sea lion", "car"]
 @pytest.mark.parametrize("mode", ["views_nce", "gaussian", "critic"])
 def test_class_level_modes_send_gradients_to_the_context(tiny_clip, mode):
     torch.manual_seed(18)
-    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a")
-    encoder = TextEncoder(tiny_clip)
+    prompt = SoftPrompt(as_backbone(tiny_clip), NAMES, ctx_init="a photo of a")
+    encoder = TextEncoder(as_backbone(tiny_clip))
     soft = F.normalize(encoder(prompt(), prompt.tokenized_prompts).float(), dim=-1)
-    per_template = encode_hand_crafted_per_template(tiny_clip, NAMES, ["a photo of a {}.", "a sketch of a {}."])
+    per_template = encode_hand_crafted_per_template(as_backbone(tiny_clip), NAMES, ["a photo of a {}.", "a sketch of a {}."])
     assert per_template.shape == (2, len(NAMES), soft.shape[1])
     hand = per_template if mode == "views_nce" else F.normalize(per_template.mean(dim=0), dim=-1)
     module = build_view_mi(mode, soft.shape[1])

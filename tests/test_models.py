@@ -1,8 +1,13 @@
 import torch
 import torch.nn.functional as F
 
-from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
+from clipprompt.methods.cocoop import CoCoOpCLIP
+
+from clipprompt.methods.coop import CoOpCLIP
+
+from clipprompt.methods.zeroshot import ZeroShotCLIP
 from clipprompt.prompts.soft import tokenize
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION
 
 NAMES = ["dog", "cat", "sea lion", "car"]
@@ -55,7 +60,7 @@ def test_coop_logits_are_scaled_cosine_similarities(tiny_clip):
     x = images(2)
     with torch.no_grad():
         img = F.normalize(tiny_clip.encode_image(x), dim=-1)
-        txt = F.normalize(tiny_clip.encode_text(tokenize([f"a photo of a {n}." for n in NAMES], tiny_clip)), dim=-1)
+        txt = F.normalize(tiny_clip.encode_text(tokenize([f"a photo of a {n}." for n in NAMES], as_backbone(tiny_clip))), dim=-1)
         expected = tiny_clip.logit_scale.exp() * img @ txt.t()
         torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
 

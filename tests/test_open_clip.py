@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from clipprompt.clip.backbone import as_backbone, check_pixel_normalisation
 from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
-from clipprompt.methods.models import CoOpCLIP, ZeroShotCLIP
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.methods.zeroshot import ZeroShotCLIP
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
 
 open_clip = pytest.importorskip("open_clip", reason='open_clip_torch is not installed (pip install -e ".[open_clip]")')

@@ -8,10 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipprompt.methods.models import CoOpCLIP
-from clipprompt.methods.peers import (KgCoOpCLIP, ProGradCLIP, knowledge_guidance, project_conflicting,
-                              prograd_gradients, zero_shot_kl)
-from clipprompt.prompts.soft import encode_hand_crafted
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.methods.kgcoop import KgCoOpCLIP
+from clipprompt.methods.prograd import ProGradCLIP
+from clipprompt.objectives.guidance import knowledge_guidance, prograd_gradients, project_conflicting, zero_shot_kl
+from clipprompt.prompts.hand import encode_hand_crafted
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION, requires_dassl, run_cli
 from helpers import TINY, ctx_of, ok, results, train_args, user_error
 
@@ -58,7 +60,7 @@ def test_kgcoop_weight_zero_is_coop_exactly(tiny_clip):
 
 def test_kgcoop_term_value_and_gradient_reach_the_context(tiny_clip):
     model = KgCoOpCLIP(tiny_clip, NAMES, TEMPLATE, weight=8.0, n_ctx=4, ctx_init="a photo of a")
-    torch.testing.assert_close(model.hand_features, encode_hand_crafted(tiny_clip, NAMES, TEMPLATE))
+    torch.testing.assert_close(model.hand_features, encode_hand_crafted(as_backbone(tiny_clip), NAMES, TEMPLATE))
     x, y = images(2), torch.tensor([1, 0])
     loss, logits, terms = model.loss(x, y)
     soft = model.compute_text_features()
@@ -258,29 +260,21 @@ def test_peer_scripts_checkpoints_base_to_new_and_table(tmp_path, pets_root, tin
     assert os.path.getsize(plot) > 0
 
 
-@requires_dassl
 def test_hand_template_entries_expand_to_the_dataset_prompts():
-    """HAND_TEMPLATES entries: "dataset_ensemble" is the dataset's own ensemble, else CoOp's ZeroshotCLIP2 set."""
-    from types import SimpleNamespace
-
+    """HAND_TEMPLATES entries: "dataset_ensemble" is the dataset's own ensemble, else CoOp's ZeroshotCLIP2 set
+    (Dassl-free: the expansion lives beside the templates)."""
     from clipprompt.errors import UserError
-    from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES
-    from trainers.base import PromptTrainer
-
-    def expand(entries, **dataset):
-        stub = SimpleNamespace(dm=SimpleNamespace(dataset=SimpleNamespace(**dataset)),
-                               cfg=SimpleNamespace(DATASET=SimpleNamespace(NAME="OxfordPets")))
-        return PromptTrainer.hand_crafted_templates(stub, entries)
+    from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template, expand_templates
 
     own = ["a {} on sale.", "an old {}."]
-    assert expand(["dataset_ensemble"], template="a {} pet.", ensemble_templates=own) == own
-    assert expand(["dataset_ensemble"], template="a {} pet.", ensemble_templates=None) == ["a {} pet.", *IMAGENET_ENSEMBLE_TEMPLATES]
-    assert expand(["dataset"], template=None) == ["a photo of a {}, a type of pet."]  # the registry's template
+    assert expand_templates(["dataset_ensemble"], "a {} pet.", own) == own
+    assert expand_templates(["dataset_ensemble"], "a {} pet.", None) == ["a {} pet.", *IMAGENET_ENSEMBLE_TEMPLATES]
+    assert expand_templates(["dataset"], dataset_template("OxfordPets")) == ["a photo of a {}, a type of pet."]
+    assert expand_templates(["promptsrc_ensemble"], "a {}.") == PROMPTSRC_TEMPLATES and len(PROMPTSRC_TEMPLATES) == 60
     # duplicates collapse, order kept
-    assert expand(["dataset", "dataset_ensemble", "x {}"], template="an old {}.", ensemble_templates=own) == [
-        "an old {}.", "a {} on sale.", "x {}"]
+    assert expand_templates(["dataset", "dataset_ensemble", "x {}"], "an old {}.", own) == ["an old {}.", "a {} on sale.", "x {}"]
     with pytest.raises(UserError, match="'dataset_ensemble'"):
-        expand(["ensemble"], template="a {}.")
+        expand_templates(["ensemble"], "a {}.")
 
 
 @requires_dassl

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 
 from clipprompt.clip.loader import load_clip
 from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
-from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, ZeroShotCLIP
+from clipprompt.methods.cocoop import CoCoOpCLIP
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.methods.zeroshot import ZeroShotCLIP
 from conftest import TINY_RESOLUTION, requires_dassl, run_cli
 
 NAMES = ["dog", "cat", "sea lion", "car"]
@@ -167,7 +169,7 @@ def test_gpu_smoke_script_says_so_without_cuda():
 
 # ----- deep prompts (MaPLe, PromptSRC): prompts in CLIP's dtype, cast inside the towers ---------
 def build_deep(kind, clip_model):
-    from clipprompt.methods.models import DeepPromptCLIP
+    from clipprompt.methods.maple import DeepPromptCLIP
     from clipprompt.methods.promptsrc import PromptSRCCLIP
 
     torch.manual_seed(0)

@@ -4,15 +4,17 @@ import torch.nn.functional as F
 from clip import clip as clip_api
 
 from clipprompt.errors import UserError
-from clipprompt.prompts.soft import SoftPrompt, class_name_length, encode_hand_crafted, tokenize
+from clipprompt.prompts.soft import SoftPrompt, class_name_length, tokenize
+from clipprompt.prompts.hand import encode_hand_crafted
 from clipprompt.clip.towers import TextEncoder
+from clipprompt.clip.backbone import as_backbone
 
 NAMES = ["dog", "golden_retriever", "sea lion"]
 
 
 def embed(clip_model, text):
     with torch.no_grad():
-        return clip_model.token_embedding(tokenize(text, clip_model))[0]
+        return clip_model.token_embedding(tokenize(text, as_backbone(clip_model)))[0]
 
 
 @pytest.mark.parametrize("position,sentence", [
@@ -21,7 +23,7 @@ def embed(clip_model, text):
     ("middle", "a photo {} of a."),
 ])
 def test_class_token_position_builds_the_sentence(tiny_clip, position, sentence):
-    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a", class_token_position=position)
+    prompt = SoftPrompt(as_backbone(tiny_clip), NAMES, ctx_init="a photo of a", class_token_position=position)
     assert prompt.n_ctx == 4
     built = prompt()
     for i, name in enumerate(NAMES):
@@ -30,16 +32,16 @@ def test_class_token_position_builds_the_sentence(tiny_clip, position, sentence)
 
 
 def test_soft_prompt_through_text_encoder_equals_clip_encode_text(tiny_clip):
-    prompt = SoftPrompt(tiny_clip, NAMES, ctx_init="a photo of a")
-    features = TextEncoder(tiny_clip)(prompt(), prompt.tokenized_prompts)
+    prompt = SoftPrompt(as_backbone(tiny_clip), NAMES, ctx_init="a photo of a")
+    features = TextEncoder(as_backbone(tiny_clip))(prompt(), prompt.tokenized_prompts)
     with torch.no_grad():
-        reference = tiny_clip.encode_text(tokenize([f"a photo of a {n.replace('_', ' ')}." for n in NAMES], tiny_clip))
+        reference = tiny_clip.encode_text(tokenize([f"a photo of a {n.replace('_', ' ')}." for n in NAMES], as_backbone(tiny_clip)))
     torch.testing.assert_close(features, reference, rtol=1e-4, atol=1e-5)
 
 
 def test_random_context_shapes_and_csc(tiny_clip):
-    shared = SoftPrompt(tiny_clip, NAMES, n_ctx=6)
-    csc = SoftPrompt(tiny_clip, NAMES, n_ctx=6, csc=True)
+    shared = SoftPrompt(as_backbone(tiny_clip), NAMES, n_ctx=6)
+    csc = SoftPrompt(as_backbone(tiny_clip), NAMES, n_ctx=6, csc=True)
     width = tiny_clip.ln_final.weight.shape[0]
     assert shared.ctx.shape == (6, width)
     assert csc.ctx.shape == (3, 6, width)
@@ -54,24 +56,24 @@ def test_random_context_shapes_and_csc(tiny_clip):
 
 
 def test_checkpointed_state_is_class_independent(tiny_clip):
-    prompt = SoftPrompt(tiny_clip, NAMES, n_ctx=4)
+    prompt = SoftPrompt(as_backbone(tiny_clip), NAMES, n_ctx=4)
     assert set(prompt.state_dict()) == {"ctx"}
-    other = SoftPrompt(tiny_clip, ["cat", "car"], n_ctx=4)
+    other = SoftPrompt(as_backbone(tiny_clip), ["cat", "car"], n_ctx=4)
     other.load_state_dict(prompt.state_dict())
     assert other().shape[0] == 2
 
 
 def test_csc_cannot_change_class_set(tiny_clip):
-    prompt = SoftPrompt(tiny_clip, NAMES, n_ctx=4, csc=True)
+    prompt = SoftPrompt(as_backbone(tiny_clip), NAMES, n_ctx=4, csc=True)
     with pytest.raises(UserError, match="class-specific"):
-        prompt.set_classnames(tiny_clip, ["cat", "car"])
+        prompt.set_classnames(as_backbone(tiny_clip), ["cat", "car"])
 
 
 def test_bad_position_and_context_are_user_errors(tiny_clip):
     with pytest.raises(UserError, match="CLASS_TOKEN_POSITION"):
-        SoftPrompt(tiny_clip, NAMES, class_token_position="left")
+        SoftPrompt(as_backbone(tiny_clip), NAMES, class_token_position="left")
     with pytest.raises(UserError, match="N_CTX"):
-        SoftPrompt(tiny_clip, NAMES, n_ctx=0)
+        SoftPrompt(as_backbone(tiny_clip), NAMES, n_ctx=0)
 
 
 def test_class_name_length_counts_bpe_tokens():
@@ -83,9 +85,9 @@ def test_class_name_length_counts_bpe_tokens():
 def test_text_encoder_feature_is_the_end_of_text_position(tiny_clip, full):
     """A prompt's feature is the state at its EOT token (the largest id): what follows the EOT does
     not change it, what sits at the EOT does."""
-    encoder = TextEncoder(tiny_clip)
+    encoder = TextEncoder(as_backbone(tiny_clip))
     encoder.full_context = full
-    tokens = tokenize(["a photo of a dog.", "a cat."], tiny_clip)
+    tokens = tokenize(["a photo of a dog.", "a cat."], as_backbone(tiny_clip))
     eot = tokens.argmax(dim=-1)
     assert eot[0] > eot[1]  # the shorter prompt has positions after its EOT even in a short pass
     with torch.no_grad():
@@ -102,10 +104,10 @@ def test_text_encoder_feature_is_the_end_of_text_position(tiny_clip, full):
 
 
 def test_hand_crafted_ensemble_is_normalised_mean(tiny_clip):
-    one = encode_hand_crafted(tiny_clip, NAMES, "a photo of a {}.")
-    two = encode_hand_crafted(tiny_clip, NAMES, ["itap of a {}."])
-    both = encode_hand_crafted(tiny_clip, NAMES, ["a photo of a {}.", "itap of a {}."])
+    one = encode_hand_crafted(as_backbone(tiny_clip), NAMES, "a photo of a {}.")
+    two = encode_hand_crafted(as_backbone(tiny_clip), NAMES, ["itap of a {}."])
+    both = encode_hand_crafted(as_backbone(tiny_clip), NAMES, ["a photo of a {}.", "itap of a {}."])
     torch.testing.assert_close(both, F.normalize(one + two, dim=-1))
     torch.testing.assert_close(one.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError, match="placeholder"):
-        encode_hand_crafted(tiny_clip, NAMES, ["no placeholder"])
+        encode_hand_crafted(as_backbone(tiny_clip), NAMES, ["no placeholder"])

@@ -1,6 +1,7 @@
 """PromptSRC (clipprompt/methods/promptsrc.py): IVLP when unregularised, each regulariser against a hand
 computation, the frozen teacher, and Gaussian prompt aggregation (weights, running sum, resume)."""
 
+from types import SimpleNamespace
 import math
 
 import pytest
@@ -9,9 +10,10 @@ import torch.nn.functional as F
 
 from clipprompt.runtime import checkpoint as ckpt
 from clipprompt.errors import UserError
-from clipprompt.methods.models import DeepPromptCLIP
-from clipprompt.prompts.soft import encode_hand_crafted
+from clipprompt.methods.maple import DeepPromptCLIP
+from clipprompt.prompts.hand import encode_hand_crafted
 from clipprompt.methods.promptsrc import GaussianPromptAggregate, PromptSRCCLIP, gaussian_epoch_weights
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION, build_tiny_clip
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
@@ -46,6 +48,11 @@ def grads(model):
     return {k: p.grad.clone() for k, p in model.prompt_learner.named_parameters()}
 
 
+def after(epoch):
+    """What the trainer hands ``end_epoch`` after (1-based) ``epoch``."""
+    return SimpleNamespace(epoch=epoch - 1)
+
+
 def test_unregularised_promptsrc_is_ivlp(clip3):
     x, y = batch()
     src = make(clip3, text_weight=0.0, image_weight=0.0, kl_weight=0.0)
@@ -74,7 +81,7 @@ def test_each_regulariser_equals_its_hand_computation(clip3):
     text = model.compute_text_features()
     image = model.encode_image(x)
     frozen_image = model.encode_image_frozen(x)
-    teacher = encode_hand_crafted(clip3, NAMES, TEMPLATES)
+    teacher = encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES)
     scale = clip3.logit_scale.exp()
     student_logits = scale * image @ text.t()
     teacher_logits = scale * frozen_image @ teacher.t()
@@ -113,7 +120,7 @@ def test_regularisers_vanish_at_the_frozen_model(clip3):
 
 def test_teacher_is_the_hand_crafted_ensemble_kept_out_of_checkpoints(clip3):
     model = make(clip3)
-    assert torch.equal(model.teacher_text, encode_hand_crafted(clip3, NAMES, TEMPLATES))
+    assert torch.equal(model.teacher_text, encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES))
     assert set(model.trainable_state_dict()) == {f"prompt_learner.{k}" for k in
                                                  ("ctx", "text_deep", "vision_first", "vision_deep")}
 
@@ -167,8 +174,9 @@ def test_aggregate_is_the_weighted_mean_of_the_epochs(clip3):
         set_epoch_values(learner, epoch)
         for k, p in learner.named_parameters():
             expected[k] += weights[epoch - 1] * p.detach().double()
-        replaced = model.end_epoch(epoch)
-        assert replaced == (epoch == 4)
+        message = model.end_epoch(after(epoch))
+        assert (message is not None) == (epoch == 4)
+        assert message is None or "weighted mean over 4 epochs" in message
         if epoch < 4:  # the prompts train on untouched until the last epoch
             assert not model.aggregate.complete
             with pytest.raises(RuntimeError, match=f"{epoch} of 4 epochs added"):
@@ -200,7 +208,7 @@ def test_aggregate_is_checkpointed_and_a_resume_continues_it(clip3):
     assert sums | {"aggregate.epochs_added"} <= keys
     for model in (straight, interrupted):
         set_epoch_values(model.prompt_learner, 1)
-        model.end_epoch(1)
+        model.end_epoch(after(1))
     state = {k: v.clone() for k, v in interrupted.trainable_state_dict().items()}
     assert int(state["aggregate.epochs_added"]) == 1 and any(state[k].abs().sum() > 0 for k in sums)
 
@@ -210,18 +218,18 @@ def test_aggregate_is_checkpointed_and_a_resume_continues_it(clip3):
     for model in (straight, resumed):
         for epoch in (2, 3):
             set_epoch_values(model.prompt_learner, epoch)
-            model.end_epoch(epoch)
+            model.end_epoch(after(epoch))
     for (name, a), (_, b) in zip(straight.prompt_learner.named_parameters(), resumed.prompt_learner.named_parameters()):
         assert torch.equal(a, b), name
     # without the aggregate's state the resumed run would refuse to add epoch 2 first
     fresh = make(clip3, gpa=gpa)
     with pytest.raises(RuntimeError, match="epoch 2 added after 0"):
-        fresh.end_epoch(2)
+        fresh.end_epoch(after(2))
 
 
 def test_no_aggregation_leaves_the_prompts_alone(clip3):
     model = make(clip3)
     before = {k: p.clone() for k, p in model.prompt_learner.named_parameters()}
-    assert model.aggregate is None and model.end_epoch(1) is False
+    assert model.aggregate is None and model.end_epoch(after(1)) is None
     assert all(torch.equal(p, before[k]) for k, p in model.prompt_learner.named_parameters())
     assert not any(k.startswith("aggregate.") for k in model.trainable_state_dict())

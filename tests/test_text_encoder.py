@@ -9,9 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from clipprompt.errors import UserError
-from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP
-from clipprompt.prompts.soft import class_name_length, encode_hand_crafted, tokenize
+from clipprompt.methods.cocoop import CoCoOpCLIP
+from clipprompt.methods.coop import CoOpCLIP
+from clipprompt.prompts.soft import class_name_length, tokenize
+from clipprompt.prompts.hand import encode_hand_crafted
 from clipprompt.clip.towers import TextEncoder, check_chunk_size
+from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
 
 NAMES = ["dog", "sea lion", "golden retriever", "car"]
@@ -103,11 +106,11 @@ def test_hand_crafted_features_equal_clip_encode_text_on_77_tokens(clip2):
     with torch.no_grad():
         expected = []
         for template in templates:
-            tokens = tokenize([template.format(n) for n in names], clip2)
+            tokens = tokenize([template.format(n) for n in names], as_backbone(clip2))
             assert tokens.shape[1] == 77
             expected.append(F.normalize(clip2.encode_text(tokens), dim=-1))
         expected = F.normalize(torch.stack(expected).mean(0), dim=-1)
-    torch.testing.assert_close(encode_hand_crafted(clip2, names, templates), expected, **TOL)
+    torch.testing.assert_close(encode_hand_crafted(as_backbone(clip2), names, templates), expected, **TOL)
 
 
 @pytest.mark.parametrize("csc", [False, True])
@@ -164,7 +167,7 @@ def test_chunking_bounds_the_memory_kept_for_backward(clip2):
 
 
 def test_chunk_size_must_be_a_non_negative_int(clip2):
-    encoder = TextEncoder(clip2)
+    encoder = TextEncoder(as_backbone(clip2))
     for bad in (-1, 2.5, "4", True):
         with pytest.raises(UserError, match="MODEL.TEXT_CHUNK_SIZE"):
             encoder.chunk_size = bad

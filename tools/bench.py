@@ -128,7 +128,9 @@ def deep_settings(trainer, clip_model):
 def build_model(trainer, clip_model, classnames):
     """(model, deep settings or None, clamping note)."""
     from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
-    from clipprompt.methods.models import CoCoOpCLIP, CoOpCLIP, DeepPromptCLIP
+    from clipprompt.methods.cocoop import CoCoOpCLIP
+    from clipprompt.methods.coop import CoOpCLIP
+    from clipprompt.methods.maple import DeepPromptCLIP
     from clipprompt.methods.promptsrc import PromptSRCCLIP
     from clipprompt.prompts.templates import PROMPTSRC_TEMPLATES
 

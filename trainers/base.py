@@ -1,8 +1,10 @@
-"""Dassl glue shared by every trainer of this toolkit.
+"""The one Dassl trainer of this toolkit; ``trainers/__init__.py`` makes one subclass per method.
 
-Trainers subclass ``PromptTrainer`` and implement ``build_prompt_model``;
-everything else (CLIP loading, freezing, precision, optimiser and scheduler,
-safe checkpoints, explicit resume, cached evaluation, results.json) is here.
+A method (:mod:`clipprompt.methods`: model, options, registration) is all a trainer needs:
+``PromptTrainer`` builds its model and calls its hooks (loss, backward, begin/end of epoch,
+synced statistics; :class:`clipprompt.methods.base.PromptCLIP`). Everything Dassl asks of a
+trainer is here: CLIP loading, freezing, precision, optimiser and scheduler, safe checkpoints,
+explicit resume, cached evaluation, results.json. No method is named in this file.
 """
 
 import contextlib
@@ -12,7 +14,6 @@ import os
 import time
 
 import torch
-import torch.nn.functional as F
 from dassl.engine import TrainerX
 from dassl.evaluation import build_evaluator
 from dassl.metrics import compute_accuracy
@@ -20,16 +21,60 @@ from dassl.optim import build_optimizer
 
 from clipprompt.runtime import checkpoint as ckpt
 from clipprompt.runtime import distributed
-from clipprompt.objectives.mixup import ClassPrototypes
 from clipprompt.clip.backbone import as_backbone, check_pixel_normalisation
 from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
+from clipprompt.methods import BuildContext
+from clipprompt.prompts.templates import dataset_template, expand_templates
 from clipprompt.results.records import run_record, write_run_results
 from clipprompt.runtime.scheduler import build_lr_scheduler
-from clipprompt.prompts.templates import IMAGENET_ENSEMBLE_TEMPLATES, PROMPTSRC_TEMPLATES, dataset_template
 
-PRECISIONS = ("fp16", "fp32", "amp")
 MODEL_NAME = ckpt.MODEL_NAME
+
+
+class StepContext:
+    """What a model's ``backward`` hook may use: the amp scaler and the gradient reduction."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def scale(self, loss):
+        scaler = self.trainer.scaler
+        return scaler.scale(loss) if scaler is not None else loss
+
+    def reduce(self, grads):
+        """The global batch's gradients under torchrun (``grads`` itself in one process)."""
+        return self.trainer.global_gradients(grads)
+
+
+class RunContext:
+    """What a model's lifecycle hooks may use (``begin_training``, ``begin_epoch``, ``end_epoch``)."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    @property
+    def epoch(self):
+        return self.trainer.epoch
+
+    @property
+    def start_epoch(self):
+        return self.trainer.start_epoch
+
+    @property
+    def max_epoch(self):
+        return self.trainer.max_epoch
+
+    def batches(self):
+        """``(images, labels)`` of the training set, on the device, in the loader's order."""
+        return (self.trainer.parse_batch_train(batch) for batch in self.trainer.train_loader_x)
+
+    def autocast(self):
+        return self.trainer.autocast()
+
+    def sync_statistics(self):
+        """After every process recomputed its share of the synced statistics: make them the total."""
+        self.trainer.statistics.sync(from_zero=True)
 
 
 class PromptTrainer(TrainerX):
@@ -37,21 +82,18 @@ class PromptTrainer(TrainerX):
     global batch, trainable gradients are reduced after backward, process 0 alone writes files
     and evaluates."""
 
-    CONFIG_KEY = None  # cfg.TRAINER.<CONFIG_KEY> holds this trainer's options
+    METHOD = None  # the clipprompt.methods.Method this trainer runs (trainers/__init__.py sets it)
     train_sampler = None  # GlobalBatchSampler of the training loader under torchrun; None in one process
-    statistics = distributed.AdditiveStatistics([], ())  # sums kept equal over processes (build_model fills it)
-    # State-dict prefixes tied to the class set; not loaded on another class set.
-    CLASS_DEPENDENT_PREFIXES = ()
+    statistics = distributed.AdditiveStatistics([])  # sums kept equal over processes (build_model fills it)
 
     # ----- configuration ----------------------------------------------------
     @property
-    def options(self):
-        return self.cfg.TRAINER[self.CONFIG_KEY]
+    def CONFIG_KEY(self):  # noqa: N802 (Dassl-era name: cfg.TRAINER.<CONFIG_KEY>)
+        return self.METHOD.config_key
 
     def check_cfg(self, cfg):
-        prec = cfg.TRAINER[self.CONFIG_KEY].PREC
-        if prec not in PRECISIONS:
-            raise UserError(f"TRAINER.{self.CONFIG_KEY}.PREC must be one of {', '.join(PRECISIONS)}, got {prec!r}")
+        """Read and validate the method's options before anything is built (one-line errors)."""
+        self.options = self.METHOD.options_from(cfg)
 
     @property
     def precision(self):
@@ -60,7 +102,7 @@ class PromptTrainer(TrainerX):
         ``CLIPPROMPT_CPU_HALF=1`` keeps fp16/amp (bfloat16 autocast) on a CPU: slow,
         meant for the tests of these code paths with a tiny CLIP.
         """
-        prec = self.options.PREC
+        prec = self.options.prec
         if prec != "fp32" and self.device.type != "cuda" and os.environ.get("CLIPPROMPT_CPU_HALF") != "1":
             if not getattr(self, "_told_precision", False):
                 print(f"Note: PREC {prec} needs a GPU; running in fp32 on {self.device.type}")
@@ -68,49 +110,19 @@ class PromptTrainer(TrainerX):
             return "fp32"
         return prec
 
-    @property
-    def class_specific_context(self):
-        """CSC binds the context itself to the training classes: such a prompt cannot move to other classes."""
-        return bool(self.options.get("CSC", False))
-
-    def hand_view_templates(self, role="Hand-crafted view"):
-        """The templates of this trainer's ``HAND_TEMPLATES``, expanded and printed under ``role``."""
-        templates = self.hand_crafted_templates(self.options.HAND_TEMPLATES)
+    def templates(self, entries, role):
+        """Template entries expanded for this run's dataset (:func:`expand_templates`), printed under ``role``."""
+        dataset = self.dm.dataset
+        dataset_tpl = getattr(dataset, "template", None) or dataset_template(self.cfg.DATASET.NAME)
+        templates = expand_templates(entries, dataset_tpl, getattr(dataset, "ensemble_templates", None))
         print(f"{role}: {templates}")
         return templates
-
-    def hand_crafted_templates(self, entries):
-        """Expand template entries ("dataset", "dataset_ensemble", "imagenet_ensemble", "promptsrc_ensemble"
-        (PromptSRC's 60 ImageNet templates), or a "{}" template).
-
-        "dataset_ensemble" is the dataset's own prompt ensemble (its ``ensemble_templates``, e.g. the
-        caption templates a CPU benchmark's mini CLIP was pretrained with); a dataset without one gets
-        its template plus CoOp's seven ImageNet templates, as CoOp's ZeroshotCLIP2.
-        """
-        dataset_tpl = getattr(self.dm.dataset, "template", None) or dataset_template(self.cfg.DATASET.NAME)
-        templates = []
-        for entry in entries:
-            if entry == "dataset":
-                templates.append(dataset_tpl)
-            elif entry == "dataset_ensemble":
-                own = getattr(self.dm.dataset, "ensemble_templates", None)
-                templates.extend(own if own else [dataset_tpl, *IMAGENET_ENSEMBLE_TEMPLATES])
-            elif entry == "imagenet_ensemble":
-                templates.extend(IMAGENET_ENSEMBLE_TEMPLATES)
-            elif entry == "promptsrc_ensemble":
-                templates.extend(PROMPTSRC_TEMPLATES)
-            elif "{}" in entry:
-                templates.append(entry)
-            else:
-                raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble', "
-                                "'promptsrc_ensemble' or a template with '{}'")
-        return list(dict.fromkeys(templates))
 
     @classmethod
     def prompt_depths(cls, cfg):
         """``[(config key, "text" | "image", depth)]``: the layers of CLIP's towers this configuration
         puts prompts into, checked against the backbone before the model is built (train.py)."""
-        return []
+        return cls.METHOD.prompt_depths(cfg)
 
     # ----- data -------------------------------------------------------------
     def build_data_loader(self):
@@ -141,15 +153,7 @@ class PromptTrainer(TrainerX):
             print(f"Distributed training: {world} processes x batch {batch_size} (global batch "
                   f"{world * batch_size}), {len(self.train_sampler)} steps per epoch")
 
-    def before_epoch(self):
-        if self.train_sampler is not None:
-            self.train_sampler.set_epoch(self.epoch)
-        self.statistics.sync()  # e.g. class prototypes computed by each process on its slice
-
     # ----- model ------------------------------------------------------------
-    def build_prompt_model(self, clip_model, classnames):
-        raise NotImplementedError
-
     def build_model(self):
         cfg = self.cfg
         classnames = self.dm.dataset.classnames
@@ -160,32 +164,27 @@ class PromptTrainer(TrainerX):
         with distributed.main_process_first():  # one download of the weights, not one per process
             clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.PATH, precision=self.precision,
                                    pretrained=cfg.MODEL.BACKBONE.PRETRAINED)
-        backbone = as_backbone(clip_model)
+        backbone = as_backbone(clip_model)  # wrapped once; the method's modules take the adapter
         size = backbone.image_size
         if tuple(cfg.INPUT.SIZE) != size:
             shown = size[0] if size[0] == size[1] else size
             raise UserError(f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the CLIP image resolution {shown}; set INPUT.SIZE ({size[0]}, {size[1]})")
         check_pixel_normalisation(backbone, cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD)
-        self.model = self.build_prompt_model(clip_model, classnames)
+        context = BuildContext(templates=self.templates, max_epoch=cfg.OPTIM.MAX_EPOCH)
+        self.model = self.METHOD.build(backbone, classnames, self.options, context)
         self.model.text_encoder.chunk_size = cfg.MODEL.TEXT_CHUNK_SIZE  # validated there (UserError)
-        trainable = []
-        for name, param in self.model.named_parameters():
-            frozen = name.startswith(("image_encoder.", "text_encoder.", "logit_scale"))
-            param.requires_grad_(not frozen)
-            if not frozen:
-                trainable.append(param)
+        trainable = self.model.freeze_clip()
         self.model.to(self.device)
         self.trainable_params = trainable
         print(f"Trainable parameters: {sum(p.numel() for p in trainable):,}")
-        prototypes = [m for m in self.model.modules() if isinstance(m, ClassPrototypes)]
-        self.statistics = distributed.AdditiveStatistics(prototypes, ("feature_sum", "count"))
+        self.statistics = distributed.AdditiveStatistics(self.model.synced_statistics())
         self.optim = build_optimizer(trainable, cfg.OPTIM) if trainable else None
         self.sched = build_lr_scheduler(self.optim, cfg.OPTIM) if trainable else None
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == "amp" else None
         self.register_model(MODEL_NAME, self.model, self.optim, self.sched)
         if distributed.is_distributed():
             distributed.broadcast_tensors(trainable)  # the same start everywhere, even without a fixed seed
-            if self.optim is not None:  # covers trainers whose own forward_backward does not reduce
+            if self.optim is not None:  # a gradient never reduced in forward_backward is reduced before the step
                 self.optim.register_step_pre_hook(self._reduce_before_step)
             self.statistics.mark()
             self.decorrelate_processes()
@@ -204,15 +203,11 @@ class PromptTrainer(TrainerX):
             return torch.autocast(self.device.type)
         return contextlib.nullcontext()
 
-    def compute_loss(self, image, label):
-        """(loss, logits, extra terms to log). Plain cross-entropy by default."""
-        logits = self.model(image)
-        return F.cross_entropy(logits, label), logits, {}
-
     def reduce_gradients(self):
-        """Under torchrun: make the trainable gradients those of the global batch's mean loss.
-        The optimiser's step pre-hook calls it when a trainer's own ``forward_backward`` did not;
-        one that uses amp calls it itself, before ``GradScaler.step``."""
+        """Under torchrun: make the trainable gradients those of the global batch's mean loss
+        (once a step: a model's ``backward`` hook may have done it through ``StepContext.reduce``)."""
+        if self._gradients_reduced:
+            return
         if self.train_sampler is not None and distributed.is_distributed():
             distributed.reduce_gradients(self.trainable_params, self.train_sampler.step_weight(self.batch_idx))
             self._gradients_reduced = True
@@ -229,20 +224,27 @@ class PromptTrainer(TrainerX):
     def parse_batch_train(self, batch):
         return batch["img"].to(self.device), batch["label"].to(self.device)
 
+    def global_gradients(self, grads):
+        """The global batch's gradients under torchrun (:meth:`reduce_gradients`); else ``grads``."""
+        for param, grad in zip(self.trainable_params, grads):
+            param.grad = grad
+        self._gradients_reduced = False
+        self.reduce_gradients()
+        return [param.grad for param in self.trainable_params]
+
     def forward_backward(self, batch):
         image, label = self.parse_batch_train(batch)
         with self.autocast():
-            loss, logits, terms = self.compute_loss(image, label)
+            loss, logits, terms = self.model.loss(image, label)
         self.optim.zero_grad()
+        if self.scaler is None:
+            self.detect_anomaly(loss)
+        self.model.backward(loss, terms, self.trainable_params, StepContext(self))
+        self.reduce_gradients()  # amp: before GradScaler.step, so an inf anywhere skips the step everywhere
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.reduce_gradients()  # an inf anywhere then skips the step everywhere
             self.scaler.step(self.optim)
             self.scaler.update()
         else:
-            self.detect_anomaly(loss)
-            loss.backward()
-            self.reduce_gradients()
             self.optim.step()
         self.statistics.sync()
         summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
@@ -250,6 +252,34 @@ class PromptTrainer(TrainerX):
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
+
+    # ----- the model's lifecycle ------------------------------------------------
+    def _say(self, message):
+        if message:
+            print(message)
+
+    def before_train(self):
+        super().before_train()
+        self._say(self.model.begin_training(RunContext(self)))
+
+    def before_epoch(self):
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(self.epoch)
+        self.statistics.sync()  # e.g. class prototypes computed by each process on its slice
+        self._say(self.model.begin_epoch(RunContext(self)))
+
+    def after_epoch(self):
+        # Before Dassl's after_epoch, which saves the epoch's checkpoint: what the model does at an
+        # epoch's end (e.g. PromptSRC's aggregate after the last one) is in that checkpoint.
+        self._say(self.model.end_epoch(RunContext(self)))
+        super().after_epoch()
+        self.evaluated_epoch = self.epoch + 1
+
+    def train(self):
+        if self.METHOD.trains:
+            return super().train()
+        self.time_start = time.time()  # nothing to learn (zero-shot CLIP): evaluate and record like any run
+        self.test()
 
     def resume_model_if_exist(self, directory):
         """Resume only when asked (``--resume DIR``); never from the output dir by surprise."""
@@ -271,10 +301,6 @@ class PromptTrainer(TrainerX):
         return payload["epoch"]
 
     evaluated_epoch = None  # completed epochs of the weights being evaluated
-
-    def after_epoch(self):
-        super().after_epoch()
-        self.evaluated_epoch = self.epoch + 1
 
     def after_train(self):
         print("Finish training")
@@ -318,15 +344,19 @@ class PromptTrainer(TrainerX):
 
     def load_model(self, directory, epoch=None):
         """Load a trained prompt; on another class set only class-independent state."""
+        if not self.METHOD.trains:
+            if directory:
+                print(f"Note: {self.trainer_name} has no trained weights; --model-dir is ignored")
+            return
         if not directory:
             raise UserError("--model-dir is required with --eval-only for a trained prompt")
         path = ckpt.find_checkpoint(directory, MODEL_NAME, epoch)
         payload = ckpt.load_checkpoint(path, expected_trainer=self.trainer_name)
         same_classes = payload["extra"].get("classnames") == list(self.dm.dataset.classnames)
-        if not same_classes and self.class_specific_context:
+        if not same_classes and self.model.class_specific:
             raise UserError(f"{path} holds class-specific context (CSC) trained on other classes; "
                             "it cannot be evaluated on a different class set")
-        skip = () if same_classes else self.CLASS_DEPENDENT_PREFIXES
+        skip = () if same_classes else self.model.CLASS_DEPENDENT_PREFIXES
         ckpt.load_matching_state(self.model, payload["state_dict"], skip_prefixes=skip, source=path)
         self.evaluated_epoch = payload["epoch"]
         print(f"Loaded {path} (epoch {payload['epoch']}{'' if same_classes else ', class-independent state only'})")

@@ -44,6 +44,8 @@ class Backbone:
     """
 
     kind = None
+    # The text tower's parts a TextEncoder registers (so they move with the prompt model).
+    TEXT_PARTS = ("transformer", "positional_embedding", "ln_final", "text_projection")
 
     def __init__(self, model):
         self.model = model
@@ -81,7 +83,10 @@ class OpenAIBackbone(Backbone):
         self.image_size = (model.visual.input_resolution, model.visual.input_resolution)
         self.embed_dim = model.visual.output_dim
         self.logit_scale = model.logit_scale
-        self.dtype = model.dtype
+
+    @property
+    def dtype(self):  # read live: follows a cast of the model after it was wrapped
+        return self.model.dtype
 
 
 class OpenCLIPBackbone(Backbone):
@@ -134,7 +139,10 @@ class OpenCLIPBackbone(Backbone):
         else:
             self.embed_dim = self.width
         self.logit_scale = model.logit_scale
-        self.dtype = self.transformer.get_cast_dtype()
+
+    @property
+    def dtype(self):
+        return self.transformer.get_cast_dtype()
 
 
 def is_open_clip_model(model):
@@ -142,11 +150,21 @@ def is_open_clip_model(model):
 
 
 def as_backbone(model):
-    """The adapter of ``model`` (a ``Backbone`` is returned as it is)."""
+    """The adapter of a loaded CLIP ``model`` (a ``Backbone`` is returned as it is).
+
+    Called once where a model enters the library (the trainer after loading, a prompt model
+    built from a raw CLIP); everything below takes the adapter.
+    """
     if isinstance(model, Backbone):
         return model
-    # Built on each call (cheap: references only), so it follows a model cast after loading.
     return OpenCLIPBackbone(model) if is_open_clip_model(model) else OpenAIBackbone(model)
+
+
+def require_backbone(backbone):
+    """``backbone`` itself; a clear TypeError for a raw CLIP model, so nothing re-wraps one on the way down."""
+    if not isinstance(backbone, Backbone):
+        raise TypeError(f"expected a clipprompt Backbone (as_backbone(model)), got {type(backbone).__name__}")
+    return backbone
 
 
 def project_text(features, projection):

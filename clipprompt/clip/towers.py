@@ -1,4 +1,12 @@
-"""CLIP's text tower applied to prompt *embeddings* rather than token ids.
+"""CLIP's two towers with prompts put in: the one place where prompts enter CLIP.
+
+Text: :class:`TextEncoder` runs the text tower on prompt *embeddings*, with deep prompts
+replacing the context slots between blocks. Image: :func:`encode_images` runs the image tower,
+with vision prompts appended before ``ln_pre`` and replaced between blocks
+(:func:`prompted_vision`). Both read the loaded model through its adapter
+(:mod:`clipprompt.clip.backbone`) and run CLIP's own modules unchanged.
+
+The text tower on prompt *embeddings* rather than token ids:
 
 Learnable prompts live in embedding space, so the text encoder has to accept
 embeddings; the token ids are still needed to find each prompt's EOT token.
@@ -18,12 +26,22 @@ Two things keep it cheap without changing a single output:
   the activations of one chunk instead of all C (or B*C) prompts and its memory
   stops growing with the class count; backward recomputes each chunk once.
 
-**Deep prompts** (IVLP, MaPLe; ``deep_prompts``): before block i = 1..J-1 the
+**Deep prompts** (IVLP, MaPLe; :mod:`clipprompt.prompts.deep`): before block i = 1..J-1 the
 positions ``1..n`` (the context, all before every EOT) are overwritten by the
 learnt prompt of that layer. They stay inside the short pass, so it stays exact.
 The blocks are then run one at a time (CLIP's own modules, as loaded); the
 prompts travel as arguments, so chunked checkpointing recomputes them right.
+
+**Vision prompts** (ViTs only). n prompt tokens are appended after the patch tokens, after the
+positional embedding and before ``ln_pre`` (197 -> 197 + n tokens at ViT-B/16); before block
+i = 1..J-1 the last n tokens are replaced by layer i's prompt; after layer J-1 they stay and
+propagate. The class token still gives the feature. Forward pre-hooks on ``ln_pre`` and on the
+blocks do it, registered for one pass and removed in ``finally``, so the frozen passes (zero-shot
+teachers, the hand-crafted view) run the plain tower. Prompts are cast to the activations' dtype
+inside the hooks (fp32, fp16 and autocast alike).
 """
+
+import contextlib
 
 import warnings
 
@@ -31,7 +49,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from clipprompt.clip.backbone import as_backbone, project_text
+from clipprompt.clip.backbone import Backbone, project_text, require_backbone
 from clipprompt.errors import UserError
 
 
@@ -49,15 +67,12 @@ class TextEncoder(nn.Module):
     with, and the "before" of ``tools/bench.py``).
     """
 
-    def __init__(self, clip_model, chunk_size=0):
+    def __init__(self, backbone, chunk_size=0):
         super().__init__()
-        backbone = as_backbone(clip_model)
-        self.transformer = backbone.transformer
-        self.positional_embedding = backbone.positional_embedding
-        self.ln_final = backbone.ln_final
-        self.text_projection = backbone.text_projection
-        self.dtype = backbone.dtype
-        self.seq_first = backbone.seq_first
+        self.backbone = require_backbone(backbone)
+        # The adapter's text parts, registered here so that they move with the prompt model.
+        for name in Backbone.TEXT_PARTS:
+            setattr(self, name, getattr(backbone, name))
         if backbone.causal_mask is not None:  # open_clip: passed to the blocks; moves with .to(device)
             self.register_buffer("causal_mask", backbone.causal_mask, persistent=False)
         self.chunk_size = chunk_size
@@ -65,6 +80,14 @@ class TextEncoder(nn.Module):
         if self.full_context:
             warnings.warn("this version of clip's ResidualAttentionBlock does not cut its attention mask "
                           "to the input length; the text encoder runs all context positions")
+
+    @property
+    def dtype(self):
+        return self.backbone.dtype
+
+    @property
+    def seq_first(self):
+        return self.backbone.seq_first
 
     @property
     def chunk_size(self):
@@ -130,6 +153,72 @@ class TextEncoder(nn.Module):
                 x = replace_context(x, deep_prompts[index - 1], seq_first)
             x = block(x) if mask is None else block(x, attn_mask=mask)
         return x.permute(1, 0, 2) if seq_first else x
+
+
+def vision_width(visual):
+    """Token width of a ViT image tower; a one-line error for towers that take no prompt tokens."""
+    ln_pre = getattr(visual, "ln_pre", None)
+    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+    if ln_pre is None or blocks is None:
+        raise UserError(f"vision prompts need a ViT image tower; {type(visual).__name__} has no token sequence "
+                        "(use a ViT backbone, or the coop prompt learner)")
+    if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
+        raise UserError(f"vision prompts need an image tower pooled at its class token; {type(visual).__name__} "
+                        f"pools with {getattr(visual, 'pool_type', 'attention')!r} (use the coop prompt learner)")
+    if getattr(visual.transformer, "grad_checkpointing", False):
+        raise UserError("vision prompts cannot run under the image tower's gradient checkpointing "
+                        "(recomputation would run without the prompts); turn it off")
+    return visual.conv1.out_channels
+
+
+@contextlib.contextmanager
+def prompted_vision(visual, first, deeper, seq_first):
+    """While open, ``visual(image)`` runs with ``first`` (n, width) appended before ``ln_pre`` and
+    ``deeper[i-1]`` (n, width) replacing the last n tokens before block i.
+
+    ``seq_first``: the backbone's layout (OpenAI's blocks are sequence-first).
+    """
+    n = first.shape[0]
+    blocks = visual.transformer.resblocks
+    if len(deeper) >= len(blocks):
+        raise UserError(f"{len(deeper) + 1} layers of vision prompts do not fit an image tower of {len(blocks)} "
+                        "blocks; lower the vision prompt depth")
+    in_blocks_seq_first = blocks_are_seq_first(visual.transformer, seq_first)
+
+    def append(module, args):
+        x = args[0]  # (N, tokens, width) in both kinds: ln_pre sees batch-first tokens
+        prompt = first.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+        return (torch.cat([x, prompt], dim=1),) + tuple(args[1:])
+
+    def replacer(prompt):
+        def replace(module, args):
+            x = args[0]
+            if in_blocks_seq_first:  # (tokens, N, width)
+                p = prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1)
+                x = torch.cat([x[:-n], p], dim=0)
+            else:
+                p = prompt.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
+                x = torch.cat([x[:, :-n], p], dim=1)
+            return (x,) + tuple(args[1:])
+        return replace
+
+    handles = [visual.ln_pre.register_forward_pre_hook(append)]
+    try:
+        for index, prompt in enumerate(deeper, start=1):
+            handles.append(blocks[index].register_forward_pre_hook(replacer(prompt)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def encode_images(visual, images, dtype, seq_first, prompts=None):
+    """The image tower's features of ``images``; ``prompts`` = (first, deeper) puts vision prompts in
+    (:func:`prompted_vision`), None runs the plain tower."""
+    if prompts is None:
+        return visual(images.type(dtype))
+    with prompted_vision(visual, *prompts, seq_first=seq_first):
+        return visual(images.type(dtype))
 
 
 def blocks_are_seq_first(transformer, backbone_seq_first):

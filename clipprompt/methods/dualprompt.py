@@ -42,77 +42,74 @@ from clipprompt.errors import UserError
 from clipprompt.prompts.deep import PROMPT_LEARNERS, build_prompt_learner
 from clipprompt.objectives.mi import (CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, GaussianMI,
                  build_view_mi)
-from clipprompt.methods.models import PromptCLIP
-from clipprompt.prompts.soft import encode_hand_crafted, encode_hand_crafted_per_template
+from clipprompt.methods.base import PromptCLIP
+from clipprompt.methods.options import SoftPromptOptions, option
+from clipprompt.methods.registry import Method, register
+from clipprompt.prompts.hand import encode_hand_crafted, encode_hand_crafted_per_template
 
 PROTOTYPE_SOURCES = ("precomputed", "running")
 KEY = "TRAINER.DUALPROMPTMI."
 
 
 @dataclass
-class DualPromptMIConfig:
-    n_ctx: int = 4
-    ctx_init: str = "a photo of a"
-    csc: bool = False
-    class_token_position: str = "end"
-    infer_weight: float = 1.0
-    mi_weight: float = 8.0
-    mi_mode: str = "gaussian"
-    mi_estimator: str = "infonce"
-    mi_tau: float = 0.07
-    mi_learn_tau: bool = False
-    mi_learn_temperature: bool = False
-    mi_learn_projection: bool = False
-    mi_nce_tau: float = CLIP_TAU
-    mi_nce_learn_tau: bool = False
-    mi_gauss_var: float = GAUSS_VAR
-    mi_gauss_learn_var: bool = False
-    mi_gauss_var_bounds: tuple = GAUSS_VAR_BOUNDS
-    mi_gauss_learn_map: bool = False
-    aug_weight: float = 0.25
-    aug_mode: str = "inter"
-    aug_alpha: float = 1.0
-    aug_mi_weight: float = 1.0
-    aug_prototypes: str = "precomputed"
-    aug_feed_view_mi: bool = False
-    prompt_learner: str = "coop"
-    deep_text_depth: int = 9
-    deep_vision_n_ctx: int = 4
-    deep_vision_depth: int = 9
-    vision_mi_weight: float = 0.0
+class DualPromptMIConfig(SoftPromptOptions):
+    """DualPromptMI's options (``TRAINER.DUALPROMPTMI``), every default once.
 
-    # yacs key under TRAINER.DUALPROMPTMI -> field (PREC and HAND_TEMPLATES are the trainer's).
-    CFG_KEYS = {
-        "N_CTX": "n_ctx", "CTX_INIT": "ctx_init", "CSC": "csc", "CLASS_TOKEN_POSITION": "class_token_position",
-        "INFER_WEIGHT": "infer_weight", "MI.WEIGHT": "mi_weight", "MI.MODE": "mi_mode",
-        "MI.ESTIMATOR": "mi_estimator", "MI.TAU": "mi_tau", "MI.LEARN_TAU": "mi_learn_tau",
-        "MI.LEARN_TEMPERATURE": "mi_learn_temperature", "MI.LEARN_PROJECTION": "mi_learn_projection",
-        "MI.NCE_TAU": "mi_nce_tau", "MI.NCE_LEARN_TAU": "mi_nce_learn_tau", "MI.GAUSS_VAR": "mi_gauss_var",
-        "MI.GAUSS_LEARN_VAR": "mi_gauss_learn_var", "MI.GAUSS_VAR_BOUNDS": "mi_gauss_var_bounds",
-        "MI.GAUSS_LEARN_MAP": "mi_gauss_learn_map",
-        "AUG.WEIGHT": "aug_weight", "AUG.MODE": "aug_mode", "AUG.ALPHA": "aug_alpha",
-        "AUG.MI_WEIGHT": "aug_mi_weight", "AUG.PROTOTYPES": "aug_prototypes",
-        "AUG.FEED_VIEW_MI": "aug_feed_view_mi",
-        "PROMPT_LEARNER": "prompt_learner", "DEEP.TEXT_DEPTH": "deep_text_depth",
-        "DEEP.VISION_N_CTX": "deep_vision_n_ctx", "DEEP.VISION_DEPTH": "deep_vision_depth",
-        "VISION_MI.WEIGHT": "vision_mi_weight",
-    }
+    Defaults: the best mean pseudo-HM of the three selection rounds on the many-class CPU benchmark
+    (configs/ablation/dualpromptmi_many.py, dualpromptmi_aug.py, dualpromptmi_templates.py;
+    docs/cpu_benchmarks.md and docs/experiments/): the gaussian view term at a fixed variance
+    (KgCoOp's term, W 8), light inter-class mixup, soft view.
+    """
 
-    @classmethod
-    def from_cfg(cls, node):
-        """From the yacs node ``cfg.TRAINER.DUALPROMPTMI``."""
-        values = {}
-        for key, field in cls.CFG_KEYS.items():
-            value = node
-            for part in key.split("."):
-                value = value[part]
-            default = cls.__dataclass_fields__[field].default
-            if isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, tuple):
-                value = tuple(value)
-            values[field] = value
-        return cls(**values)
+    n_ctx: int = option(4, "N_CTX", "learnt context tokens")
+    ctx_init: str = option("a photo of a", "CTX_INIT", 'e.g. "a photo of a" (then N_CTX = its token count)')
+    # Each entry: a template with "{}", "dataset" (the dataset's hand-crafted template),
+    # "dataset_ensemble" (the dataset's own prompt ensemble; without one, its template and CoOp's 7
+    # ImageNet templates) or "imagenet_ensemble" (CoOp's 7 ImageNet templates); the hand view is the
+    # normalised mean over all of them (views_nce: each one a positive).
+    hand_templates: list = option(["dataset_ensemble"], "HAND_TEMPLATES",
+                                  "the hand view's templates (round three's choice, dualpromptmi_templates.py)")
+    infer_weight: float = option(1.0, "INFER_WEIGHT", "w in t = normalise(w t^s + (1 - w) t^h); 1 = soft view only")
+    mi_weight: float = option(8.0, "MI.WEIGHT", "0 turns the view MI term off")
+    mi_mode: str = option("gaussian", "MI.MODE", "posterior, critic, views_nce or gaussian")
+    mi_estimator: str = option("infonce", "MI.ESTIMATOR", "critic bound: infonce, jsd or dv")
+    mi_tau: float = option(0.07, "MI.TAU", "critic temperature")
+    mi_learn_tau: bool = option(False, "MI.LEARN_TAU", "learnable, bounded critic temperature")
+    mi_learn_temperature: bool = option(False, "MI.LEARN_TEMPERATURE", "learnable temperature of the posterior MI")
+    mi_learn_projection: bool = option(False, "MI.LEARN_PROJECTION",
+                                       "learnable critic projections (critic mode; can saturate the bound alone)")
+    mi_nce_tau: float = option(CLIP_TAU, "MI.NCE_TAU", "views_nce temperature: 1/100, CLIP's logit scale")
+    mi_nce_learn_tau: bool = option(False, "MI.NCE_LEARN_TAU", "learnable views_nce temperature, kept inside (0.005, 0.5)")
+    mi_gauss_var: float = option(GAUSS_VAR, "MI.GAUSS_VAR",
+                                 "gaussian: initial (or fixed) per-dimension variance; fixed 1.0 = KgCoOp's term")
+    mi_gauss_learn_var: bool = option(False, "MI.GAUSS_LEARN_VAR",
+                                      "learnable per-dimension variance, kept inside GAUSS_VAR_BOUNDS")
+    mi_gauss_var_bounds: tuple = option(GAUSS_VAR_BOUNDS, "MI.GAUSS_VAR_BOUNDS", "[low, high] of a learnt variance")
+    mi_gauss_learn_map: bool = option(False, "MI.GAUSS_LEARN_MAP", "learnable linear map (identity-initialised) as the mean of q")
+    aug_weight: float = option(0.25, "AUG.WEIGHT", "0 turns the class-wise augmentation off")
+    aug_mode: str = option("inter", "AUG.MODE", "intra (own-class prototype) or inter (another class, mixed targets)")
+    aug_alpha: float = option(1.0, "AUG.ALPHA", "lambda ~ Beta(alpha, alpha)")
+    aug_mi_weight: float = option(1.0, "AUG.MI_WEIGHT", "weight of the visual-text MI bound inside L_aug")
+    aug_prototypes: str = option("precomputed", "AUG.PROTOTYPES",
+                                 "precomputed (a pass over the train set; every epoch with vision prompts) or running")
+    aug_feed_view_mi: bool = option(False, "AUG.FEED_VIEW_MI", "posterior MI also over the mixed features (posterior mode only)")
+    prompt_learner: str = option("coop", "PROMPT_LEARNER", "coop (CoOp's context), ivlp or maple (deep prompts in both towers)")
+    deep_text_depth: int = option(9, "DEEP.TEXT_DEPTH", "ivlp / maple: text layers with prompts, the input layer "
+                                                         "included (maple: both towers, N_CTX tokens)")
+    deep_vision_n_ctx: int = option(4, "DEEP.VISION_N_CTX", "ivlp: vision prompt tokens (0: none)")
+    deep_vision_depth: int = option(9, "DEEP.VISION_DEPTH", "ivlp: image layers with prompts")
+    vision_mi_weight: float = option(0.0, "VISION_MI.WEIGHT",
+                                     "MI between prompted and frozen image features (needs vision prompts)")
+
+    def prompt_depths(self):
+        if self.prompt_learner == "maple":  # coupled: the text depth for both towers
+            return [("DEEP.TEXT_DEPTH", "text", self.deep_text_depth), ("DEEP.TEXT_DEPTH", "image", self.deep_text_depth)]
+        if self.prompt_learner != "ivlp":
+            return []
+        depths = [("DEEP.TEXT_DEPTH", "text", self.deep_text_depth)]
+        if self.deep_vision_n_ctx > 0:
+            depths.append(("DEEP.VISION_DEPTH", "image", self.deep_vision_depth))
+        return depths
 
     @property
     def has_vision_prompts(self):
@@ -123,7 +120,8 @@ class DualPromptMIConfig:
         """Whether a step mixes image features (and so needs class prototypes)."""
         return self.aug_weight > 0 or (self.aug_feed_view_mi and self.mi_weight > 0)
 
-    def validate(self):
+    def validate(self, prefix=KEY):
+        super().validate(prefix)
         if not 0.0 <= self.infer_weight <= 1.0:
             raise UserError(f"TRAINER.DUALPROMPTMI.INFER_WEIGHT must lie in [0, 1], got {self.infer_weight}")
         if self.mi_mode not in MI_MODES:
@@ -168,13 +166,13 @@ class DualPromptMICLIP(PromptCLIP):
     # to the class set they were trained on.
     CLASS_DEPENDENT_PREFIXES = ("prototypes.",)
 
-    def __init__(self, clip_model, classnames, hand_templates, config=None):
-        super().__init__(clip_model)
+    def __init__(self, backbone, classnames, hand_templates, config=None):
+        super().__init__(backbone)
         self.config = cfg = (config or DualPromptMIConfig()).validate()
         # coop: CoOp's SoftPrompt, exactly today's model; ivlp / maple: deep prompts in both towers
         # (the image features below then come from the prompted vision tower).
         self.prompt_learner = build_prompt_learner(
-            cfg.prompt_learner, clip_model, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position,
+            cfg.prompt_learner, self.backbone, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position,
             text_depth=cfg.deep_text_depth, vision_n_ctx=cfg.deep_vision_n_ctx, vision_depth=cfg.deep_vision_depth,
             key=f"{KEY}PROMPT_LEARNER",
             keys={"N_CTX": f"{KEY}N_CTX", "TEXT_DEPTH": f"{KEY}DEEP.TEXT_DEPTH",
@@ -185,10 +183,10 @@ class DualPromptMICLIP(PromptCLIP):
         templates = [hand_templates] if isinstance(hand_templates, str) else list(hand_templates)
         per_template = None
         if cfg.mi_mode == "views_nce" and len(templates) > 1:
-            per_template = encode_hand_crafted_per_template(clip_model, classnames, templates)
+            per_template = encode_hand_crafted_per_template(self.backbone, classnames, templates)
             hand = F.normalize(per_template.mean(dim=0), dim=-1)
         else:
-            hand = encode_hand_crafted(clip_model, classnames, templates)
+            hand = encode_hand_crafted(self.backbone, classnames, templates)
             if cfg.mi_mode == "views_nce":
                 per_template = hand.unsqueeze(0)
         self.register_buffer("hand_features", hand, persistent=False)
@@ -270,6 +268,41 @@ class DualPromptMICLIP(PromptCLIP):
             self.observe(self.encode_image(image), label)
         return int(self.prototypes.count.sum())
 
+    # ----- lifecycle (called by the trainer) -------------------------------------------
+    def synced_statistics(self):
+        return [(self.prototypes, ("feature_sum", "count"))]
+
+    def begin_training(self, run):
+        # A frozen image tower (CoOp's context): one pass before training holds for every epoch,
+        # and a resumed run has the prototypes from its checkpoint.
+        cfg = self.config
+        if (cfg.uses_mixup and cfg.aug_prototypes == "precomputed" and run.start_epoch == 0
+                and not self.prototypes_follow_image_tower):
+            return self._renew_prototypes(run)
+        return None
+
+    def begin_epoch(self, run):
+        if not self.prototypes_follow_image_tower:
+            return None
+        # Trained vision prompts move the image features: renew the prototypes at every epoch start
+        # (a resumed run too, from the restored RNG state, so it repeats the uninterrupted run).
+        if self.config.aug_prototypes == "precomputed":
+            return self._renew_prototypes(run)
+        self.prototypes.reset()  # running: the mean of this epoch's features only
+        run.sync_statistics()  # zero on every process
+        return None
+
+    def _renew_prototypes(self, run):
+        """One no-grad pass over the few-shot training set: per-class mean image feature."""
+        follows = self.prototypes_follow_image_tower
+        # Renewed prototypes use the steps' precision (amp: autocast), which is what they describe and
+        # what keeps the pass cheap on a GPU; the one pass of a frozen tower stays as it always was.
+        with run.autocast() if follows else contextlib.nullcontext():
+            self.refresh_prototypes(run.batches())
+        run.sync_statistics()  # under torchrun: each process saw its slice
+        when = f" (epoch {run.epoch + 1}, prompted image tower)" if follows else ""
+        return f"Class prototypes from {int(self.prototypes.count.sum())} training images{when}"
+
     def view_mutual_information(self, image_features, soft, soft_logits):
         """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""
         mode = self.config.mi_mode
@@ -320,3 +353,13 @@ class DualPromptMICLIP(PromptCLIP):
             loss = loss - cfg.vision_mi_weight * mi
             terms["mi_vision"] = mi.detach()
         return loss, logits, terms
+
+
+def build(backbone, classnames, options, context):
+    templates = context.templates(options.hand_templates, "Hand-crafted view")
+    return DualPromptMICLIP(backbone, classnames, templates, options)
+
+
+METHOD = register(Method(
+    name="DualPromptMI", config_key="DUALPROMPTMI", options=DualPromptMIConfig, build=build,
+    summary="Soft + hand-crafted textual views with MI maximisation and class-wise mixup (arXiv 2410.03189)"))

@@ -23,13 +23,18 @@ with every checkpoint, so a resumed run continues the same aggregate.
 
 import math
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clipprompt.errors import UserError
-from clipprompt.methods.models import DeepPromptCLIP
-from clipprompt.prompts.soft import encode_hand_crafted
+from clipprompt.methods.maple import DeepPromptCLIP
+from clipprompt.methods.options import Options, option
+from clipprompt.methods.registry import Method, register
+from clipprompt.objectives.consistency import consistency_terms
+from clipprompt.prompts.hand import encode_hand_crafted
 
 
 def gaussian_epoch_weights(max_epoch, mean, std):
@@ -89,15 +94,15 @@ class PromptSRCCLIP(DeepPromptCLIP):
     With all three weights 0 and ``gpa=None`` it trains and predicts exactly as IVLP.
     """
 
-    def __init__(self, clip_model, classnames, teacher_templates, text_weight=25.0, image_weight=10.0,
+    def __init__(self, backbone, classnames, teacher_templates, text_weight=25.0, image_weight=10.0,
                  kl_weight=1.0, gpa=None, **prompt):
-        super().__init__(clip_model, classnames, coupled=False, **prompt)
+        super().__init__(backbone, classnames, coupled=False, **prompt)
         for key, value in (("TEXT_LOSS_WEIGHT", text_weight), ("IMAGE_LOSS_WEIGHT", image_weight),
                            ("KL_LOSS_WEIGHT", kl_weight)):
             if value < 0:
                 raise UserError(f"TRAINER.PROMPTSRC.{key} must be >= 0, got {value}")
         self.text_weight, self.image_weight, self.kl_weight = float(text_weight), float(image_weight), float(kl_weight)
-        self.register_buffer("teacher_text", encode_hand_crafted(clip_model, classnames, teacher_templates),
+        self.register_buffer("teacher_text", encode_hand_crafted(self.backbone, classnames, teacher_templates),
                              persistent=False)
         # gpa: (max_epoch, mean, std) or None
         self.aggregate = GaussianPromptAggregate(self.prompt_learner, *gpa) if gpa is not None else None
@@ -107,7 +112,6 @@ class PromptSRCCLIP(DeepPromptCLIP):
         return self.text_weight > 0 or self.image_weight > 0 or self.kl_weight > 0
 
     def loss(self, image, labels):
-        """(loss, logits, logged terms), as ``PromptTrainer.compute_loss`` returns them."""
         text = self.compute_text_features()
         image_features = self.encode_image(image)
         logits = self.logits(image_features, text)
@@ -116,22 +120,65 @@ class PromptSRCCLIP(DeepPromptCLIP):
         if not self.regularised:
             return ce, logits, terms
         frozen_image = self.encode_image_frozen(image)
-        text_l1 = F.l1_loss(text, self.teacher_text)
-        image_l1 = F.l1_loss(image_features, frozen_image)
         zero_shot = self.logits(frozen_image, self.teacher_text)
-        kl = F.kl_div(F.log_softmax(logits, dim=-1), F.log_softmax(zero_shot, dim=-1), reduction="sum",
-                      log_target=True) / logits.numel()
+        text_l1, image_l1, kl = consistency_terms(text, self.teacher_text, image_features, frozen_image, logits,
+                                                  zero_shot)
         loss = ce + self.text_weight * text_l1 + self.image_weight * image_l1 + self.kl_weight * kl
         terms.update(l1_text=text_l1.detach(), l1_image=image_l1.detach(), kl=kl.detach())
         return loss, logits, terms
 
-    def end_epoch(self, epoch):
-        """After (1-based) ``epoch``: add to the aggregate; after the last one, load it. Returns
-        True when the prompts were replaced by the aggregate."""
+    def end_epoch(self, run):
+        """After each epoch: add the prompts to the aggregate; after the last one, load it (so the
+        last checkpoint and the final test use it)."""
         if self.aggregate is None:
-            return False
-        self.aggregate.add(self.prompt_learner, epoch)
+            return None
+        self.aggregate.add(self.prompt_learner, run.epoch + 1)
         if self.aggregate.complete:
             self.aggregate.load_into(self.prompt_learner)
-            return True
-        return False
+            return f"Gaussian prompt aggregation: the prompts are the weighted mean over {len(self.aggregate.weights)} epochs"
+        return None
+
+
+@dataclass
+class PromptSRCOptions(Options):
+    """Defaults: the paper's published base-to-new ViT-B/16 setting (docs/methods.md)."""
+
+    n_ctx_text: int = option(4, "N_CTX_TEXT", "learnt text tokens per layer")
+    ctx_init: str = option("a photo of a", "CTX_INIT", "initialisation of the text prompt")
+    prompt_depth_text: int = option(9, "PROMPT_DEPTH_TEXT", "text layers with prompts, the input layer included")
+    n_ctx_vision: int = option(4, "N_CTX_VISION", "0: no vision prompts (the image tower stays frozen CLIP's)")
+    prompt_depth_vision: int = option(9, "PROMPT_DEPTH_VISION", "image layers with prompts")
+    text_loss_weight: float = option(25.0, "TEXT_LOSS_WEIGHT", "L1 between prompted and frozen (ensemble) text features")
+    image_loss_weight: float = option(10.0, "IMAGE_LOSS_WEIGHT", "L1 between prompted and frozen image features")
+    kl_loss_weight: float = option(1.0, "KL_LOSS_WEIGHT", "KL(zero-shot || prompted) on the logits")
+    gpa: bool = option(True, "GPA", "Gaussian prompt aggregation over epochs")
+    gpa_mean: float = option(15.0, "GPA_MEAN", "in epochs (1-based)")
+    gpa_std: float = option(1.0, "GPA_STD", "in epochs")
+    hand_templates: list = option(["promptsrc_ensemble"], "HAND_TEMPLATES",
+                                  "the frozen text teacher's prompts (PromptSRC's 60 ImageNet templates)")
+
+    def prompt_depths(self):
+        depths = [("PROMPT_DEPTH_TEXT", "text", self.prompt_depth_text)]
+        if self.n_ctx_vision > 0:
+            depths.append(("PROMPT_DEPTH_VISION", "image", self.prompt_depth_vision))
+        return depths
+
+
+KEY = "TRAINER.PROMPTSRC."
+
+
+def build(backbone, classnames, o, context):
+    templates = context.templates(o.hand_templates, "Frozen text teacher")
+    gpa = (context.max_epoch, o.gpa_mean, o.gpa_std) if o.gpa else None
+    return PromptSRCCLIP(
+        backbone, classnames, templates, text_weight=o.text_loss_weight, image_weight=o.image_loss_weight,
+        kl_weight=o.kl_loss_weight, gpa=gpa, n_ctx=o.n_ctx_text, ctx_init=o.ctx_init,
+        text_depth=o.prompt_depth_text, vision_n_ctx=o.n_ctx_vision, vision_depth=o.prompt_depth_vision,
+        keys={"N_CTX": KEY + "N_CTX_TEXT", "TEXT_DEPTH": KEY + "PROMPT_DEPTH_TEXT",
+              "VISION_N_CTX": KEY + "N_CTX_VISION", "VISION_DEPTH": KEY + "PROMPT_DEPTH_VISION"})
+
+
+METHOD = register(Method(
+    name="PromptSRC", config_key="PROMPTSRC", options=PromptSRCOptions, build=build,
+    summary="Self-regulating prompts (Khattak et al., ICCV 2023): IVLP prompts, consistency with frozen CLIP, "
+            "Gaussian prompt aggregation"))

@@ -1,96 +1,29 @@
-"""Deep vision-language prompts (IVLP, MaPLe) over CLIP's own blocks, as loaded.
+"""Deep vision-language prompt learners (IVLP, MaPLe): the parameters, not how they enter CLIP.
 
 Upstream MaPLe and PromptSRC fork ``clip/model.py`` to put prompts inside the blocks. Here
-CLIP's modules run unchanged:
+CLIP's modules run unchanged and the insertion lives in :mod:`clipprompt.clip.towers`:
 
 * **Text tower.** Layer 0's prompt is CoOp's context (``SoftPrompt``); the prompt of layer
-  i = 1..J-1 overwrites the same positions 1..n before block i (``TextEncoder`` runs the
-  blocks one by one when deep prompts are given). The slots lie before every EOT, so the
-  short text pass stays exact.
-* **Image tower** (ViTs only). n prompt tokens are appended after the patch tokens, after the
-  positional embedding and before ``ln_pre`` (197 -> 197 + n tokens at ViT-B/16); before block
-  i = 1..J-1 the last n tokens are replaced by layer i's prompt; after layer J-1 they stay and
-  propagate. The class token still gives the feature. This is done with forward pre-hooks on
-  ``ln_pre`` and on the blocks, registered for one forward pass and removed in ``finally``
-  (:func:`prompted_vision`), so the frozen passes (zero-shot teachers, the hand-crafted view)
-  run the plain tower.
+  i = 1..J-1 overwrites the same positions 1..n before block i.
+* **Image tower** (ViTs only): n prompt tokens appended before ``ln_pre``, replaced before
+  block i = 1..J-1.
 * **IVLP** (independent prompts; PromptSRC's prompt learner): the vision prompts are their own
   parameters. **MaPLe** (coupled): the vision prompt of layer i is a learnt linear map of the
   text prompt of layer i (one ``Linear(text width, vision width)`` per layer), so the image
   loss also trains the text prompts.
 
-Widths come from the loaded model (no ViT-B/16 constants) and prompts are cast to the
-activations' dtype inside the hooks (fp32, fp16 and autocast alike).
+Widths come from the loaded model (no ViT-B/16 constants).
 """
-
-import contextlib
 
 import torch
 from torch import nn
 
-from clipprompt.clip.backbone import as_backbone
+from clipprompt.clip.backbone import require_backbone
+from clipprompt.clip.towers import vision_width
 from clipprompt.errors import UserError
 from clipprompt.prompts.soft import SoftPrompt
-from clipprompt.clip.towers import blocks_are_seq_first
 
 PROMPT_LEARNERS = ("coop", "ivlp", "maple")
-
-
-def vision_width(visual):
-    """Token width of a ViT image tower; a one-line error for towers that take no prompt tokens."""
-    ln_pre = getattr(visual, "ln_pre", None)
-    blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
-    if ln_pre is None or blocks is None:
-        raise UserError(f"vision prompts need a ViT image tower; {type(visual).__name__} has no token sequence "
-                        "(use a ViT backbone, or the coop prompt learner)")
-    if getattr(visual, "attn_pool", None) is not None or getattr(visual, "pool_type", "tok") != "tok":
-        raise UserError(f"vision prompts need an image tower pooled at its class token; {type(visual).__name__} "
-                        f"pools with {getattr(visual, 'pool_type', 'attention')!r} (use the coop prompt learner)")
-    if getattr(visual.transformer, "grad_checkpointing", False):
-        raise UserError("vision prompts cannot run under the image tower's gradient checkpointing "
-                        "(recomputation would run without the prompts); turn it off")
-    return visual.conv1.out_channels
-
-
-@contextlib.contextmanager
-def prompted_vision(visual, first, deeper, seq_first):
-    """While open, ``visual(image)`` runs with ``first`` (n, width) appended before ``ln_pre`` and
-    ``deeper[i-1]`` (n, width) replacing the last n tokens before block i.
-
-    ``seq_first``: the backbone's layout (OpenAI's blocks are sequence-first).
-    """
-    n = first.shape[0]
-    blocks = visual.transformer.resblocks
-    if len(deeper) >= len(blocks):
-        raise UserError(f"{len(deeper) + 1} layers of vision prompts do not fit an image tower of {len(blocks)} "
-                        "blocks; lower the vision prompt depth")
-    in_blocks_seq_first = blocks_are_seq_first(visual.transformer, seq_first)
-
-    def append(module, args):
-        x = args[0]  # (N, tokens, width) in both kinds: ln_pre sees batch-first tokens
-        prompt = first.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-        return (torch.cat([x, prompt], dim=1),) + tuple(args[1:])
-
-    def replacer(prompt):
-        def replace(module, args):
-            x = args[0]
-            if in_blocks_seq_first:  # (tokens, N, width)
-                p = prompt.to(x.dtype).unsqueeze(1).expand(-1, x.shape[1], -1)
-                x = torch.cat([x[:-n], p], dim=0)
-            else:
-                p = prompt.to(x.dtype).unsqueeze(0).expand(x.shape[0], -1, -1)
-                x = torch.cat([x[:, :-n], p], dim=1)
-            return (x,) + tuple(args[1:])
-        return replace
-
-    handles = [visual.ln_pre.register_forward_pre_hook(append)]
-    try:
-        for index, prompt in enumerate(deeper, start=1):
-            handles.append(blocks[index].register_forward_pre_hook(replacer(prompt)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 class DeepPrompt(SoftPrompt):
@@ -109,10 +42,10 @@ class DeepPrompt(SoftPrompt):
     KEYS = {"N_CTX": "N_CTX", "TEXT_DEPTH": "text prompt depth", "VISION_N_CTX": "vision prompt tokens",
             "VISION_DEPTH": "vision prompt depth"}
 
-    def __init__(self, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=1,
+    def __init__(self, backbone, classnames, n_ctx=4, ctx_init="a photo of a", text_depth=1,
                  vision_n_ctx=0, vision_depth=1, coupled=False, init_std=0.02, keys=None):
         keys = {**self.KEYS, **(keys or {})}
-        backbone = as_backbone(clip_model)
+        require_backbone(backbone)
         try:
             super().__init__(backbone, classnames, n_ctx, ctx_init, csc=False, class_token_position="end",
                              init_std=init_std, learn_init_prefix=True)
@@ -165,17 +98,17 @@ class DeepPrompt(SoftPrompt):
         return first, deeper
 
 
-def build_prompt_learner(kind, clip_model, classnames, n_ctx=4, ctx_init="a photo of a", csc=False,
+def build_prompt_learner(kind, backbone, classnames, n_ctx=4, ctx_init="a photo of a", csc=False,
                          class_token_position="end", text_depth=9, vision_n_ctx=4, vision_depth=9,
                          key="PROMPT_LEARNER", keys=None):
     """``coop`` (``SoftPrompt``), ``ivlp`` or ``maple`` (``DeepPrompt``); the one place that maps the name.
     ``keys``: the config keys of ``DeepPrompt.KEYS`` for its errors."""
     if kind == "coop":
-        return SoftPrompt(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
+        return SoftPrompt(backbone, classnames, n_ctx, ctx_init, csc, class_token_position)
     if kind not in PROMPT_LEARNERS:
         raise UserError(f"{key} must be one of {', '.join(PROMPT_LEARNERS)}, got {kind!r}")
     if csc or class_token_position != "end":
         raise UserError(f"{key} {kind}: deep prompts need a shared context (CSC False) with the class token at "
                         "the end (CLASS_TOKEN_POSITION end)")
-    return DeepPrompt(clip_model, classnames, n_ctx, ctx_init, text_depth=text_depth, vision_n_ctx=vision_n_ctx,
+    return DeepPrompt(backbone, classnames, n_ctx, ctx_init, text_depth=text_depth, vision_n_ctx=vision_n_ctx,
                       vision_depth=vision_depth, coupled=kind == "maple", keys=keys)

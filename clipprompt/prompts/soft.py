@@ -1,5 +1,5 @@
-"""Prompt construction: learnable context tokens around class names, and
-frozen hand-crafted prompts.
+"""Prompt construction: learnable context tokens around class names (hand-crafted prompts:
+:mod:`clipprompt.prompts.hand`).
 
 A soft prompt for class c is the token sequence ``[SOS] v_1 ... v_M [CLASS_c] . [EOS]``
 (CoOp), where ``v_j`` are learnable vectors in CLIP's token-embedding space.
@@ -7,19 +7,16 @@ The class token can also sit in the middle of the context or in front of it.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from clipprompt.clip.backbone import Backbone, as_backbone
+from clipprompt.clip.backbone import Backbone, require_backbone
 from clipprompt.errors import UserError
-from clipprompt.prompts.templates import fill
-from clipprompt.clip.towers import TextEncoder
 
 CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
-def tokenize(texts, clip_model):
-    return as_backbone(clip_model).tokenize(texts)
+def tokenize(texts, backbone):
+    return require_backbone(backbone).tokenize(texts)
 
 
 def class_name_length(classname):
@@ -59,12 +56,12 @@ class SoftPrompt(nn.Module):
     on new ones. Class-specific context (``csc``) is tied to its class set.
     """
 
-    def __init__(self, clip_model, classnames, n_ctx=16, ctx_init="", csc=False,
+    def __init__(self, backbone, classnames, n_ctx=16, ctx_init="", csc=False,
                  class_token_position="end", init_std=0.02, learn_init_prefix=False):
         super().__init__()
         if class_token_position not in CLASS_TOKEN_POSITIONS:
             raise UserError(f"CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_TOKEN_POSITIONS)}, got {class_token_position!r}")
-        backbone = as_backbone(clip_model)
+        require_backbone(backbone)
         dtype = backbone.dtype
         ctx_dim = backbone.width
         n_cls = len(classnames)
@@ -97,14 +94,14 @@ class SoftPrompt(nn.Module):
         self.class_token_position = class_token_position
         self.set_classnames(backbone, classnames)
 
-    def set_classnames(self, clip_model, classnames):
+    def set_classnames(self, backbone, classnames):
         """(Re)build the class-set-dependent token embeddings."""
         if self.csc and self.ctx.dim() == 3 and self.ctx.shape[0] != len(classnames):
             raise UserError(
                 f"class-specific context (CSC) was built for {self.ctx.shape[0]} classes and cannot be used "
                 f"for {len(classnames)}; class-specific prompts do not transfer to another class set"
             )
-        backbone = as_backbone(clip_model)
+        require_backbone(backbone)
         names = [name.replace("_", " ") for name in classnames]
         prompts = [f"{self.prefix_text} {name}." for name in names]
         tokenized = backbone.tokenize(prompts)
@@ -153,41 +150,3 @@ class SoftPrompt(nn.Module):
     def vision_prompts(self):
         """Prompts of the image tower: none for CoOp (its image tower stays frozen and graph-free)."""
         return None
-
-
-@torch.no_grad()
-def encode_hand_crafted(clip_model, classnames, templates):
-    """Frozen, L2-normalised text features of hand-crafted prompts, (C, D).
-
-    With several templates the per-template features are normalised, averaged
-    and normalised again (CLIP's prompt ensembling).
-    """
-    if isinstance(templates, str):
-        templates = [templates]
-    if not templates:
-        raise UserError("no hand-crafted prompt template given")
-    backbone = as_backbone(clip_model)
-    encoder = TextEncoder(backbone)  # the one text encoder: same short pass as the soft prompts
-    per_template = []
-    for template in templates:
-        texts = [fill(template, name) for name in classnames]
-        tokens = backbone.tokenize(texts).to(backbone.token_embedding.weight.device)
-        features = encoder(backbone.token_embedding(tokens), tokens)
-        per_template.append(F.normalize(features.float(), dim=-1))
-    mean = torch.stack(per_template).mean(dim=0)
-    return F.normalize(mean, dim=-1)
-
-
-@torch.no_grad()
-def encode_hand_crafted_per_template(clip_model, classnames, templates):
-    """Frozen, L2-normalised text features of each hand-crafted template, (K, C, D).
-
-    What :func:`encode_hand_crafted` averages; for estimators that treat every
-    template's embedding of a class as its own positive (DualPromptMI's
-    ``views_nce``). ``F.normalize(result.mean(0))`` is the ensembled view.
-    """
-    if isinstance(templates, str):
-        templates = [templates]
-    if not templates:
-        raise UserError("no hand-crafted prompt template given")
-    return torch.stack([encode_hand_crafted(clip_model, classnames, [template]) for template in templates])

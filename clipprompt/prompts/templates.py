@@ -114,3 +114,35 @@ def fill(template, classname):
     if "{}" not in template:
         raise ValueError(f"prompt template {template!r} has no '{{}}' placeholder for the class name")
     return template.format(classname.replace("_", " "))
+
+
+TEMPLATE_ENTRIES = ("dataset", "dataset_ensemble", "imagenet_ensemble", "promptsrc_ensemble")
+
+
+def expand_templates(entries, dataset_tpl, dataset_ensemble=None):
+    """The templates of config entries, in order, without repeats.
+
+    Entries: "dataset" (``dataset_tpl``, the dataset's template), "dataset_ensemble" (the dataset's
+    own prompt ensemble ``dataset_ensemble``, e.g. the caption templates a CPU benchmark's mini CLIP
+    was pretrained with; without one, its template plus CoOp's seven ImageNet templates, as CoOp's
+    ZeroshotCLIP2), "imagenet_ensemble" (CoOp's seven), "promptsrc_ensemble" (PromptSRC's 60
+    ImageNet templates), or a template with "{}".
+    """
+    from clipprompt.errors import UserError
+
+    templates = []
+    for entry in entries:
+        if entry == "dataset":
+            templates.append(dataset_tpl)
+        elif entry == "dataset_ensemble":
+            templates.extend(dataset_ensemble if dataset_ensemble else [dataset_tpl, *IMAGENET_ENSEMBLE_TEMPLATES])
+        elif entry == "imagenet_ensemble":
+            templates.extend(IMAGENET_ENSEMBLE_TEMPLATES)
+        elif entry == "promptsrc_ensemble":
+            templates.extend(PROMPTSRC_TEMPLATES)
+        elif "{}" in entry:
+            templates.append(entry)
+        else:
+            raise UserError(f"template entry {entry!r} is not 'dataset', 'dataset_ensemble', 'imagenet_ensemble', "
+                            "'promptsrc_ensemble' or a template with '{}'")
+    return list(dict.fromkeys(templates))

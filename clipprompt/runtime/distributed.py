@@ -214,11 +214,16 @@ class AdditiveStatistics:
     (after building the model or loading a checkpoint on each of them).
     """
 
-    def __init__(self, modules, names):
-        self.modules, self.names, self._base = list(modules), tuple(names), None
+    def __init__(self, buffers):
+        """``buffers``: ``[(module, names of its additive buffers)]`` (``PromptCLIP.synced_statistics()``)."""
+        self.buffers, self._base = [(module, tuple(names)) for module, names in buffers], None
+
+    @property
+    def modules(self):
+        return [module for module, _ in self.buffers]
 
     def _tensors(self):
-        return [getattr(m, name) for m in self.modules for name in self.names]
+        return [getattr(module, name) for module, names in self.buffers for name in names]
 
     def mark(self):
         self._base = [t.detach().clone() for t in self._tensors()]

@@ -1,4 +1,4 @@
-"""Two published peers of DualPromptMI that tie CoOp's soft prompt to hand-crafted prompts.
+"""Objectives that tie a soft prompt to frozen CLIP's hand-crafted prompts (KgCoOp, ProGrad).
 
 * KgCoOp (Yao et al., CVPR 2023): CoOp's cross-entropy plus
   ``W * (1 - mean_c cos(t_c^soft, t_c^hand))``. The official code computes this
@@ -7,17 +7,10 @@
 * ProGrad (Zhu et al., ICCV 2023): the cross-entropy gradient, with the part
   that conflicts with the gradient of KL(zero-shot || prompted) projected out.
   The KL term only steers the direction; it is never added to the loss.
-
-Both infer with the soft prompt alone (``CoOpCLIP.predict``). The hand-crafted
-view is encoded once per class set into a non-persistent buffer: checkpoints
-hold only the context, and a model built on new classes has its own view.
 """
 
 import torch
 import torch.nn.functional as F
-
-from clipprompt.methods.models import CoOpCLIP
-from clipprompt.prompts.soft import encode_hand_crafted
 
 
 def knowledge_guidance(soft_features, hand_features):
@@ -69,39 +62,3 @@ def prograd_gradients(ce_loss, kl_loss, params, lam=1.0, reduce=None):
     if reduce is not None:
         kl_grads, ce_grads = reduce(kl_grads), reduce(ce_grads)
     return project_conflicting(ce_grads, kl_grads, lam)
-
-
-class _HandViewCoOp(CoOpCLIP):
-    """CoOp plus a frozen hand-crafted text view of the same class set."""
-
-    def __init__(self, clip_model, classnames, hand_templates, n_ctx=4, ctx_init="a photo of a", csc=False,
-                 class_token_position="end"):
-        super().__init__(clip_model, classnames, n_ctx, ctx_init, csc, class_token_position)
-        self.register_buffer("hand_features", encode_hand_crafted(clip_model, classnames, hand_templates),
-                             persistent=False)
-
-
-class KgCoOpCLIP(_HandViewCoOp):
-    """CoOp trained with KgCoOp's knowledge-guidance term; W = 0 is CoOp exactly."""
-
-    def __init__(self, clip_model, classnames, hand_templates, weight=8.0, **prompt):
-        super().__init__(clip_model, classnames, hand_templates, **prompt)
-        self.weight = float(weight)
-
-    def loss(self, image, labels):
-        """(loss, logits, logged terms), as ``PromptTrainer.compute_loss`` returns them."""
-        text = self.compute_text_features()
-        logits = self.logits(self.encode_image(image), text)
-        ce = F.cross_entropy(logits, labels)
-        kg = knowledge_guidance(text, self.hand_features)
-        return ce + self.weight * kg, logits, {"ce": ce.detach(), "kg": kg.detach()}
-
-
-class ProGradCLIP(_HandViewCoOp):
-    """CoOp whose zero-shot teacher is the same frozen CLIP with the hand-crafted prompts."""
-
-    def student_and_teacher_logits(self, image):
-        image_features = self.encode_image(image)
-        with torch.no_grad():
-            teacher = self.logits(image_features, self.hand_features)
-        return self.logits(image_features, self.text_features()), teacher
