@@ -8,7 +8,7 @@ papers, averaged over 11 datasets): CoOp gains on base classes and loses on
 new ones against zero-shot CLIP; CoCoOp and KgCoOp trade a little base
 accuracy for much more new-class accuracy, so their HM is above CoOp's. A CPU
 benchmark that ranks these known methods otherwise cannot rank a new one.
-Checks, each a mean paired per-seed difference (``clipprompt.paired``: 95%
+Checks, each a mean paired per-seed difference (``clipprompt.results.paired``: 95%
 t-interval over the seeds both runs have):
 
 1. CoOp base - zero-shot base >= 5 points (mean);
@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.results.paired import format_difference, format_seed_differences, paired_difference  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values  # noqa: E402
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"

@@ -9,7 +9,7 @@ For the method's config (``--method``, default DualPromptMI's
 1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad, MaPLe, PromptSRC
    and "CoOp + ensemble", i.e. the method's ``..._ensemble_only`` config, else the default's):
    the mean paired per-seed difference with its 95% t-interval
-   (``clipprompt.paired``), judged by the benchmark's own target rule (``RULES``):
+   (``clipprompt.results.paired``), judged by the benchmark's own target rule (``RULES``):
    fashion_colours, "above every bundled trainer": each interval above 0;
    fashion10, "not below the best bundled trainer": each interval reaching 0 or
    above. The benchmark is read from the results' dataset (``benchmarks.names``),
@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import BETTER, format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.results.paired import BETTER, format_difference, format_seed_differences, paired_difference  # noqa: E402
 from clipprompt.results import load_results, per_config_values  # noqa: E402
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")

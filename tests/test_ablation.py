@@ -1,4 +1,4 @@
-"""The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/paired.py).
+"""The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/results/paired.py).
 
 No training: the aggregation reads results.json files written into the run folders the scripts
 name, and the run loop goes through the real protocol scripts (by tools/grid.py's runner) with a
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clipprompt import paired
+from clipprompt.results import paired
 from clipprompt.errors import UserError
 from conftest import HAVE_DASSL, REPO, requires_dassl, run_cli, write_fake_python
 from helpers import write_synthetic_idx_root

@@ -1,10 +1,10 @@
-"""clipprompt/paired.py: the 95% t-interval and the one format of a paired difference."""
+"""clipprompt/results/paired.py: the 95% t-interval and the one format of a paired difference."""
 
 import math
 
 import pytest
 
-from clipprompt import paired
+from clipprompt.results import paired
 
 
 def test_t_half_width_is_the_student_t_interval():

@@ -127,7 +127,7 @@ def test_mean_and_std_over_seeds(tmp_path):
     runs = load_results(tmp_path).runs
     row = only_row(base_to_new_table(runs), "EuroSAT", "CoCoOp")
     assert row.base_mean == pytest.approx(80.0)
-    # The sample std (ddof=1), the convention of clipprompt.paired, not CoOp's population std
+    # The sample std (ddof=1), the convention of clipprompt.results.paired, not CoOp's population std
     # (sqrt(200/3) = 8.16 here): with 3 seeds the population std understates the spread.
     assert row.base_spread == pytest.approx(10.0)  # sqrt(200 / 2)
     assert row.new_spread == pytest.approx(4.0)  # sqrt(32 / 2)

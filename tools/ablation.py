@@ -29,7 +29,7 @@ a pseudo-base one (``--pseudo-split word_disjoint``, stage ``pseudowd_<dataset>`
 of fashion_colours; tools/ablationlib/wordsplit.py); with --select-by, the reference and the chosen
 variant then run on the real split and are reported after the choice (tools/ablationlib/stages.py).
 
-Tables (``clipprompt.paired``): per variant Base, New, HM; against the reference, paired
+Tables (``clipprompt.results.paired``): per variant Base, New, HM; against the reference, paired
 differences with a 95% t-interval and a verdict, for ``accuracy`` and, where runs report it,
 ``variants.soft_only.accuracy``; printed and written to
 ``<out>/ablation_<dataset>[_pseudo[_word_disjoint]|_after_choice].{md,csv,json}``.

@@ -146,7 +146,7 @@ def same_samples(ours_cache, upstream_cache):
 def table(args):
     """Markdown: per trainer and seed, Base and New of both sides and ours - upstream; then the means,
     with the 95% t-interval of the mean paired difference."""
-    from clipprompt.paired import paired_difference
+    from clipprompt.results.paired import paired_difference
 
     rows = ["| trainer | seed | same few-shot files | Base ours | Base upstream | Δ Base "
             "| New ours | New upstream | Δ New |", "|---|---|---|---|---|---|---|---|---|"]

@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from clipprompt.errors import UserError
 from clipprompt.files import write_json_atomic
-from clipprompt.paired import seed_halves
+from clipprompt.results.paired import seed_halves
 
 SCHEMA_VERSION = 1
 RESULTS_FILENAME = "results.json"
@@ -410,7 +410,7 @@ def per_config_values(
 ) -> dict[tuple[str, str], dict[str, dict[int, float]]]:
     """``{(trainer, config): {"base"|"new"|"hm": {seed: value}}}`` of one dataset's base-to-new runs.
 
-    The record every paired per-seed check reads (``clipprompt.paired.seed_halves``;
+    The record every paired per-seed check reads (``clipprompt.results.paired.seed_halves``;
     HM per seed over the seeds with both halves). ``root_or_runs`` is an output
     folder or runs already loaded. Runs of several datasets need ``dataset``;
     no base-to-new run at all is an error unless ``require_dataset`` is False

@@ -1,6 +1,6 @@
 """Per-seed values of each variant, means and paired differences against the reference, the choice.
 
-Statistics are ``clipprompt.paired``'s: Base, New and HM (the HM of each seed's Base and New), mean
+Statistics are ``clipprompt.results.paired``'s: Base, New and HM (the HM of each seed's Base and New), mean
 ± sample std over the seeds that have both halves; against the reference, paired differences over
 the common seeds, their mean, a 95% t-interval and a verdict (better / worse / unresolved).
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.paired import PairedDifference, format_difference, mean_and_std, paired_difference, seed_halves
+from clipprompt.results.paired import PairedDifference, format_difference, mean_and_std, paired_difference, seed_halves
 from clipprompt.results import RESULTS_FILENAME, load_result_file
 from tools.ablationlib.plan import Plan, Settings, Variant
 from tools.ablationlib.stages import Stage, build_job, stage_jobs

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from clipprompt.files import write_json_atomic, write_text_atomic
-from clipprompt.paired import format_difference
+from clipprompt.results.paired import format_difference
 from clipprompt.results import format_mean_spread
 from tools.ablationlib.aggregate import HALVES, METRICS, MetricTable, Selection, VariantResult, aggregate, select_best
 from tools.ablationlib.plan import Plan, Settings, Variant
