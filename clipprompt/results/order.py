@@ -23,7 +23,11 @@ PAPER_DATASET_ORDER = (
     "ImageNetA",
     "ImageNetR",
 )
-TRAINER_ORDER = ("ZeroshotCLIP", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "DualPromptMI")
+# Row order of the trainers: every trainer of trainers/ (train.py's TRAINER_NAMES, in its order;
+# tests/test_results.py checks the two agree), the zero-shot baselines first, DualPromptMI last.
+# The one list the results code sorts by.
+TRAINER_ORDER = ("ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC",
+                 "DualPromptMI")
 
 AVERAGE_LABEL = "Average"
 
