@@ -7,7 +7,13 @@ lands in site-packages (it would hide HuggingFace's ``datasets``).
 Dassl is not on PyPI: install it with ``bash scripts/install_dassl.sh``.
 """
 
+import runpy
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The trainers' one list (it imports nothing, so setup.py reads it before anything is installed).
+TRAINER_NAMES = runpy.run_path(str(Path(__file__).parent / "clipprompt" / "catalog.py"))["TRAINER_NAMES"]
 
 # What ``import dassl`` (v0.6.3) needs at run time, besides torch.
 DASSL_RUNTIME = [
@@ -27,9 +33,7 @@ OPEN_CLIP = "open_clip_torch>=3.3.0,<3.4"
 setup(
     name="clipprompt",
     version="0.1.0",
-    # the trainers of train.py's TRAINER_NAMES (tests/test_scripts.py checks it)
-    description=("Prompt learning on CLIP (ZeroshotCLIP, ZeroshotCLIP2, CoOp, CoCoOp, KgCoOp, ProGrad, "
-                 "MaPLe, PromptSRC, DualPromptMI) as a Dassl plug-in"),
+    description=f"Prompt learning on CLIP ({', '.join(TRAINER_NAMES)}) as a Dassl plug-in",
     python_requires=">=3.10",
     packages=find_packages(include=["clipprompt", "clipprompt.*"]),
     install_requires=[

@@ -20,6 +20,7 @@ from clipprompt.errors import UserError
 from clipprompt.results import (
     GENERATED_MARKER,
     SCHEMA_VERSION,
+    TRAINER_ORDER,
     available_metrics,
     base_to_new_table,
     harmonic_mean,
@@ -510,3 +511,40 @@ def test_per_config_values_keeps_the_latest_of_a_duplicate(tmp_path):
     values = per_config_values(tmp_path, warnings=warnings)
     assert values[("CoOp", "vit_b16_ep50")]["base"] == {1: 99.0}
     assert any(w.startswith("duplicate results") for w in warnings)
+
+
+# ---------------------------------------------------------------- row order
+
+ALL_TRAINERS = ["ZeroshotCLIP", "ZeroshotCLIP2", "CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC",
+                "DualPromptMI"]
+
+
+def test_tables_list_all_nine_trainers_in_order_then_the_others_alphabetically(tmp_path):
+    shuffled = ["PromptSRC", "zeta", "CoCoOp", "DualPromptMI", "ZeroshotCLIP2", "Alpha", "ProGrad", "MaPLe", "CoOp",
+                "KgCoOp", "ZeroshotCLIP"]
+    expected = ALL_TRAINERS + ["Alpha", "zeta"]
+    for trainer in shuffled:
+        for seed in (1, 2):
+            for dataset in ("OxfordPets", "EuroSAT"):
+                write_pair(tmp_path / "b2n", dataset, trainer, seed, base=80.0 + seed, new=60.0 + seed)
+            write_result(tmp_path / "fewshot" / trainer / f"seed{seed}", trainer=trainer, seed=seed)
+            write_result(tmp_path / "fewshot" / trainer / f"eurosat{seed}", trainer=trainer, dataset="EuroSAT", seed=seed)
+
+    table = summarize(tmp_path / "b2n").base2new
+    for dataset in ("OxfordPets", "EuroSAT", "Average"):
+        assert [row.trainer for row in table.all_rows if row.dataset == dataset] == expected, dataset
+    summary = summarize(tmp_path / "fewshot").summary
+    for dataset in ("OxfordPets", "EuroSAT", "Average"):
+        assert [row.trainer for row in summary.all_rows if row.dataset == dataset] == expected, dataset
+
+    result = run_script("parse_test_res.py", tmp_path / "b2n", "--no-save")
+    assert result.returncode == 0, result.stderr
+    printed = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("OxfordPets")]
+    assert printed == expected
+
+
+def test_trainer_order_is_train_py_trainer_names():
+    # Two lists of the same names until one registry holds them: a trainer added to train.py must get its row
+    # place in the tables too (else it sorts alphabetically after the known ones).
+    import train
+    assert list(TRAINER_ORDER) == ALL_TRAINERS == list(train.TRAINER_NAMES)  # one list: clipprompt.catalog

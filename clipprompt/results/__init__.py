@@ -8,14 +8,25 @@ on a laptop next to a copy of the output tree. By concern:
 * :mod:`clipprompt.results.records`: the results.json schema, its writer
   (called by the trainers) and its readers, metric selection, and the per-seed
   values per (trainer, config) that the paired checks read;
-* :mod:`clipprompt.results.tables`: the Base/New/HM table and the summary
-  table (mean ± sample std over seeds, or the 95% t-interval);
+* :mod:`clipprompt.results.paired`: statistics over seeds: harmonic mean,
+  mean and sample std, the 95% t-interval, paired per-seed differences;
+* :mod:`clipprompt.results.order`: the row order of the tables (datasets,
+  trainers);
+* :mod:`clipprompt.results.formatting`: the spread over seeds (sample std or
+  95% t-interval) and the text of numbers;
+* :mod:`clipprompt.results.common`: what both tables share (dataset label,
+  Average over datasets, captions);
+* :mod:`clipprompt.results.base2new`: the Base/New/HM table;
+* :mod:`clipprompt.results.summary`: the summary table (mean ± spread over
+  seeds of the other runs);
+* :mod:`clipprompt.results.report`: both tables from one root (``summarize``);
 * :mod:`clipprompt.results.export`: printed text, CSV and Markdown files.
 
-``from clipprompt.results import X`` works for every public name of the three.
+``from clipprompt.results import X`` works for every public name of the
+records, the tables, the report and the export.
 """
 
-from clipprompt.results.paired import harmonic_mean
+from clipprompt.results.base2new import Base2NewRow, Base2NewTable, base_to_new_table, csv_headers_base2new
 from clipprompt.results.export import (
     GENERATED_MARKER,
     default_out_prefix,
@@ -26,6 +37,9 @@ from clipprompt.results.export import (
     table_to_markdown,
     write_table_files,
 )
+from clipprompt.results.formatting import format_mean_spread, spread, spread_caption, spread_column
+from clipprompt.results.order import AVERAGE_LABEL, PAPER_DATASET_ORDER, TRAINER_ORDER
+from clipprompt.results.paired import harmonic_mean
 from clipprompt.results.records import (
     BASE_HALF_FOLDER,
     DEFAULT_METRIC,
@@ -49,25 +63,8 @@ from clipprompt.results.records import (
     select_metric,
     write_run_results,
 )
-from clipprompt.results.tables import (
-    AVERAGE_LABEL,
-    PAPER_DATASET_ORDER,
-    TRAINER_ORDER,
-    Base2NewRow,
-    Base2NewTable,
-    ResultsReport,
-    SummaryRow,
-    SummaryTable,
-    base_to_new_table,
-    csv_headers_base2new,
-    csv_headers_summary,
-    format_mean_spread,
-    spread,
-    spread_caption,
-    spread_column,
-    summarize,
-    summary_table,
-)
+from clipprompt.results.report import ResultsReport, summarize
+from clipprompt.results.summary import SummaryRow, SummaryTable, csv_headers_summary, summary_table
 
 __all__ = [
     "AVERAGE_LABEL",
