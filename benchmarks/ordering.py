@@ -37,8 +37,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
+from benchmarks.paired_table import paired_table  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.paired import paired_difference  # noqa: E402
 from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values  # noqa: E402
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
@@ -101,16 +102,17 @@ def run_checks(values, benchmark=None):
     return rows
 
 
+def verdict_of(diff, threshold, holds):
+    """What the table's "holds" column says of one check."""
+    resolved = diff.ci_low is not None and threshold is not None and (
+        diff.ci_low >= threshold if threshold else diff.ci_low > 0)  # the same test as holds, on the interval
+    return ("(information)" if holds is None else "NO" if not holds
+            else "yes" if resolved else "yes, by the mean only")
+
+
 def format_rows(rows):
-    lines = ["| check | mean paired difference [95% interval] | per seed | holds |", "|---|---|---|---|"]
-    for name, diff, threshold, holds in rows:
-        resolved = diff.ci_low is not None and threshold is not None and (
-            diff.ci_low >= threshold if threshold else diff.ci_low > 0)  # the same test as holds, on the interval
-        verdict = ("(information)" if holds is None else "NO" if not holds
-                   else "yes" if resolved else "yes, by the mean only")
-        lines.append(f"| {name} | {format_difference(diff, verdict=False, with_n=True)} | "
-                     f"{format_seed_differences(diff)} | {verdict} |")
-    return "\n".join(lines)
+    return "\n".join(paired_table("check", "holds", [(name, diff, verdict_of(diff, threshold, holds))
+                                                      for name, diff, threshold, holds in rows]))
 
 
 def main(argv=None):

@@ -34,8 +34,9 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
+from benchmarks.paired_table import paired_table  # noqa: E402
 from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import BETTER, format_difference, format_seed_differences, paired_difference  # noqa: E402
+from clipprompt.paired import BETTER, paired_difference  # noqa: E402
 from clipprompt.results import load_results, per_config_values  # noqa: E402
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
@@ -112,12 +113,10 @@ def target_met(diff, rule=ABOVE):
 
 def format_tables(compared, rows, benchmark="fashion_colours"):
     rule, _, column, _ = RULES[benchmark]
-    lines = [f"| method HM - baseline HM | mean paired difference [95% interval] | per seed | target ({column}) |",
-             "|---|---|---|---|"]
-    for label, diff, is_target in compared:
-        verdict = ("met" if target_met(diff, rule) else "NOT met") if is_target else "(information)"
-        lines.append(f"| vs {label} | {format_difference(diff, verdict=False, with_n=True)} | "
-                     f"{format_seed_differences(diff)} | {verdict} |")
+    lines = paired_table("method HM - baseline HM", f"target ({column})",
+                         [(f"vs {label}", diff,
+                           ("met" if target_met(diff, rule) else "NOT met") if is_target else "(information)")
+                          for label, diff, is_target in compared])
     lines += ["", "| seed | reported Base / New | soft only Base / New | hand only Base / New | zero-shot Base | "
               "soft-only Base >= zero-shot |", "|---|---|---|---|---|---|"]
     for seed, pairs, zs, kept in rows:

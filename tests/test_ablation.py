@@ -505,9 +505,9 @@ def test_pseudo_split_selection_then_real_split(tmp_path, pets_root, fake_python
 def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fake_python, monkeypatch, capsys):
     """fashion_colours with the benchmark configs: the pseudo split holds the 30 base classes only."""
     from benchmarks import fashion_colours as fc
-    from benchmarks import fashion_mnist as fm
+    from benchmarks.fashion_mnist import idx as fm_idx
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
@@ -541,10 +541,10 @@ def test_word_disjoint_pseudo_split_of_the_colour_benchmark(tmp_path, fake_pytho
     """--pseudo-split word_disjoint: the split file holds 13 base classes, pseudo-base labels first,
     and no pseudo-new class name shares a word with a pseudo-base one."""
     from benchmarks import fashion_colours as fc
-    from benchmarks import fashion_mnist as fm
+    from benchmarks.fashion_mnist import idx as fm_idx
     from tools.ablationlib.wordsplit import class_words
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
