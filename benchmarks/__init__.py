@@ -2,7 +2,8 @@
 
 Imported from the repository root like ``trainers`` and ``datasets``, and not
 installed (``setup.py`` packages ``clipprompt`` only): the method's library
-does not depend on them.
+does not depend on them. The command lines (``pretrain_mini_clip``, ``targets``,
+``ordering``) run from the repository root as ``python -m benchmarks.<name>``.
 
 * ``fashion_mnist/``: FashionMNIST's classes (``classes``), IDX files (``idx``),
   the fixed downstream split of the official TEST split (``split``), PNG export

@@ -1,7 +1,7 @@
 """Does a base-to-new run reproduce the field's ordering? Paired per-seed checks on results.json files.
 
-    python benchmarks/ordering.py output/fashion_colours/base2new
-    python benchmarks/ordering.py output/mini/base2new --config CoOp=mini_c4_ep20_batch8_ctxv1
+    python -m benchmarks.ordering output/fashion_colours/base2new
+    python -m benchmarks.ordering output/mini/base2new --config CoOp=mini_c4_ep20_batch8_ctxv1
 
 The published benchmark ranks the known methods so (CoOp, CoCoOp and KgCoOp
 papers, averaged over 11 datasets): CoOp gains on base classes and loses on
@@ -31,16 +31,13 @@ and do not decide its verdict. Exit status 0 when every deciding check holds, 1 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
-from benchmarks.paired_table import paired_table  # noqa: E402
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import paired_difference  # noqa: E402
-from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values  # noqa: E402
+from benchmarks.names import BENCHMARKS, benchmark_of
+from benchmarks.paired_table import paired_table
+from clipprompt.errors import UserError, exit_status
+from clipprompt.paired import paired_difference
+from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
 # (name, candidate trainer, reference trainer, measure, threshold the mean must exceed; None = information)

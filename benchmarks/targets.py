@@ -1,7 +1,7 @@
 """Does DualPromptMI meet its targets on a base-to-new run? Paired per-seed comparisons and a collapse check.
 
-    python benchmarks/targets.py output/fashion_colours/base2new
-    python benchmarks/targets.py output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
+    python -m benchmarks.targets output/fashion_colours/base2new
+    python -m benchmarks.targets output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
 
 For the method's config (``--method``, default DualPromptMI's
 ``mini_c4_ep20_batch8_ctxv1``) it prints:
@@ -28,16 +28,13 @@ otherwise (the tables are printed either way).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
-from benchmarks.paired_table import paired_table  # noqa: E402
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.paired import BETTER, paired_difference  # noqa: E402
-from clipprompt.results import load_results, per_config_values  # noqa: E402
+from benchmarks.names import BENCHMARKS, benchmark_of
+from benchmarks.paired_table import paired_table
+from clipprompt.errors import UserError, exit_status
+from clipprompt.paired import BETTER, paired_difference
+from clipprompt.results import load_results, per_config_values
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off

@@ -9,5 +9,5 @@ FashionMNIST's official TRAIN split (docs/mini_clip.md says how and why).
 * ``training``: the model and the pretraining loop;
 * ``evaluation``: zero-shot and 16-shot class-mean accuracy on the downstream split.
 
-``benchmarks/pretrain_mini_clip.py`` is the command line over them.
+``python -m benchmarks.pretrain_mini_clip`` (benchmarks/pretrain_mini_clip.py) is the command line over them.
 """
