@@ -49,7 +49,7 @@ setup(
         "matplotlib",
         *DASSL_RUNTIME,
     ],
-    # slurm: tools/grid.py --slurm submits the grid's runs through submitit (imported only then).
+    # slurm: python -m tools.grid --slurm submits the grid's runs through submitit (imported only then).
     # open_clip: backbones named open_clip:<arch> (LAION, DataComp, MetaCLIP, EVA weights; clipprompt/clip/backbone.py).
     extras_require={"test": ["pytest>=7", OPEN_CLIP], "slurm": ["submitit"],
                     "open_clip": [OPEN_CLIP]},

@@ -1,7 +1,7 @@
 """Does a base-to-new run reproduce the field's ordering? Paired per-seed checks on results.json files.
 
-    python benchmarks/ordering.py output/fashion_colours/base2new
-    python benchmarks/ordering.py output/mini/base2new --config CoOp=mini_c4_ep20_batch8_ctxv1
+    python -m benchmarks.ordering output/fashion_colours/base2new
+    python -m benchmarks.ordering output/mini/base2new --config CoOp=mini_c4_ep20_batch8_ctxv1
 
 The published benchmark ranks the known methods so (CoOp, CoCoOp and KgCoOp
 papers, averaged over 11 datasets): CoOp gains on base classes and loses on
@@ -31,15 +31,13 @@ and do not decide its verdict. Exit status 0 when every deciding check holds, 1 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.results.paired import format_difference, format_seed_differences, paired_difference  # noqa: E402
-from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values  # noqa: E402
+from benchmarks.names import BENCHMARKS, benchmark_of
+from benchmarks.paired_table import paired_table
+from clipprompt.errors import UserError, exit_status
+from clipprompt.results.paired import paired_difference
+from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
 # (name, candidate trainer, reference trainer, measure, threshold the mean must exceed; None = information)
@@ -101,16 +99,17 @@ def run_checks(values, benchmark=None):
     return rows
 
 
+def verdict_of(diff, threshold, holds):
+    """What the table's "holds" column says of one check."""
+    resolved = diff.ci_low is not None and threshold is not None and (
+        diff.ci_low >= threshold if threshold else diff.ci_low > 0)  # the same test as holds, on the interval
+    return ("(information)" if holds is None else "NO" if not holds
+            else "yes" if resolved else "yes, by the mean only")
+
+
 def format_rows(rows):
-    lines = ["| check | mean paired difference [95% interval] | per seed | holds |", "|---|---|---|---|"]
-    for name, diff, threshold, holds in rows:
-        resolved = diff.ci_low is not None and threshold is not None and (
-            diff.ci_low >= threshold if threshold else diff.ci_low > 0)  # the same test as holds, on the interval
-        verdict = ("(information)" if holds is None else "NO" if not holds
-                   else "yes" if resolved else "yes, by the mean only")
-        lines.append(f"| {name} | {format_difference(diff, verdict=False, with_n=True)} | "
-                     f"{format_seed_differences(diff)} | {verdict} |")
-    return "\n".join(lines)
+    return "\n".join(paired_table("check", "holds", [(name, diff, verdict_of(diff, threshold, holds))
+                                                      for name, diff, threshold, holds in rows]))
 
 
 def main(argv=None):

@@ -8,9 +8,9 @@ docs/mini_clip.md says how the mini CLIPs are built and why.
 
 Usage::
 
-    python benchmarks/pretrain_mini_clip.py --out /data/mini_clip/fashion_vit32.pt
-    python benchmarks/pretrain_mini_clip.py --benchmark fashion_colours --out /data/mini_clip/colours.pt
-    python benchmarks/pretrain_mini_clip.py --out /tmp/tiny.pt --quick   # seconds
+    python -m benchmarks.pretrain_mini_clip --out /data/mini_clip/fashion_vit32.pt
+    python -m benchmarks.pretrain_mini_clip --benchmark fashion_colours --out /data/mini_clip/colours.pt
+    python -m benchmarks.pretrain_mini_clip --out /tmp/tiny.pt --quick   # seconds
 """
 
 import argparse
@@ -22,15 +22,12 @@ import time
 
 import torch
 
-# Make `clipprompt` and `benchmarks` importable when run as `python benchmarks/pretrain_mini_clip.py`.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks import fashion_mnist as fm  # noqa: E402
-from benchmarks.mini_clip.evaluation import accuracy_table, evaluate  # noqa: E402
-from benchmarks.mini_clip.recipe import Recipe, check_existing, make_recipe, report_path  # noqa: E402
-from benchmarks.mini_clip.training import pretrain  # noqa: E402
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.runtime.files import torch_save_atomic, write_text_atomic  # noqa: E402
+from benchmarks import fashion_mnist as fm
+from benchmarks.mini_clip.evaluation import accuracy_table, evaluate
+from benchmarks.mini_clip.recipe import Recipe, check_existing, make_recipe, report_path
+from benchmarks.mini_clip.training import pretrain
+from clipprompt.errors import UserError, exit_status
+from clipprompt.runtime.files import torch_save_atomic, write_text_atomic
 
 
 def parse_args(argv=None):

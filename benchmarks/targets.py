@@ -1,7 +1,7 @@
 """Does DualPromptMI meet its targets on a base-to-new run? Paired per-seed comparisons and a collapse check.
 
-    python benchmarks/targets.py output/fashion_colours/base2new
-    python benchmarks/targets.py output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
+    python -m benchmarks.targets output/fashion_colours/base2new
+    python -m benchmarks.targets output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
 
 For the method's config (``--method``, default DualPromptMI's
 ``mini_c4_ep20_batch8_ctxv1``) it prints:
@@ -28,15 +28,13 @@ otherwise (the tables are printed either way).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.names import BENCHMARKS, benchmark_of  # noqa: E402
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.results.paired import BETTER, format_difference, format_seed_differences, paired_difference  # noqa: E402
-from clipprompt.results import load_results, per_config_values  # noqa: E402
+from benchmarks.names import BENCHMARKS, benchmark_of
+from benchmarks.paired_table import paired_table
+from clipprompt.errors import UserError, exit_status
+from clipprompt.results.paired import BETTER, paired_difference
+from clipprompt.results import load_results, per_config_values
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
@@ -112,12 +110,10 @@ def target_met(diff, rule=ABOVE):
 
 def format_tables(compared, rows, benchmark="fashion_colours"):
     rule, _, column, _ = RULES[benchmark]
-    lines = [f"| method HM - baseline HM | mean paired difference [95% interval] | per seed | target ({column}) |",
-             "|---|---|---|---|"]
-    for label, diff, is_target in compared:
-        verdict = ("met" if target_met(diff, rule) else "NOT met") if is_target else "(information)"
-        lines.append(f"| vs {label} | {format_difference(diff, verdict=False, with_n=True)} | "
-                     f"{format_seed_differences(diff)} | {verdict} |")
+    lines = paired_table("method HM - baseline HM", f"target ({column})",
+                         [(f"vs {label}", diff,
+                           ("met" if target_met(diff, rule) else "NOT met") if is_target else "(information)")
+                          for label, diff, is_target in compared])
     lines += ["", "| seed | reported Base / New | soft only Base / New | hand only Base / New | zero-shot Base | "
               "soft-only Base >= zero-shot |", "|---|---|---|---|---|---|"]
     for seed, pairs, zs, kept in rows:

@@ -10,7 +10,7 @@
 #            one run on 4 GPUs, DATALOADER.TRAIN_X.BATCH_SIZE per process
 #   RESUME   1: continue an unfinished run folder (from its last checkpoint; without one, afresh with
 #            the old folder moved aside to <folder>.old-<time>); unset: train.py stops and says so
-#   RUN_DIR_ONLY  1: print the run folder and exit (tools/grid.py uses it: one home for the layout)
+#   RUN_DIR_ONLY  1: print the run folder and exit (tools/gridlib.py uses it: one home for the layout)
 #   SOURCE_SPLIT_FILE, SOURCE_IMAGE_DIR  xd_test.sh with a CustomDataset SOURCE: the DATASET.CUSTOM.*
 #            values xd_train.sh was given (they name its run folder)
 # Extra trailing KEY VALUE pairs are passed to train.py. A CustomDataset's run folder (e.g. custom) is

@@ -21,7 +21,7 @@ if ! "$PYTHON" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() el
 fi
 mkdir -p "$OUTPUT"
 "$PYTHON" -c "import torch; print('device:', torch.cuda.get_device_name(0), '| torch', torch.__version__)"
-bench=("$PYTHON" tools/bench.py --arch vit_b16 --device cuda)
+bench=("$PYTHON" -m tools.bench --arch vit_b16 --device cuda)
 for prec in fp16 amp; do
   echo "== train step, $prec, $CLASSES classes, batch $BATCH"
   "${bench[@]}" --precision "$prec" --classes "$CLASSES" --batch "$BATCH" --steps "$STEPS" --compare-full \

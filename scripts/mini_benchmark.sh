@@ -87,11 +87,11 @@ QUICK_FLAG=()
 if [ "${QUICK:-0}" = 1 ]; then QUICK_FLAG=(--quick); fi
 if [ -f "$CLIP_CKPT" ]; then
     # a checkpoint of another recipe (another benchmark's, a QUICK one) is refused, not reused
-    "$PYTHON" benchmarks/pretrain_mini_clip.py --benchmark "$BENCHMARK" --out "$CLIP_CKPT" --check-existing \
+    "$PYTHON" -m benchmarks.pretrain_mini_clip --benchmark "$BENCHMARK" --out "$CLIP_CKPT" --check-existing \
         "${QUICK_FLAG[@]}" || exit 2
     echo "Reusing the mini CLIP at $CLIP_CKPT"
 else
-    OMP_NUM_THREADS=$JOBS "$PYTHON" benchmarks/pretrain_mini_clip.py --benchmark "$BENCHMARK" --out "$CLIP_CKPT" \
+    OMP_NUM_THREADS=$JOBS "$PYTHON" -m benchmarks.pretrain_mini_clip --benchmark "$BENCHMARK" --out "$CLIP_CKPT" \
         --data-root "$DATA" --threads "$JOBS" "${QUICK_FLAG[@]}"  # a progress line with an ETA every 10%
 fi
 pretrained=$(date +%s)
@@ -114,7 +114,7 @@ for spec in "${RUNS[@]}"; do
     cfgs+=("$trainer=$cfg")
 done
 # shellcheck disable=SC2086  # SEEDS is a list
-"$PYTHON" tools/grid.py base2new --trainers "${trainers[@]}" --cfg "${cfgs[@]}" --datasets "$DATASET" \
+"$PYTHON" -m tools.grid base2new --trainers "${trainers[@]}" --cfg "${cfgs[@]}" --datasets "$DATASET" \
     --seeds $SEEDS --shots "$SHOTS" --data "$DATA" --output "$OUTPUT" --config-root "$CONFIG_ROOT" \
     --jobs "$JOBS" --first-alone --opts "${EXTRA[@]}"
 
@@ -123,10 +123,10 @@ if [[ " ${RUNS[*]} " == *" DualPromptMI "* ]]; then
     "$PYTHON" parse_test_res.py "$OUTPUT/base2new" --metric variants.soft_only.accuracy --no-save 2>/dev/null |
         grep -E "Trainer|DualPromptMI" || true
 fi
-"$PYTHON" benchmarks/ordering.py "$OUTPUT/base2new" || true  # a failed check is reported, not fatal
+"$PYTHON" -m benchmarks.ordering "$OUTPUT/base2new" || true  # a failed check is reported, not fatal
 if [[ " ${RUNS[*]} " == *" DualPromptMI mini_c4_ep20_batch8_ctxv1 "* ]]; then
-    "$PYTHON" benchmarks/targets.py "$OUTPUT/base2new" || true  # DualPromptMI against each baseline, per-seed views
+    "$PYTHON" -m benchmarks.targets "$OUTPUT/base2new" || true  # DualPromptMI against each baseline, per-seed views
 fi
-"$PYTHON" tools/plot_base_new.py "$OUTPUT/base2new" --out "$OUTPUT/base_new.png"
+"$PYTHON" -m tools.plot_base_new "$OUTPUT/base2new" --out "$OUTPUT/base_new.png"
 end=$(date +%s)
 echo "wall time: pretraining $((pretrained - start)) s, protocol $((end - pretrained)) s, total $((end - start)) s (JOBS=$JOBS)"

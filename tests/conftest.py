@@ -153,8 +153,9 @@ def tiny_cfg_file(tmp_path_factory):
 
 
 def run_cli(args, cwd=REPO, env_extra=None, timeout=300):
-    """Run a repository command as a user would; returns the CompletedProcess."""
+    """Run a repository command as a user would (``args``: a ``.py`` file or ``-m module`` and its
+    arguments for this interpreter, else a whole command line); returns the CompletedProcess."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.update(env_extra or {})
-    cmd = [sys.executable, *args] if args[0].endswith(".py") else list(args)
+    cmd = [sys.executable, *args] if args[0].endswith(".py") or args[0] == "-m" else list(args)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

@@ -1,7 +1,7 @@
 """The ablation runner (tools/ablation.py over tools/ablationlib/) and its paired statistics (clipprompt/results/paired.py).
 
 No training: the aggregation reads results.json files written into the run folders the scripts
-name, and the run loop goes through the real protocol scripts (by tools/grid.py's runner) with a
+name, and the run loop goes through the real protocol scripts (by tools/gridlib.py's runner) with a
 fake PYTHON that writes a results.json whose accuracy is a known function of the run's arguments.
 """
 
@@ -460,10 +460,10 @@ def test_changed_variant_definition_is_refused(tmp_path, fake_python, capsys):
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    result = run_cli(["tools/ablation.py", "--plan", "nope", "--dataset", "oxford_pets", "--out", str(tmp_path)])
+    result = run_cli(["-m", "tools.ablation", "--plan", "nope", "--dataset", "oxford_pets", "--out", str(tmp_path)])
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: --plan nope") and "Traceback" not in result.stderr
-    result = run_cli(["tools/ablation.py", "--plan", "components", "--dataset", "x", "--out", str(tmp_path),
+    result = run_cli(["-m", "tools.ablation", "--plan", "components", "--dataset", "x", "--out", str(tmp_path),
                       "--extra", "MODEL.BACKBONE.PATH"])
     assert result.returncode == 2 and "odd count" in result.stderr
 
@@ -505,9 +505,9 @@ def test_pseudo_split_selection_then_real_split(tmp_path, pets_root, fake_python
 def test_pseudo_split_of_the_colour_benchmark_from_its_config_root(tmp_path, fake_python, monkeypatch, capsys):
     """fashion_colours with the benchmark configs: the pseudo split holds the 30 base classes only."""
     from benchmarks import fashion_colours as fc
-    from benchmarks import fashion_mnist as fm
+    from benchmarks.fashion_mnist import idx as fm_idx
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
@@ -541,10 +541,10 @@ def test_word_disjoint_pseudo_split_of_the_colour_benchmark(tmp_path, fake_pytho
     """--pseudo-split word_disjoint: the split file holds 13 base classes, pseudo-base labels first,
     and no pseudo-new class name shares a word with a pseudo-base one."""
     from benchmarks import fashion_colours as fc
-    from benchmarks import fashion_mnist as fm
+    from benchmarks.fashion_mnist import idx as fm_idx
     from tools.ablationlib.wordsplit import class_words
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     data = tmp_path / "data"
     write_synthetic_idx_root(str(data / "fashion_mnist"), train_per_class=1, test_per_class=60)
     python, counter = fake_python
@@ -594,7 +594,7 @@ def test_yaml_syntax_error_in_a_trainer_config_is_one_line_naming_file_and_line(
     text = config.read_text()
     config.write_text(text + "OPTIM_TYPO:\n\tLR: 0.1\n")  # a tab cannot indent YAML
     bad_line = len(text.splitlines()) + 2
-    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+    result = run_cli(["-m", "tools.ablation", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
                       "oxford_pets", "--out", str(tmp_path / "out"), "--config-root", str(root), "--no-run"])
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.count("\n") == 1
@@ -623,7 +623,7 @@ def test_pseudo_without_dassl_is_one_line_saying_how_to_install_it(tmp_path, pet
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError(\"No module named 'dassl' (hidden by the test)\")\n")
     path = os.pathsep.join(p for p in (str(shim.parent), os.environ.get("PYTHONPATH", "")) if p)
-    result = run_cli(["tools/ablation.py", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
+    result = run_cli(["-m", "tools.ablation", "--plan", write_plan(tmp_path, [variant_entry("ref")]), "--dataset",
                       "oxford_pets", "--data", pets_root, "--out", str(tmp_path / "out"), "--seeds", "1", "--pseudo"],
                      env_extra={"PYTHONPATH": path})
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -38,7 +38,7 @@ def openai_checkpoint(tmp_path):
 def test_exported_model_gives_openai_zero_shot_logits(tmp_path, openai_checkpoint, weights_ext):
     config_file = str(tmp_path / "tiny-openai-export.json")
     weights = str(tmp_path / f"weights{weights_ext}") if weights_ext else ""
-    proc = run_cli(["tools/export_open_clip.py", openai_checkpoint, "--config", config_file,
+    proc = run_cli(["-m", "tools.export_open_clip", openai_checkpoint, "--config", config_file,
                     *(["--weights", weights] if weights else [])])
     assert proc.returncode == 0, proc.stderr
     config = json.loads(open(config_file).read())
@@ -80,7 +80,7 @@ def test_image_mean_and_std_are_kept_and_followed(tmp_path, openai_checkpoint):
 def test_existing_outputs_are_not_overwritten(tmp_path, openai_checkpoint):
     config_file, weights = tmp_path / "tiny-keep.json", tmp_path / "keep.safetensors"
     config_file.write_text("mine")
-    proc = run_cli(["tools/export_open_clip.py", openai_checkpoint, "--config", str(config_file), "--weights", str(weights)])
+    proc = run_cli(["-m", "tools.export_open_clip", openai_checkpoint, "--config", str(config_file), "--weights", str(weights)])
     assert user_error(proc) == f"error: {config_file} already exists; pass --overwrite to replace it or choose another name"
     assert config_file.read_text() == "mine" and not weights.exists()
     weights.write_bytes(b"also mine")
@@ -98,6 +98,6 @@ def test_bad_checkpoint_is_one_line(tmp_path, problem):
         torch.save({"fc.weight": torch.zeros(2, 2)}, path)
     elif problem == "not_torch":
         path.write_text("hello")
-    proc = run_cli(["tools/export_open_clip.py", str(path), "--config", str(tmp_path / "out.json")])
+    proc = run_cli(["-m", "tools.export_open_clip", str(path), "--config", str(tmp_path / "out.json")])
     user_error(proc, str(path))
     assert not (tmp_path / "out.json").exists()

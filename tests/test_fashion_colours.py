@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from benchmarks.fashion_mnist import idx as fm_idx
 from helpers import write_synthetic_idx_root
 
 
@@ -184,7 +185,7 @@ def test_dassl_dataset_halves_and_few_shot(tmp_path, monkeypatch, subsample, lab
     import datasets.fashion_colours  # noqa: F401  (registers FashionColours)
     from dassl.data.datasets import build_dataset
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     root = tmp_path / "data"
     write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=1, test_per_class=60)
     dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample=subsample))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import fashion_mnist as fm
+from benchmarks.fashion_mnist import idx as fm_idx
 from helpers import write_idx, write_synthetic_idx_root
 from clipprompt.errors import UserError
 
@@ -190,7 +191,9 @@ def test_export_writes_pngs_and_split_then_skips(tiny_root, tmp_path):
     assert second.num_images_written == 0
     assert os.path.getmtime(first.split_path) == mtime
     assert not [name for name in os.listdir(out) + os.listdir(first.image_dir) if name.startswith(".tmp_")]
-    mode = fm.default_file_mode()
+    from clipprompt.runtime.files import default_file_mode
+
+    mode = default_file_mode()
     assert os.stat(first.split_path).st_mode & 0o777 == mode
     assert os.stat(os.path.join(first.image_dir, relpath)).st_mode & 0o777 == mode
 
@@ -243,6 +246,9 @@ def test_preprocess_matches_dassl_style_test_transform_on_the_png(tiny_root, tmp
     import torchvision.transforms as T
     from PIL import Image
 
+    from benchmarks.mini_clip.preprocess import preprocess_images
+    from clipprompt.clip.backbone import OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD
+
     result = fm.export_downstream_images(tiny_root, str(tmp_path / "out"))
     images, _ = fm.load_split(tiny_root, "test")
     # what Dassl's test transform does with INPUT.SIZE (32, 32), bicubic, CLIP mean/std
@@ -250,13 +256,13 @@ def test_preprocess_matches_dassl_style_test_transform_on_the_png(tiny_root, tmp
         T.Resize(32, interpolation=T.InterpolationMode.BICUBIC),
         T.CenterCrop((32, 32)),
         T.ToTensor(),
-        T.Normalize(fm.CLIP_PIXEL_MEAN, fm.CLIP_PIXEL_STD),
+        T.Normalize(OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD),
     ])
     indices = [0, 57, 199]
     expected = torch.stack([
         transform(Image.open(os.path.join(result.image_dir, fm.image_filename(i))).convert("RGB")) for i in indices
     ])
-    got = fm.preprocess_images(images[indices], 32)
+    got = preprocess_images(images[indices], 32)
     assert got.shape == (3, 3, 32, 32)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
 
@@ -280,7 +286,7 @@ def _dassl_cfg(root, num_shots, subsample):
 def dassl_root(tmp_path, monkeypatch):
     """A Dassl DATASET.ROOT whose fashion_mnist folder holds tiny fake IDX files
     (40 test images per class: 20 train pool, 4 val, 16 test)."""
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))  # never fall back to real data
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))  # never fall back to real data
     root = tmp_path / "data"
     write_synthetic_idx_root(str(root / "fashion_mnist"), train_per_class=2, test_per_class=40)
     return str(root)
@@ -340,7 +346,7 @@ def test_dassl_dataset_without_idx_files_names_where_it_looked(tmp_path, monkeyp
     import datasets.fashion_mnist  # noqa: F401
     from dassl.data.datasets import build_dataset
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     with pytest.raises(UserError, match="dataset-fashion-mnist") as info:
         build_dataset(_dassl_cfg(str(tmp_path), num_shots=1, subsample="all"))
     assert os.path.join(str(tmp_path), "fashion_mnist") in str(info.value)
@@ -351,7 +357,7 @@ def test_dassl_dataset_finds_torchvision_layout_under_root(tmp_path, monkeypatch
     import datasets.fashion_mnist  # noqa: F401
     from dassl.data.datasets import build_dataset
 
-    monkeypatch.setattr(fm, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
+    monkeypatch.setattr(fm_idx, "SYSTEM_IDX_DIR", str(tmp_path / "no_system_copy"))
     root = tmp_path / "data"
     write_synthetic_idx_root(str(root / "FashionMNIST" / "raw"), train_per_class=1, test_per_class=20)
     dataset = build_dataset(_dassl_cfg(str(root), num_shots=1, subsample="base"))

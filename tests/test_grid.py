@@ -1,4 +1,4 @@
-"""tools/grid.py: grids of runs through the protocol scripts.
+"""tools/grid.py (python -m tools.grid) over tools/gridlib.py: grids of runs through the protocol scripts.
 
 The queue, skipping, resuming and failure reports run the real scripts with a fake train.py
 interpreter (fast, no Dassl); one grid trains for real with the tiny CLIP.
@@ -6,19 +6,14 @@ interpreter (fast, no Dassl); one grid trains for real with the tiny CLIP.
 
 import importlib.util
 import json
-import os
 import shutil
 import sys
 
 import pytest
 
 from clipprompt.errors import UserError
-from conftest import REPO, requires_dassl, run_cli, write_fake_python
-
-spec = importlib.util.spec_from_file_location("grid", os.path.join(REPO, "tools", "grid.py"))
-grid = importlib.util.module_from_spec(spec)
-sys.modules["grid"] = grid  # dataclasses look their module up while it loads
-spec.loader.exec_module(grid)
+from conftest import requires_dassl, run_cli, write_fake_python
+from tools import grid, gridlib
 
 # Stands in for "python" in the scripts: records its arguments, writes a results.json like train.py,
 # and "crashes" after a first checkpoint for the run named by FAKE_FAIL (trainer:seed) unless resumed.
@@ -97,54 +92,54 @@ def test_grid_runs_skips_finished_and_resumes_after_a_failure(tmp_path, fake_pyt
 
 
 def test_retrained_model_is_evaluated_again_and_the_old_evaluation_kept(tmp_path, fake_python):
-    jobs = grid.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], data=tmp_path, output=tmp_path / "out")
-    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    jobs = gridlib.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], data=tmp_path, output=tmp_path / "out")
+    outcome, = gridlib.run_jobs(jobs, gridlib.local_workers(jobs=1))
     assert outcome.status == "done"
     train, test = jobs[0].steps
     shutil.rmtree(train.run_dir)  # e.g. deleted by the user to retrain
-    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    outcome, = gridlib.run_jobs(jobs, gridlib.local_workers(jobs=1))
     assert outcome.status == "done" and len(read_calls(fake_python)) == 4
     assert list(test.run_dir.parent.glob("seed1.old-*"))  # the stale evaluation was moved aside, not deleted
 
 
 def test_fewshot_and_cross_dataset_plans_follow_the_scripts(tmp_path):
     out = tmp_path / "o"
-    few, = grid.plan_grid("fewshot", ["CoOp"], ["caltech101"], [3], shots=8, output=out, cfgs={"CoOp": "vit_b16_ep50"})
+    few, = gridlib.plan_grid("fewshot", ["CoOp"], ["caltech101"], [3], shots=8, output=out, cfgs={"CoOp": "vit_b16_ep50"})
     assert [s.script for s in few.steps] == ["fewshot_train.sh"]
     assert few.steps[0].run_dir == out / "fewshot/caltech101/shots_8/CoOp/vit_b16_ep50/seed3"
-    two = grid.plan_grid("fewshot", ["CoOp"], ["caltech101"], [3], output=out, cfgs={"CoOp": ["vit_b16", "vit_b16_ep50"]})
+    two = gridlib.plan_grid("fewshot", ["CoOp"], ["caltech101"], [3], output=out, cfgs={"CoOp": ["vit_b16", "vit_b16_ep50"]})
     assert [job.name for job in two] == ["CoOp_vit_b16_caltech101_seed3", "CoOp_vit_b16_ep50_caltech101_seed3"]
-    xd, = grid.plan_grid("xd", ["DualPromptMI"], ["caltech101", "imagenetv2"], [1], output=out, source="imagenet")
+    xd, = gridlib.plan_grid("xd", ["DualPromptMI"], ["caltech101", "imagenetv2"], [1], output=out, source="imagenet")
     assert [(s.script, s.args) for s in xd.steps] == [("xd_train.sh", ("1",)), ("xd_test.sh", ("caltech101", "1")),
                                                       ("xd_test.sh", ("imagenetv2", "1"))]
     assert xd.steps[2].run_dir == out / "xd/evaluation/DualPromptMI/vit_b16_c4_ep5_batch4_ctxv1_xd/imagenetv2/seed1"
 
 
 def test_unknown_trainer_or_dataset_is_one_line_listing_the_known_ones(tmp_path):
-    proc = run_cli(["tools/grid.py", "base2new", "--trainers", "CoOp", "Foo", "--datasets", "oxford_pets"])
+    proc = run_cli(["-m", "tools.grid", "base2new", "--trainers", "CoOp", "Foo", "--datasets", "oxford_pets"])
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("error: unknown trainer Foo; known trainers: ") and "CoCoOp, CoOp, DualPromptMI" in proc.stderr
-    proc = run_cli(["tools/grid.py", "fewshot", "--trainers", "CoOp", "--datasets", "oxford_pet"])
+    proc = run_cli(["-m", "tools.grid", "fewshot", "--trainers", "CoOp", "--datasets", "oxford_pet"])
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown dataset oxford_pet; known datasets: ")
     assert "oxford_pets" in proc.stderr
     with pytest.raises(UserError, match="unknown trainer CoCoOp.*--cfg"):
-        grid.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], cfgs={"CoCoOp": "x"}, output=tmp_path)
+        gridlib.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], cfgs={"CoCoOp": "x"}, output=tmp_path)
     with pytest.raises(UserError, match="unknown CFG=nope for TRAINER=CoOp"):
-        grid.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], cfgs={"CoOp": "nope"}, output=tmp_path)
+        gridlib.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], cfgs={"CoOp": "nope"}, output=tmp_path)
 
 
 def test_workers_one_gpu_each_or_cpu_processes():
-    workers = grid.local_workers(gpus=["0", "1", "2", "3"])
+    workers = gridlib.local_workers(gpus=["0", "1", "2", "3"])
     assert [w["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0", "1", "2", "3"] and "LAUNCH" not in workers[0]
-    workers = grid.local_workers(gpus=["0", "1", "2", "3", "4"], gpus_per_run=2)
+    workers = gridlib.local_workers(gpus=["0", "1", "2", "3", "4"], gpus_per_run=2)
     assert [w["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0,1", "2,3"]
     assert workers[0]["LAUNCH"].endswith("-m torch.distributed.run --standalone --nproc_per_node 2")
-    workers = grid.local_workers(jobs=3, gpus=[])
+    workers = gridlib.local_workers(jobs=3, gpus=[])
     assert len(workers) == 3 and all(w["OMP_NUM_THREADS"] == "1" and w["CUDA_VISIBLE_DEVICES"] == "" for w in workers)
     with pytest.raises(UserError, match="--jobs"):
-        grid.local_workers(jobs=0, gpus=[])
+        gridlib.local_workers(jobs=0, gpus=[])
     with pytest.raises(UserError, match="--gpus-per-run 3"):
-        grid.local_workers(gpus=["0", "1"], gpus_per_run=3)
+        gridlib.local_workers(gpus=["0", "1"], gpus_per_run=3)
 
 
 def test_slurm_without_submitit_says_how_to_install(tmp_path):
@@ -160,7 +155,7 @@ def test_grid_trains_with_the_tiny_clip(tmp_path, pets_root, tiny_clip_path, tin
     (root / "CoOp").mkdir(parents=True)
     shutil.copy(tiny_cfg_file, root / "CoOp" / "tiny.yaml")
     out = tmp_path / "out"
-    proc = run_cli(["tools/grid.py", "fewshot", "--trainers", "CoOp", "--cfg", "CoOp=tiny", "--config-root", str(root),
+    proc = run_cli(["-m", "tools.grid", "fewshot", "--trainers", "CoOp", "--cfg", "CoOp=tiny", "--config-root", str(root),
                     "--datasets", "oxford_pets", "--seeds", "1", "2", "--shots", "1", "--jobs", "2", "--data", pets_root,
                     "--output", str(out), "--opts", "MODEL.BACKBONE.PATH", tiny_clip_path, "OPTIM.MAX_EPOCH", "1",
                     "INPUT.SIZE", "(32, 32)"], timeout=900)
@@ -211,15 +206,15 @@ def test_slurm_jobs_go_through_submitit(tmp_path, fake_python, monkeypatch, caps
 
 
 def test_a_job_without_resume_moves_an_unfinished_run_aside_and_starts_afresh(tmp_path, fake_python, monkeypatch):
-    jobs = grid.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], data=tmp_path, output=tmp_path / "out")
+    jobs = gridlib.plan_grid("base2new", ["CoOp"], ["oxford_pets"], [1], data=tmp_path, output=tmp_path / "out")
     job = jobs[0]
     job.resume = False  # as tools/ablation.py's jobs
     monkeypatch.setenv("FAKE_FAIL", "CoOp:1")
     monkeypatch.setenv("RESUME", "1")  # a user's exported RESUME does not apply to such a job
-    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    outcome, = gridlib.run_jobs(jobs, gridlib.local_workers(jobs=1))
     assert outcome.status == "failed" and (job.steps[0].run_dir / "prompt_learner").is_dir()
     monkeypatch.delenv("FAKE_FAIL")
-    outcome, = grid.run_jobs(jobs, grid.local_workers(jobs=1))
+    outcome, = gridlib.run_jobs(jobs, gridlib.local_workers(jobs=1))
     assert outcome.status == "done"
     calls = read_calls(fake_python)
     assert len(calls) == 1 + 2 and not any("--resume" in c or "--overwrite" in c for c in calls)

@@ -129,6 +129,6 @@ def test_a_bad_setting_stops_before_the_pretraining(tmp_path, setting, message):
 def test_good_settings_reach_the_pretraining_and_the_grid(tmp_path):
     proc, calls, _ = _run_with_fake_python(tmp_path, TRAINERS="ZeroshotCLIP CoOp", SEEDS="0 7", JOBS="1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert calls[0].startswith("benchmarks/pretrain_mini_clip.py --benchmark fashion10")
-    grid = next(call for call in calls if call.startswith("tools/grid.py"))
+    assert calls[0].startswith("-m benchmarks.pretrain_mini_clip --benchmark fashion10")
+    grid = next(call for call in calls if call.startswith("-m tools.grid"))
     assert "--trainers ZeroshotCLIP CoOp --cfg" in grid and "--seeds 0 7 " in grid and "--jobs 1 " in grid

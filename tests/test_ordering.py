@@ -49,7 +49,7 @@ def test_checks_by_hand(tmp_path):
 def test_a_failed_check_is_reported_and_sets_the_exit_status(tmp_path):
     accuracy = dict(ACCURACY, CoOp={seed: (62.0, 74.0) for seed in (1, 2, 3)})  # gains 2 on base only
     root = _write_tree(tmp_path, accuracy)
-    result = run_cli(["benchmarks/ordering.py", root])
+    result = run_cli(["-m", "benchmarks.ordering", root])
     assert result.returncode == 1, result.stderr
     assert "| CoOp base >= zero-shot base + 5 | +2.00" in result.stdout and "| NO |" in result.stdout
     assert "ordering: FAILS (CoOp base >= zero-shot base + 5" in result.stdout
@@ -91,7 +91,7 @@ def test_fashion10_decides_by_coops_directions_only(tmp_path):
     accuracy = dict(ACCURACY, CoCoOp={1: (66.0, 66.0), 2: (67.0, 65.0), 3: (66.0, 64.0)},
                     KgCoOp={1: (64.0, 66.0), 2: (65.0, 64.0), 3: (63.0, 65.0)})
     fashion10 = _as_dataset(_write_tree(tmp_path / "f10", accuracy), "FashionMNIST")
-    result = run_cli(["benchmarks/ordering.py", fashion10])
+    result = run_cli(["-m", "benchmarks.ordering", fashion10])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "benchmark fashion10: a smoke test" in result.stdout
     assert "| CoCoOp HM > CoOp HM |" in result.stdout and "| KgCoOp HM > CoOp HM |" in result.stdout
@@ -100,11 +100,11 @@ def test_fashion10_decides_by_coops_directions_only(tmp_path):
 
     # the same numbers on the ranking benchmark fail, as they should
     colours = _write_tree(tmp_path / "fc", accuracy)
-    result = run_cli(["benchmarks/ordering.py", colours])
+    result = run_cli(["-m", "benchmarks.ordering", colours])
     assert result.returncode == 1
     assert "benchmark fashion_colours: the ranking benchmark" in result.stdout
     assert "ordering: FAILS (CoCoOp HM > CoOp HM; KgCoOp HM > CoOp HM)" in result.stdout
-    assert run_cli(["benchmarks/ordering.py", fashion10, "--benchmark", "fashion_colours"]).returncode == 1
+    assert run_cli(["-m", "benchmarks.ordering", fashion10, "--benchmark", "fashion_colours"]).returncode == 1
 
 
 def test_a_check_held_by_the_mean_only_says_so(tmp_path):

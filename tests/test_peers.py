@@ -256,7 +256,7 @@ def test_peer_scripts_checkpoints_base_to_new_and_table(tmp_path, pets_root, tin
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("OxfordPets")]
     assert [row[1] for row in rows] == ["KgCoOp", "ProGrad"]  # the table's trainer order
     plot = str(tmp_path / "b2n.png")
-    proc = ok(run_cli(["tools/plot_base_new.py", tree, "--out", plot]))
+    proc = ok(run_cli(["-m", "tools.plot_base_new", tree, "--out", plot]))
     assert os.path.getsize(plot) > 0
 
 

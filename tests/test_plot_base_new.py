@@ -1,18 +1,11 @@
 """tools/plot_base_new.py: each point is labelled by what a reader knows it as, has its own look,
 and stays visible; the legend covers nothing and the title gives the seeds."""
 
-import importlib.util
-import os
-
 import pytest
 
 from clipprompt.errors import UserError
 from clipprompt.results import Base2NewRow
-from conftest import REPO
-
-_spec = importlib.util.spec_from_file_location("plot_base_new", os.path.join(REPO, "tools", "plot_base_new.py"))
-plot_base_new = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(plot_base_new)
+from tools import plot_base_new
 
 
 def _row(trainer, config, base=80.0, new=70.0, shots=16, seeds=(1, 2)):

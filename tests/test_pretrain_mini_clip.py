@@ -1,6 +1,5 @@
 """benchmarks/pretrain_mini_clip.py and benchmarks/mini_clip/: --quick runs load with OpenAI's loader, are deterministic, never overwrite."""
 
-import importlib.util
 import io
 import json
 import os
@@ -13,6 +12,7 @@ import torch
 
 from benchmarks import fashion_colours as fc
 from benchmarks import fashion_mnist as fm
+from benchmarks import pretrain_mini_clip
 from helpers import write_synthetic_idx_root
 from benchmarks.mini_clip import training
 from benchmarks.mini_clip.captions import CaptionSampler, ColourCaptionSampler
@@ -20,17 +20,7 @@ from benchmarks.mini_clip.recipe import BENCHMARK_RECIPES, QUICK_OVERRIDES, Reci
 from clipprompt.errors import UserError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "benchmarks", "pretrain_mini_clip.py")
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("pretrain_mini_clip", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pretrain_mini_clip = _load_script()
+COMMAND = [sys.executable, "-m", "benchmarks.pretrain_mini_clip"]  # run from the repository root (cwd=REPO)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +137,8 @@ def test_refuses_to_overwrite_without_flag(quick_run, idx_root):
 def test_cli_reports_a_user_error_in_one_line(quick_run, idx_root):
     out, _ = quick_run
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, SCRIPT, "--out", str(out), "--data-root", idx_root, "--quick"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run([*COMMAND, "--out", str(out), "--data-root", idx_root, "--quick"],
+                            capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out} already exists")
     assert "Traceback" not in result.stderr
@@ -161,9 +151,9 @@ def test_a_pretraining_prints_a_progress_line_with_an_eta_at_each_tenth(idx_root
     # a fresh interpreter with warnings on (pytest.ini ignores clip's pkg_resources one): the first
     # thing the benchmark prints is its progress, not that warning
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    result = subprocess.run([sys.executable, "-W", "default", SCRIPT, "--out", str(tmp_path / "mini.pt"),
+    result = subprocess.run([sys.executable, "-W", "default", *COMMAND[1:], "--out", str(tmp_path / "mini.pt"),
                              "--data-root", idx_root, "--quick", "--steps", "10"],
-                            capture_output=True, text=True, env=dict(env, OMP_NUM_THREADS="1"), timeout=300)
+                            capture_output=True, text=True, env=dict(env, OMP_NUM_THREADS="1"), timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "pkg_resources" not in result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("pretraining:")]

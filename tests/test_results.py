@@ -394,20 +394,20 @@ def test_plot_writes_a_png(tmp_path):
             write_pair(tmp_path, "OxfordPets", trainer, seed, base=80.0 + seed, new=new + seed)
             write_pair(tmp_path, "EuroSAT", trainer, seed, base=90.0 - seed, new=new - 10 + seed)
     out = tmp_path / "plots" / "base_new.png"
-    result = run_script("tools/plot_base_new.py", tmp_path, "--out", out)
+    result = run_script("-m", "tools.plot_base_new", tmp_path, "--out", out)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes()[:8] == PNG_SIGNATURE
     assert out.stat().st_size > 10_000  # a real figure, not an empty canvas
 
     single = tmp_path / "pets.png"
-    result = run_script("tools/plot_base_new.py", tmp_path, "--out", single, "--dataset", "OxfordPets")
+    result = run_script("-m", "tools.plot_base_new", tmp_path, "--out", single, "--dataset", "OxfordPets")
     assert result.returncode == 0, result.stderr
     assert single.read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_plot_without_base_to_new_results_exits_2(tmp_path):
     write_result(tmp_path / "imagenet" / "seed1")
-    result = run_script("tools/plot_base_new.py", tmp_path, "--out", tmp_path / "p.png")
+    result = run_script("-m", "tools.plot_base_new", tmp_path, "--out", tmp_path / "p.png")
     assert result.returncode == 2
     assert result.stderr.startswith("error: no base-to-new results")
     assert not (tmp_path / "p.png").exists()

@@ -16,7 +16,7 @@ PROTOCOL_SCRIPTS = (("base2new_train.sh", True), ("base2new_test.sh", True), ("f
 
 
 def run_dir(script, *args, env=None):
-    """The folder ``script`` would write, as tools/grid.py asks for it; the CompletedProcess on failure."""
+    """The folder ``script`` would write, as tools/gridlib.py asks for it; the CompletedProcess on failure."""
     argv = ["bash", f"scripts/{script}", *args]
     proc = run_cli(argv, env_extra={"RUN_DIR_ONLY": "1", **(env or {})})
     return proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 else proc

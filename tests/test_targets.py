@@ -58,7 +58,7 @@ def test_collapse_is_caught_per_seed_from_the_soft_view(tmp_path):
     rows = targets.seed_rows(root, ("DualPromptMI", METHOD_CFG))
     assert [(seed, kept) for seed, _, _, kept in rows] == [(1, True), (2, False), (3, True)]
     assert rows[1][1]["soft only"] == (59.5, 60.0) and rows[1][1]["hand only"] == (60.0, 75.0)
-    result = run_cli(["benchmarks/targets.py", root])
+    result = run_cli(["-m", "benchmarks.targets", root])
     assert result.returncode == 1, result.stderr
     assert "| 2 | 71.00 / 73.50 | 59.50 / 60.00 | 60.00 / 75.00 | 60.00 | NO (collapse) |" in result.stdout
     assert "soft view below zero-shot base on seed(s) 2" in result.stdout
@@ -66,7 +66,7 @@ def test_collapse_is_caught_per_seed_from_the_soft_view(tmp_path):
 
 def test_all_targets_met_exits_zero(tmp_path):
     root = _tree(tmp_path)
-    result = run_cli(["benchmarks/targets.py", root])
+    result = run_cli(["-m", "benchmarks.targets", root])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "targets: met" in result.stdout
 
@@ -91,7 +91,7 @@ def test_a_variant_is_compared_with_the_default_ensemble_and_the_default_for_inf
     assert compared["CoOp + ensemble"][1] is True
     assert compared["CoOp + ensemble"][0].differences[0] == pytest.approx(harmonic_mean(72.0, 74.0) - harmonic_mean(68.0, 71.0))
     assert compared[f"DualPromptMI {METHOD_CFG}"][1] is False
-    result = run_cli(["benchmarks/targets.py", root, "--method", f"DualPromptMI={ivlp}"])
+    result = run_cli(["-m", "benchmarks.targets", root, "--method", f"DualPromptMI={ivlp}"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"| vs DualPromptMI {METHOD_CFG} |" in result.stdout and "(information)" in result.stdout
 
@@ -125,7 +125,7 @@ def test_fashion10_is_judged_not_below_and_fashion_colours_above(tmp_path):
     assert coop.mean < 0 < coop.ci_high  # below by the mean, not resolved below
     assert targets.target_met(coop, targets.NOT_BELOW) and not targets.target_met(coop, targets.ABOVE)
 
-    met = run_cli(["benchmarks/targets.py", fashion10])
+    met = run_cli(["-m", "benchmarks.targets", fashion10])
     assert met.returncode == 0, met.stdout + met.stderr
     assert "rule (fashion10): not below the best bundled trainer" in met.stdout
     assert "| target (interval reaches 0) |" in met.stdout
@@ -134,7 +134,7 @@ def test_fashion10_is_judged_not_below_and_fashion_colours_above(tmp_path):
     # the same numbers on fashion_colours, or under its rule, are not met
     colours = _fashion10_like(tmp_path / "fc", "FashionColours")
     for argv in ([colours], [fashion10, "--benchmark", "fashion_colours"]):
-        missed = run_cli(["benchmarks/targets.py", *argv])
+        missed = run_cli(["-m", "benchmarks.targets", *argv])
         assert missed.returncode == 1, missed.stdout + missed.stderr
         assert "rule (fashion_colours): above every bundled trainer, resolved" in missed.stdout
         assert "targets: NOT met (fashion_colours rule: above; HM not resolved above CoOp)" in missed.stdout
@@ -147,15 +147,15 @@ def test_fashion10_target_is_missed_when_resolved_below(tmp_path):
         for name in files:
             record = json.load(open(os.path.join(path, name)))
             json.dump(dict(record, dataset="FashionMNIST"), open(os.path.join(path, name), "w"))
-    result = run_cli(["benchmarks/targets.py", root])
+    result = run_cli(["-m", "benchmarks.targets", root])
     assert result.returncode == 1
     assert "targets: NOT met (fashion10 rule: not below; HM resolved below CoOp)" in result.stdout
 
 
 def test_results_of_another_dataset_need_the_benchmark_named(tmp_path):
     root = _fashion10_like(tmp_path, "OxfordPets")
-    result = run_cli(["benchmarks/targets.py", root])
+    result = run_cli(["-m", "benchmarks.targets", root])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"error: {root}: cannot tell the benchmark from the dataset (OxfordPets); "
                                      "pass --benchmark fashion10 or --benchmark fashion_colours to choose its target rule")
-    assert run_cli(["benchmarks/targets.py", root, "--benchmark", "fashion10"]).returncode == 0
+    assert run_cli(["-m", "benchmarks.targets", root, "--benchmark", "fashion10"]).returncode == 0

@@ -192,7 +192,7 @@ def test_train_py_chunk_size_key(tmp_path, pets_root, tiny_clip_path, tiny_cfg_f
 def test_bench_memory_curve_prints_rows_and_plot(tmp_path):
     plot, table = tmp_path / "memory.png", tmp_path / "memory.json"
     # two measured points (each in its own process) and one extrapolated one-pass point
-    proc = run_cli(["tools/bench.py", "--arch", "tiny", "--trainers", "CoOp", "--memory-curve", "3", "6", "12",
+    proc = run_cli(["-m", "tools.bench", "--arch", "tiny", "--trainers", "CoOp", "--memory-curve", "3", "6", "12",
                     "--chunks", "0", "--one-pass-limit", "6", "--steps", "0", "--name-tokens", "5",
                     "--plot", str(plot), "--json", str(table)], timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -211,25 +211,26 @@ DEEP_TRAINERS = ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptM
 
 @pytest.mark.parametrize("trainer", DEEP_TRAINERS)
 def test_bench_deep_trainers_step_at_their_settings_with_clamped_depth(trainer, monkeypatch):
-    from tools import bench
+    from tools import benchlib
 
     # a CPU clock that advances 1, 2, 3, ... seconds from one reading to the next: the times are known
-    monkeypatch.setattr(bench, "time", types.SimpleNamespace(process_time=lambda: next(readings)))
+    monkeypatch.setattr(benchlib, "time", types.SimpleNamespace(process_time=lambda: next(readings)))
     rows = []
     for full in (True, False):
         readings = itertools.accumulate(itertools.count(1), initial=0.0)  # 0, 1, 3, 6, 10, 15, ...
-        rows.append(bench.measure(trainer, "tiny", 3, 2, 1, "cpu", full_context=full, evaluate=not full))
+        rows.append(benchlib.measure(trainer, "tiny", 3, 2, 1, "cpu", full_context=full, evaluate=not full))
     for row in rows:
         # readings 0, 1 time the warm-up step (dropped with --steps 1), 3, 6 the one timed step
         assert (row["steps"], row["step_s"], row["train_img_per_s"]) == (1, 3.0, 2 / 3.0)
         # the process's peak RSS, read after training and again at the end: it holds the weights, never goes down
         assert row["memory"] == "peak RSS" and row["weights_mb"] < row["train_peak_mb"] <= row["peak_mb"]
         # the tiny arch has 2 blocks per tower: depth 9 is clamped, and said so
-        assert row["deep"]["text_depth"] == 2 and "depth 9 -> 2" in row["note"]
+        depths = [depth for _, _, depth in benchlib.build_model(trainer, benchlib.build_clip("tiny", "cpu"), ["a"])[1].prompt_depths()]
+        assert depths and set(depths) == {2} and "text depth 9 -> 2" in row["note"]
     # evaluation, when asked: readings 10, 15 time 2 batches (max(steps, 2)) of 2 images
     assert rows[0]["eval_img_per_s"] is None and rows[1]["eval_img_per_s"] == 2 * 2 / 5.0
     maple = trainer.endswith("MaPLe") or trainer.endswith("maple")
-    width = bench.ARCHS["tiny"][5]
+    width = benchlib.ARCHS["tiny"][5]
     # SOS, "a photo of a" (MaPLe: 2 learnt tokens, "of a" stays text), "class <i>" (2 tokens), ".", EOT
     assert rows[0]["text_positions"] == 1 + 4 + 2 + 1 + 1
     # the published prompts: MaPLe 2 tokens in 2 layers + one Linear(width, width) per layer;
@@ -243,7 +244,7 @@ def test_bench_deep_trainers_step_at_their_settings_with_clamped_depth(trainer, 
 
 def test_bench_speed_table_prints_step_ratios(tmp_path):
     table = tmp_path / "speed.json"
-    proc = run_cli(["tools/bench.py", "--arch", "tiny", "--classes", "3", "--batch", "2", "--steps", "0", "--no-eval",
+    proc = run_cli(["-m", "tools.bench", "--arch", "tiny", "--classes", "3", "--batch", "2", "--steps", "0", "--no-eval",
                     "--compare-full", "--trainers", "IVLP", "PromptSRC", "--json", str(table)], timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(table.read_text())["rows"]

@@ -1,17 +1,17 @@
 """Ablation runner: every (variant, seed) through the base-to-new scripts, then paired per-seed statistics.
 
     # choose defaults on the base classes only, then report the choice on the real split
-    python tools/ablation.py --plan components --dataset fashion_mnist --pseudo --select-by hm \\
+    python -m tools.ablation --plan components --dataset fashion_mnist --pseudo --select-by hm \\
         --data DATA --out output/ablation --seeds 1 2 3 4 5 6 --jobs 2 \\
         --extra MODEL.BACKBONE.PATH output/mini/mini_clip/mini_clip.pt
 
     # a plain ablation on the real base/new split, from a plan file
-    python tools/ablation.py --plan my_plan.json --dataset oxford_pets --data DATA --out output/abl_pets
+    python -m tools.ablation --plan my_plan.json --dataset oxford_pets --data DATA --out output/abl_pets
 
 Plans: ``--plan NAME`` is ``configs/ablation/NAME.py`` (or .json), ``--list-plans`` lists them; any
 other value is a plan file (format: tools/ablationlib/plan.py).
 
-Runs go through tools/grid.py's runner: each (variant, seed) is ``scripts/base2new_train.sh``
+Runs go through tools/gridlib.py's runner: each (variant, seed) is ``scripts/base2new_train.sh``
 then ``scripts/base2new_test.sh``, seed by seed (so that complete pairs accumulate first), the
 first alone, then ``--jobs`` CPU processes at once (one thread each) or one per GPU (--gpus).
 Their output goes to a root per variant, ``<out>/<stage>/<variant>/``, in the scripts' layout;
@@ -48,8 +48,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # from clip, via the datasets
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # clipprompt, train.py, datasets/ and tools/ from this checkout
 
 from clipprompt.errors import UserError, exit_status  # noqa: E402
 from tools.ablationlib.plan import (  # noqa: E402
@@ -65,7 +63,7 @@ from tools.ablationlib.plan import (  # noqa: E402
 from tools.ablationlib.report import report  # noqa: E402
 from tools.ablationlib.runs import acquire_lock, run_stage, update_manifest  # noqa: E402
 from tools.ablationlib.stages import PSEUDO_SPLITS, pseudo_stage, real_stage, stage_jobs  # noqa: E402
-from tools.grid import local_workers  # noqa: E402
+from tools.gridlib import local_workers  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

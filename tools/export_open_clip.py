@@ -9,19 +9,16 @@ with the dimensions inferred from the state dict, ``quick_gelu`` true, and the i
 
 Usage::
 
-    python tools/export_open_clip.py output/mini/mini_clip/mini_clip.pt --config output/mini/mini-clip.json
-    python tools/export_open_clip.py ViT-B-16.pt --config vit_b16_openai.json --weights vit_b16_openai.safetensors
+    python -m tools.export_open_clip output/mini/mini_clip/mini_clip.pt --config output/mini/mini-clip.json
+    python -m tools.export_open_clip ViT-B-16.pt --config vit_b16_openai.json --weights vit_b16_openai.safetensors
 """
 
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # clipprompt from this checkout
-
-from clipprompt.clip.backbone import OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD  # noqa: E402
-from clipprompt.clip.loader import export_open_clip  # noqa: E402
-from clipprompt.errors import exit_status  # noqa: E402
+from clipprompt.clip.backbone import OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD
+from clipprompt.clip.loader import export_open_clip
+from clipprompt.errors import exit_status
 
 
 def parse_args(argv=None):

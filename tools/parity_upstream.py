@@ -9,6 +9,9 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
       torch >= 2.4 (the warm-up scheduler passes ``verbose`` to ``LRScheduler``;
       ``torch.load`` defaults to ``weights_only=True``, which refuses Dassl's
       pickled scheduler state). Nothing else changes.
+    * ``WORK/CoOp``: a copy of the CoOp checkout whose ``load_clip_to_cpu`` (CoOp's and
+      CoCoOp's) reads ``WORK/clip.pt`` instead of downloading OpenAI's weights (it can only
+      download). Nothing else changes.
     * ``WORK/clip.pt``: the CLIP checkpoint with its weights rounded through fp16.
       Upstream's loader builds CLIP with ``clip.build_model`` (fp16) and then casts
       to fp32, which rounds an fp32 file; ours reloads the fp32 weights. Rounded
@@ -18,13 +21,15 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
       ``OxfordPets`` dataset class (its split reader, its few-shot sampler, its
       ``subsample_classes``); the dataset class only reads a CoOp split file.
 ``upstream --coop DIR --work WORK -- <train.py args>``
-    Upstream's ``train.py`` in this process, with ``sys.path`` = [checkout, patched
-    Dassl] and its ``load_clip_to_cpu`` reading ``WORK/clip.pt`` (it can only download).
+    Upstream's ``train.py`` (of ``WORK/CoOp``), run in place of this process by the same
+    interpreter with ``PYTHONPATH`` = the patched Dassl: its own folder comes first on its
+    import path, so ``trainers``, ``datasets`` and ``clip`` are upstream's.
 ``table --ours OUT --upstream OUT --ours-data ROOT --work WORK``
     Checks that both sides cached the same few-shot files per seed and prints
     Base/New accuracy per trainer and seed, side by side (Markdown).
 
-``tools/parity_upstream.sh`` runs the whole comparison.
+``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
+from the repository root).
 """
 
 import argparse
@@ -32,7 +37,6 @@ import glob
 import json
 import os
 import re
-import runpy
 import shutil
 import sys
 
@@ -43,7 +47,23 @@ DASSL_EDITS = (
     ("dassl/utils/torchtools.py", "checkpoint = torch.load(fpath, map_location=map_location)",
      "checkpoint = torch.load(fpath, map_location=map_location, weights_only=False)"),
 )
+# Upstream's load_clip_to_cpu (trainers/coop.py and trainers/cocoop.py) downloads OpenAI's weights named by
+# MODEL.BACKBONE.NAME; the copy reads the file {clip} (WORK/clip.pt) instead. Its fallback then
+# loads it as a state dict and builds the model with clip.build_model, as upstream does.
+COOP_DOWNLOAD = "    url = clip._MODELS[backbone_name]\n    model_path = clip._download(url)\n"
+COOP_LOCAL = "    model_path = {clip!r}  # tools/parity_upstream.py setup: the rounded CLIP, not a download\n"
+COOP_EDITS = ("trainers/coop.py", "trainers/cocoop.py")
 TRAINERS = ("CoOp", "CoCoOp")
+
+
+def replace_once(path, old, new):
+    """Replace the one occurrence of ``old`` in the file ``path``; exit if it is not there exactly once."""
+    with open(path) as f:
+        text = f.read()
+    if text.count(old) != 1:
+        sys.exit(f"error: {path} does not contain {old!r} exactly once; another version?")
+    with open(path, "w") as f:
+        f.write(text.replace(old, new))
 
 
 def setup(args):
@@ -53,13 +73,12 @@ def setup(args):
     if not os.path.isdir(dassl_copy):
         shutil.copytree(os.path.join(args.dassl, "dassl"), os.path.join(dassl_copy, "dassl"))
         for relpath, old, new in DASSL_EDITS:
-            path = os.path.join(dassl_copy, relpath)
-            with open(path) as f:
-                text = f.read()
-            if text.count(old) != 1:
-                sys.exit(f"error: {path} does not contain {old!r} exactly once; another Dassl version?")
-            with open(path, "w") as f:
-                f.write(text.replace(old, new))
+            replace_once(os.path.join(dassl_copy, relpath), old, new)
+    coop_copy = os.path.join(work, "CoOp")
+    if not os.path.isdir(coop_copy):
+        shutil.copytree(args.coop, coop_copy, ignore=shutil.ignore_patterns(".git", "output", "data"))
+        for relpath in COOP_EDITS:
+            replace_once(os.path.join(coop_copy, relpath), COOP_DOWNLOAD, COOP_LOCAL.format(clip=os.path.join(work, "clip.pt")))
     import torch
 
     from clipprompt.runtime.files import torch_save_atomic
@@ -83,29 +102,16 @@ def setup(args):
 
 
 def upstream(args, rest):
-    coop, work = os.path.abspath(args.coop), os.path.abspath(args.work)
-    sys.path[:0] = [coop, os.path.join(work, "Dassl")]
-    import torch
-
-    import dassl
-
-    if not dassl.__file__.startswith(os.path.join(work, "Dassl")):
-        sys.exit(f"error: imported Dassl from {dassl.__file__}, not the patched copy")
-    from clipprompt.clip.openai_clip import import_clip
-
-    upstream_clip = import_clip().clip  # upstream's own copy of OpenAI's CLIP package: its checkout is first on sys.path
-
-    import trainers.cocoop
-    import trainers.coop
-
-    def load_clip_from_work(cfg):
-        # Upstream's load_clip_to_cpu minus the download: clip.build_model on a state dict.
-        return upstream_clip.build_model(torch.load(os.path.join(work, "clip.pt"), map_location="cpu"))
-
-    trainers.coop.load_clip_to_cpu = load_clip_from_work
-    trainers.cocoop.load_clip_to_cpu = load_clip_from_work
-    sys.argv = [os.path.join(coop, "train.py")] + rest
-    runpy.run_path(os.path.join(coop, "train.py"), run_name="__main__")
+    work = os.path.abspath(args.work)
+    train = os.path.join(work, "CoOp", "train.py")
+    if not os.path.isfile(train):
+        sys.exit(f"error: {train} not found; run setup --coop {args.coop} --work {args.work} ... first")
+    # Run as a script, upstream's folder is first on its import path (its trainers, datasets and clip,
+    # not ours); PYTHONPATH puts the patched Dassl before the installed one.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(work, "Dassl"),
+                                                                      os.environ.get("PYTHONPATH")])))
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, train, *rest], env)
 
 
 def upstream_accuracy(run_dir):

@@ -4,7 +4,7 @@
 # base-to-new, both sides fp32:
 #   COOP=/path/to/CoOp CLIP=/path/to/mini_clip.pt bash tools/parity_upstream.sh
 # Upstream code stays outside this repository: COOP is a checkout of github.com/KaiyangZhou/CoOp, DASSL a
-# Dassl source tree (copied and patched under WORK by tools/parity_upstream.py setup).
+# Dassl source tree (both copied, and patched, under WORK by python -m tools.parity_upstream setup).
 # Environment:
 #   COOP, CLIP  required;  DASSL  Dassl source tree (default: the installed dassl's parent folder)
 #   WORK   work folder outside the repository (default /tmp/parity); DATA our data root (default $WORK/data)
@@ -38,12 +38,12 @@ max_epoch() { sed -n 's/^ *MAX_EPOCH: *\([0-9]*\).*/\1/p' "$1"; }
 
 # Our dataset code writes the benchmark's PNGs and split file on first use; upstream then reads the same files.
 if [ ! -f "$DATA/fashion_mnist/split_fashion_mnist.json" ]; then
-    "$PYTHON" -c "import sys; sys.path.insert(0, '.'); import datasets; from clipprompt.config import extend_cfg
+    "$PYTHON" -c "import datasets; from clipprompt.config import extend_cfg
 from dassl.config import get_cfg_default; from dassl.data.datasets import build_dataset
 cfg = get_cfg_default(); extend_cfg(cfg); cfg.merge_from_file('$DATASET_CFG'); cfg.DATASET.ROOT = '$DATA'
 build_dataset(cfg)" >"$WORK/logs/export.log" 2>&1
 fi
-"$PYTHON" tools/parity_upstream.py setup --coop "$COOP" --dassl "$DASSL" --clip "$CLIP" --data "$DATA" --work "$WORK"
+"$PYTHON" -m tools.parity_upstream setup --coop "$COOP" --dassl "$DASSL" --clip "$CLIP" --data "$DATA" --work "$WORK"
 
 # One (side, trainer, seed): train on base (evaluated on base), then evaluate on new.
 run_pair() {
@@ -58,7 +58,7 @@ run_pair() {
         set -- DATASET.NUM_SHOTS "$SHOTS" DATASET.FEWSHOT_SAMPLER coop MODEL.BACKBONE.PATH "$WORK/clip.pt" \
             ${ORDER_OPTS[@]+"${ORDER_OPTS[@]}"}
     else
-        common=("$PYTHON" tools/parity_upstream.py upstream --coop "$COOP" --work "$WORK" -- --root
+        common=("$PYTHON" -m tools.parity_upstream upstream --coop "$COOP" --work "$WORK" -- --root
                 "$WORK/data_upstream" --seed "$seed" --trainer "$trainer" --dataset-config-file
                 "$WORK/fashion_as_oxford_pets.yaml" --config-file "$cfg")
         set -- DATASET.NUM_SHOTS "$SHOTS" ${ORDER_OPTS[@]+"${ORDER_OPTS[@]}"}
@@ -84,7 +84,7 @@ for seed in $SEEDS; do
 done
 while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
 echo "training order: $ORDER"
-"$PYTHON" tools/parity_upstream.py table --ours "$WORK/$ORDER/ours" --upstream "$WORK/$ORDER/upstream" --ours-data "$DATA" \
+"$PYTHON" -m tools.parity_upstream table --ours "$WORK/$ORDER/ours" --upstream "$WORK/$ORDER/upstream" --ours-data "$DATA" \
     --work "$WORK" --seeds $SEEDS --shots "$SHOTS"
 echo "wall time: $(( $(date +%s) - start )) s (JOBS=$JOBS)"
 exit $failed

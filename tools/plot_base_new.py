@@ -1,7 +1,7 @@
 """Scatter Base (x) against New (y) accuracy per trainer, over iso-HM curves.
 
-    python tools/plot_base_new.py output/base2new --out base_new.png
-    python tools/plot_base_new.py output/base2new --dataset EuroSAT --out eurosat.png
+    python -m tools.plot_base_new output/base2new --out base_new.png
+    python -m tools.plot_base_new output/base2new --dataset EuroSAT --out eurosat.png
 
 Uses the same aggregation as parse_test_res.py (clipprompt.results): one point
 per (trainer, config, shots), averaged over datasets (the table's Average
@@ -22,9 +22,8 @@ import math
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's clipprompt first
-from clipprompt.errors import UserError, exit_status  # noqa: E402
-from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results  # noqa: E402
+from clipprompt.errors import UserError, exit_status
+from clipprompt.results import DEFAULT_METRIC, Base2NewRow, base_to_new_table, load_results
 
 # 12 colours (tab10 plus black and gold) and 12 markers: the first 12 points differ in colour AND in
 # marker, so no two methods of a benchmark (11 runs) can be told apart by one of them only; after

@@ -5,8 +5,9 @@ FashionMNIST's official TRAIN split (docs/mini_clip.md says how and why).
   checkpoint was made with the wanted one;
 * ``captions``: the noisy captions, drawn from the vocabulary each benchmark keeps with its data
   (``benchmarks.fashion_mnist``, ``benchmarks.fashion_colours``);
+* ``preprocess``: the images as the model sees them (resized, center-cropped, CLIP-normalised);
 * ``training``: the model and the pretraining loop;
 * ``evaluation``: zero-shot and 16-shot class-mean accuracy on the downstream split.
 
-``benchmarks/pretrain_mini_clip.py`` is the command line over them.
+``python -m benchmarks.pretrain_mini_clip`` (benchmarks/pretrain_mini_clip.py) is the command line over them.
 """

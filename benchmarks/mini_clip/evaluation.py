@@ -10,6 +10,7 @@ from clipprompt.clip.openai_clip import import_clip
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
+from .preprocess import preprocess_images
 from .training import pick_per_class
 
 ZERO_SHOT_TEMPLATE = "a photo of a {}."
@@ -64,8 +65,8 @@ def evaluate(model, data_root, recipe, seed):
     shot_idx = pool_idx[pick_per_class(labels[pool_idx], 16, generator, num_classes).numpy()]
 
     size = recipe.image_resolution
-    test_features = encode_images(model, fm.preprocess_images(task.images(test_idx), size))
-    shot_features = encode_images(model, fm.preprocess_images(task.images(shot_idx), size))
+    test_features = encode_images(model, preprocess_images(task.images(test_idx), size))
+    shot_features = encode_images(model, preprocess_images(task.images(shot_idx), size))
     test_labels = torch.from_numpy(labels[test_idx])
     shot_labels = torch.from_numpy(labels[shot_idx])
     text_features = zero_shot_weights(model, task.classnames)

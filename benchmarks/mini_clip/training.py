@@ -18,6 +18,7 @@ from clipprompt.clip.openai_clip import import_clip
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm
 from .captions import CaptionSampler, ColourCaptionSampler
+from .preprocess import normalize_pixels, preprocess_images, resize_images
 from .recipe import BENCHMARKS
 
 
@@ -115,7 +116,7 @@ class GrayBatches:
     """fashion10: the preprocessed gray images and noisy item captions."""
 
     def __init__(self, images, labels, recipe):
-        self.pixels = fm.preprocess_images(images, recipe.image_resolution)
+        self.pixels = preprocess_images(images, recipe.image_resolution)
         self.labels = torch.from_numpy(labels)
         self.captions = CaptionSampler(recipe)
 
@@ -133,7 +134,7 @@ class ColourBatches:
     """
 
     def __init__(self, images, labels, recipe):
-        self.gray = torch.from_numpy(fm.resize_images(images, recipe.image_resolution)).float().div_(255.0)
+        self.gray = torch.from_numpy(resize_images(images, recipe.image_resolution)).float().div_(255.0)
         self.labels = torch.from_numpy(labels)
         self.captions = ColourCaptionSampler(recipe)
 
@@ -144,7 +145,7 @@ class ColourBatches:
         low, high = fc.SATURATION_RANGE
         saturations = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
         rgb = torch.from_numpy(fc.colour_rgb(colours.numpy(), hue_offsets.numpy(), saturations.numpy()))
-        pixels = fm.normalize_pixels(self.gray[indices].unsqueeze(1) * rgb.view(n, 3, 1, 1))
+        pixels = normalize_pixels(self.gray[indices].unsqueeze(1) * rgb.view(n, 3, 1, 1))
         return pixels, lambda: self.captions.sample(self.labels[indices], generator, colours)
 
 

@@ -1,5 +1,5 @@
 # What each DualPromptMI term adds to CoOp + the inference ensemble, on the mini CLIPs (CPU benchmarks):
-# tools/ablation.py --plan components --dataset fashion_mnist --pseudo --select-by hm ...
+# python -m tools.ablation --plan components --dataset fashion_mnist --pseudo --select-by hm ...
 # "full" runs the current defaults (clipprompt/config.py), so its meaning follows them.
 {
     "description": "what each DualPromptMI term adds to CoOp + the inference ensemble",

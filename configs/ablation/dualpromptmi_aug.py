@@ -1,4 +1,4 @@
-# DualPromptMI, second selection round (tools/ablation.py --plan configs/ablation/dualpromptmi_aug.py
+# DualPromptMI, second selection round (python -m tools.ablation --plan configs/ablation/dualpromptmi_aug.py
 # --dataset fashion_colours --pseudo): how strong the class-wise mixup should be next to the view term.
 # Why: with AUG.WEIGHT 0 and INFER_WEIGHT 1, the gaussian view term at a fixed variance of 1 and W = 8 is
 # exactly KgCoOp (seed 1 of the many-class benchmark: identical accuracies). With AUG.WEIGHT 1 the mixup

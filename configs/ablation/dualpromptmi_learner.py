@@ -1,5 +1,5 @@
 # DualPromptMI, fourth selection round (2026-12-02): which prompt learner carries the soft view.
-#   python tools/ablation.py --plan dualpromptmi_learner --dataset fashion_colours --pseudo \
+#   python -m tools.ablation --plan dualpromptmi_learner --dataset fashion_colours --pseudo \
 #       --pseudo-split word_disjoint --seeds 1 2 3 4 5 6 ...
 # Why: with CoOp's context DualPromptMI is text-only and ties KgCoOp; the paper's visual-modality idea
 # needs prompts in the image tower. Each variant keeps today's method keys (gaussian view term, W 8,

@@ -1,5 +1,5 @@
 # DualPromptMI, fifth selection round (2026-12-03): can the deep prompt learners be kept from forgetting?
-#   python tools/ablation.py --plan dualpromptmi_learner_r5 --dataset fashion_colours --pseudo \
+#   python -m tools.ablation --plan dualpromptmi_learner_r5 --dataset fashion_colours --pseudo \
 #       --pseudo-split word_disjoint --seeds 1 2 3 4 5 6 ...
 # Why: in round four (dualpromptmi_learner) coop won; ivlp and maple lost 9-11 points of pseudo-new
 # accuracy (HM -6.67 and -4.89, both resolved), and the visual view term at weight 8 won back 1-2 HM

@@ -1,4 +1,4 @@
-# DualPromptMI: which view-MI estimator, and how the pieces combine (tools/ablation.py --plan
+# DualPromptMI: which view-MI estimator, and how the pieces combine (python -m tools.ablation --plan
 # configs/ablation/dualpromptmi_many.py --dataset fashion_colours --pseudo). Written for the many-class
 # benchmark's pseudo split, with the CPU benchmarks' schedule (benchmarks/configs/trainers/*/mini_c4_ep20_batch8_ctxv1*).
 # Every variant sets MI.MODE, MI.WEIGHT, AUG.WEIGHT and INFER_WEIGHT explicitly, so the plan means

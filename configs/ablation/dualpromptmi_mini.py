@@ -1,4 +1,4 @@
-# DualPromptMI ablation on fashion10 (tools/ablation.py --plan configs/ablation/dualpromptmi_mini.py --dataset fashion_mnist).
+# DualPromptMI ablation on fashion10 (python -m tools.ablation --plan configs/ablation/dualpromptmi_mini.py --dataset fashion_mnist).
 # Every variant trains with the same schedule (benchmarks/configs/trainers/*/mini_c4_ep20_batch8_ctxv1*.yaml);
 # the reference is "CoOp + the hand-crafted inference ensemble" (MI and augmentation off).
 # Written when the defaults were posterior MI (weight 1), intra mixup (weight 1) and w = 0.5: each

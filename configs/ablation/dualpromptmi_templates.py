@@ -1,4 +1,4 @@
-# DualPromptMI, third selection round (tools/ablation.py --plan configs/ablation/dualpromptmi_templates.py
+# DualPromptMI, third selection round (python -m tools.ablation --plan configs/ablation/dualpromptmi_templates.py
 # --dataset fashion_colours --pseudo): a hand view of several templates.
 # Why: rounds one and two used the dataset's single template ("a photo of a {}."), so the view term
 # was KgCoOp's term and the selected default tied KgCoOp. The method's premise is that the

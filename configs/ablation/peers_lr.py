@@ -1,5 +1,5 @@
 # Each peer's learning rate on the many-class benchmark, chosen on its base classes only
-# (tools/ablation.py --plan configs/ablation/peers_lr.py --dataset fashion_colours --pseudo, seeds 1-6):
+# (python -m tools.ablation --plan configs/ablation/peers_lr.py --dataset fashion_colours --pseudo, seeds 1-6):
 # per trainer, the LR with the best mean pseudo HM (pseudo-base / pseudo-new classes cut from the base
 # classes, scored on their validation images). Grid: the published LR (0.002 for all four), our earlier
 # choice (0.02, picked from base accuracy of a CoOp sweep on FashionMNIST, and applied to CoCoOp although

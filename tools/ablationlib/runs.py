@@ -1,4 +1,4 @@
-"""Running a stage through ``tools.grid``'s runner, and what guards an --out folder: its manifest and lock.
+"""Running a stage through ``tools.gridlib``'s runner, and what guards an --out folder: its manifest and lock.
 
 ``<out>/ablation_manifest.json`` records variant -> (trainer, cfg, opts, fingerprints of its
 effective config) and the shared settings, so that a rerun into the same --out reuses finished
@@ -17,7 +17,7 @@ from clipprompt.errors import UserError
 from clipprompt.runtime.files import write_json_atomic
 from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, Plan, Settings, Variant, config_leaves, fingerprint, have_dassl
 from tools.ablationlib.stages import Stage, stage_jobs
-from tools.grid import Outcome, run_jobs
+from tools.gridlib import Outcome, run_jobs
 
 MANIFEST_NAME = "ablation_manifest.json"
 EFFECTIVE_CONFIGS_NAME = "ablation_effective_configs.json"
@@ -125,7 +125,7 @@ def acquire_lock(out: Path):
 
 
 def run_stage(variants: list[Variant], stage: Stage, settings: Settings, workers: list[dict]) -> list[Outcome]:
-    """Run the stage's unfinished jobs through ``tools.grid.run_jobs``, the first one alone (it may
+    """Run the stage's unfinished jobs through ``tools.gridlib.run_jobs``, the first one alone (it may
     prepare the data and caches); a failed job is reported and the others continue."""
     print(f"== {stage.name}: {stage.description}; {len(variants)} variant(s) x {len(settings.seeds)} seed(s)",
           flush=True)

@@ -1,4 +1,4 @@
-"""The splits a plan runs on, and each (variant, seed) of a split as a ``tools.grid.Job``.
+"""The splits a plan runs on, and each (variant, seed) of a split as a ``tools.gridlib.Job``.
 
 ``real``: the dataset's own base/new split. ``pseudo_<dataset>``: the dataset restricted to its base
 classes (a CustomDataset split file under ``<out>/pseudo_split/``), whose own base/new split gives
@@ -7,7 +7,7 @@ pseudo-base and pseudo-new classes, so that defaults are chosen without a new cl
 A job is ``scripts/base2new_train.sh`` then ``scripts/base2new_test.sh`` with OUTPUT set to a root
 per (stage, variant), ``<out>/<stage>/<variant>``: the scripts key runs by config name only, and two
 variants of one config with different options would otherwise share a folder. The run folders
-inside come from the scripts (``tools.grid.run_dir_of``, RUN_DIR_ONLY=1): one home for the layout.
+inside come from the scripts (``tools.gridlib.run_dir_of``, RUN_DIR_ONLY=1): one home for the layout.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from clipprompt.errors import UserError
 from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, REPO, Settings, Variant, flatten_yaml, have_dassl, trainer_config_path
-from tools.grid import Job, Step, run_dir_of
+from tools.gridlib import Job, Step, run_dir_of
 
 PSEUDO_SPLIT_FOLDER = "pseudo_split"
 # --pseudo-split -> (stage name prefix, split file suffix): "label" cuts the base classes by label
