@@ -160,10 +160,10 @@ def preflight(cfg, args):
     from dassl.data.datasets import DATASET_REGISTRY
     from dassl.engine import TRAINER_REGISTRY
 
-    from clipprompt.runtime import checkpoint as ckpt
-    from clipprompt.runtime import distributed
     from clipprompt.errors import UserError
     from clipprompt.methods import get_method
+    from clipprompt.runtime import checkpoint as ckpt
+    from clipprompt.runtime import distributed
     from clipprompt.runtime.run_folder import guard
     from datasets.base import preflight as dataset_preflight
 
@@ -192,7 +192,6 @@ def main(argv=None):
 
     import datasets  # noqa: F401  (registers the datasets)
     import trainers  # noqa: F401  (registers the trainers)
-
     from clipprompt.runtime import distributed
 
     cfg = setup_cfg(args)
@@ -210,8 +209,7 @@ def run(args, cfg, argv):
     from dassl.utils import collect_env_info, set_random_seed
 
     from clipprompt.runtime import checkpoint as ckpt
-    from clipprompt.runtime import distributed
-    from clipprompt.runtime import run_folder
+    from clipprompt.runtime import distributed, run_folder
 
     main_process = distributed.is_main_process()
     if main_process and args.overwrite:  # preflight refused a held folder without --overwrite

@@ -36,8 +36,8 @@ import sys
 from benchmarks.names import BENCHMARKS, benchmark_of
 from benchmarks.paired_table import paired_table
 from clipprompt.errors import UserError, exit_status
-from clipprompt.results.paired import paired_difference
 from clipprompt.results import DEFAULT_METRIC, load_results, per_config_values
+from clipprompt.results.paired import paired_difference
 
 ZERO_SHOT, COOP = "ZeroshotCLIP", "CoOp"
 # (name, candidate trainer, reference trainer, measure, threshold the mean must exceed; None = information)

@@ -33,8 +33,8 @@ import sys
 from benchmarks.names import BENCHMARKS, benchmark_of
 from benchmarks.paired_table import paired_table
 from clipprompt.errors import UserError, exit_status
-from clipprompt.results.paired import BETTER, paired_difference
 from clipprompt.results import load_results, per_config_values
+from clipprompt.results.paired import BETTER, paired_difference
 
 METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off

@@ -28,7 +28,6 @@ import os
 
 from dassl.data.datasets import DatasetBase, Datum
 
-from clipprompt.errors import UserError
 from clipprompt.data.fewshot import (
     check_sampler,
     load_or_sample_few_shot,
@@ -36,6 +35,7 @@ from clipprompt.data.fewshot import (
     subsample_classes,
 )
 from clipprompt.data.splits import read_split, validate_splits
+from clipprompt.errors import UserError
 from clipprompt.prompts.templates import dataset_template
 
 

@@ -2,8 +2,8 @@ import os
 
 from dassl.data.datasets import DATASET_REGISTRY
 
-from clipprompt.errors import UserError
 from clipprompt.data.splits import Item
+from clipprompt.errors import UserError
 
 from .base import CoOpDataset
 

@@ -5,7 +5,6 @@ import warnings
 
 from dassl.data.datasets import DATASET_REGISTRY
 
-from clipprompt.errors import UserError
 from clipprompt.data.splits import (
     Item,
     classes_from_folders,
@@ -14,6 +13,7 @@ from clipprompt.data.splits import (
     read_classnames,
     read_image_folders,
 )
+from clipprompt.errors import UserError
 from clipprompt.runtime.files import write_json_atomic
 
 from .base import CoOpDataset

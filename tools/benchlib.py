@@ -134,9 +134,7 @@ def measure(trainer, arch, num_classes, batch, steps, device_name, full_context=
     model = model.to(device)
     model.text_encoder.full_context = full_context
     model.text_encoder.chunk_size = chunk
-    from clipprompt.clip.backbone import as_backbone
-
-    height, width = as_backbone(clip_model).image_size
+    height, width = model.backbone.image_size
     g = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, height, width, generator=g).to(device)
     labels = (torch.arange(batch) % num_classes).to(device)

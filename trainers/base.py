@@ -19,14 +19,14 @@ from dassl.evaluation import build_evaluator
 from dassl.metrics import compute_accuracy
 from dassl.optim import build_optimizer
 
-from clipprompt.runtime import checkpoint as ckpt
-from clipprompt.runtime import distributed
 from clipprompt.clip.backbone import as_backbone, check_pixel_normalisation
 from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
 from clipprompt.methods import BuildContext
 from clipprompt.prompts.templates import dataset_template, expand_templates
 from clipprompt.results.records import run_record, write_run_results
+from clipprompt.runtime import checkpoint as ckpt
+from clipprompt.runtime import distributed
 from clipprompt.runtime.scheduler import build_lr_scheduler
 
 MODEL_NAME = ckpt.MODEL_NAME

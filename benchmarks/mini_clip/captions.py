@@ -9,8 +9,8 @@ a sample is a set of rows of that table.
 
 import torch
 
-from clipprompt.errors import UserError
 from clipprompt.clip.openai_clip import import_clip
+from clipprompt.errors import UserError
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm

@@ -12,8 +12,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from clipprompt.errors import UserError
 from clipprompt.clip.openai_clip import import_clip
+from clipprompt.errors import UserError
 
 from .. import fashion_colours as fc
 from .. import fashion_mnist as fm

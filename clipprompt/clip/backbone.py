@@ -19,8 +19,8 @@ one-line error naming what is not supported, never a silently different feature.
 
 from torch import nn
 
-from clipprompt.errors import UserError
 from clipprompt.clip.openai_clip import import_clip
+from clipprompt.errors import UserError
 
 clip_api = import_clip().clip
 

@@ -9,10 +9,16 @@ import zipfile
 
 import torch
 
-from clipprompt.clip.backbone import OPEN_CLIP_PREFIX, OPENAI_PIXEL_MEAN, OPENAI_PIXEL_STD, SUPPORTED_TEXT_TOWER, OpenCLIPBackbone
+from clipprompt.clip.backbone import (
+    OPEN_CLIP_PREFIX,
+    OPENAI_PIXEL_MEAN,
+    OPENAI_PIXEL_STD,
+    SUPPORTED_TEXT_TOWER,
+    OpenCLIPBackbone,
+)
+from clipprompt.clip.openai_clip import import_clip
 from clipprompt.errors import UserError
 from clipprompt.runtime.files import torch_save_atomic, write_bytes_atomic, write_json_atomic
-from clipprompt.clip.openai_clip import import_clip
 
 clip_api = import_clip().clip
 build_model, convert_weights = import_clip().model.build_model, import_clip().model.convert_weights

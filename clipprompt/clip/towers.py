@@ -42,7 +42,6 @@ inside the hooks (fp32, fp16 and autocast alike).
 """
 
 import contextlib
-
 import warnings
 
 import torch

@@ -22,9 +22,9 @@ import random
 import warnings
 from collections import defaultdict
 
+from clipprompt.data.splits import Item, items_to_entries, relative_image_path
 from clipprompt.errors import UserError
 from clipprompt.runtime.files import write_bytes_atomic, write_json_atomic
-from clipprompt.data.splits import Item, items_to_entries, relative_image_path
 
 __all__ = [
     "Item",

@@ -37,14 +37,25 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from clipprompt.objectives.mixup import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
 from clipprompt.errors import UserError
-from clipprompt.prompts.deep import PROMPT_LEARNERS, build_prompt_learner
-from clipprompt.objectives.mi import (CLASS_LEVEL_MODES, CLIP_TAU, GAUSS_VAR, GAUSS_VAR_BOUNDS, MI_MODES, NCE_TAU_BOUNDS, CriticMI, GaussianMI,
-                 build_view_mi)
 from clipprompt.methods.base import PromptCLIP
 from clipprompt.methods.options import SoftPromptOptions, option
 from clipprompt.methods.registry import Method, register
+from clipprompt.objectives.mi import (
+    CLASS_LEVEL_MODES,
+    CLIP_TAU,
+    CRITIC_ESTIMATOR,
+    CRITIC_TAU,
+    GAUSS_VAR,
+    GAUSS_VAR_BOUNDS,
+    MI_MODES,
+    NCE_TAU_BOUNDS,
+    CriticMI,
+    GaussianMI,
+    build_view_mi,
+)
+from clipprompt.objectives.mixup import ClassPrototypes, ClassWiseMixup, soft_cross_entropy
+from clipprompt.prompts.deep import PROMPT_LEARNERS, build_prompt_learner
 from clipprompt.prompts.hand import encode_hand_crafted, encode_hand_crafted_per_template
 
 PROTOTYPE_SOURCES = ("precomputed", "running")
@@ -72,8 +83,8 @@ class DualPromptMIConfig(SoftPromptOptions):
     infer_weight: float = option(1.0, "INFER_WEIGHT", "w in t = normalise(w t^s + (1 - w) t^h); 1 = soft view only")
     mi_weight: float = option(8.0, "MI.WEIGHT", "0 turns the view MI term off")
     mi_mode: str = option("gaussian", "MI.MODE", "posterior, critic, views_nce or gaussian")
-    mi_estimator: str = option("infonce", "MI.ESTIMATOR", "critic bound: infonce, jsd or dv")
-    mi_tau: float = option(0.07, "MI.TAU", "critic temperature")
+    mi_estimator: str = option(CRITIC_ESTIMATOR, "MI.ESTIMATOR", "critic bound: infonce, jsd or dv")
+    mi_tau: float = option(CRITIC_TAU, "MI.TAU", "critic temperature")
     mi_learn_tau: bool = option(False, "MI.LEARN_TAU", "learnable, bounded critic temperature")
     mi_learn_temperature: bool = option(False, "MI.LEARN_TEMPERATURE", "learnable temperature of the posterior MI")
     mi_learn_projection: bool = option(False, "MI.LEARN_PROJECTION",

@@ -22,7 +22,6 @@ with every checkpoint, so a resumed run continues the same aggregate.
 """
 
 import math
-
 from dataclasses import dataclass
 
 import torch

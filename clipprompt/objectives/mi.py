@@ -5,7 +5,7 @@ prompt ``t_c^s`` (learnable CoOp context) and a hand-crafted prompt ``t_c^h``
 (frozen). Image features are ``v_i``; all features are L2-normalised. Training
 maximises the mutual information between the two views. Four ways to measure
 it are provided here, selected by ``MI.MODE`` (default ``gaussian``, at a fixed
-variance; ``clipprompt/config.py``):
+variance; ``DualPromptMIConfig`` in ``clipprompt/methods/dualprompt.py``):
 
 ``posterior``
     Each view classifies each image,
@@ -72,6 +72,9 @@ MI_MODES = ("posterior", "critic", "views_nce", "gaussian")
 # modes whose term is computed over the C class embeddings (no image features)
 CLASS_LEVEL_MODES = ("critic", "views_nce", "gaussian")
 CRITIC_ESTIMATORS = ("infonce", "jsd", "dv")
+# critic: the bound and the temperature a critic uses unless told otherwise
+CRITIC_ESTIMATOR = "infonce"
+CRITIC_TAU = 0.07
 
 # Smallest probability fed to log(); entries below it contribute ~0 to the MI.
 DEFAULT_EPS = 1e-8
@@ -251,7 +254,7 @@ class BilinearCritic(nn.Module):
         dim_a: int,
         dim_b: int,
         proj_dim: Optional[int] = None,
-        tau: float = 0.07,
+        tau: float = CRITIC_TAU,
         learn_tau: bool = False,
         tau_bounds: Tuple[float, float] = (0.01, 1.0),
         normalize: bool = True,
@@ -405,7 +408,7 @@ class CriticMI(nn.Module):
 
     input_kind = "embeddings"  # what forward() expects: paired (N x D) feature rows
 
-    def __init__(self, dim_a: int, dim_b: Optional[int] = None, estimator: str = "infonce", **critic_kwargs):
+    def __init__(self, dim_a: int, dim_b: Optional[int] = None, estimator: str = CRITIC_ESTIMATOR, **critic_kwargs):
         super().__init__()
         if estimator not in _BOUNDS:
             raise UserError(
@@ -578,8 +581,8 @@ class GaussianMI(nn.Module):
 def build_view_mi(
     mode: str,
     dim: int,
-    estimator: str = "infonce",
-    tau: float = 0.07,
+    estimator: str = CRITIC_ESTIMATOR,
+    tau: float = CRITIC_TAU,
     learn_tau: bool = False,
     learn_temperature: bool = False,
     learn_projection: bool = False,
@@ -592,8 +595,9 @@ def build_view_mi(
 ) -> nn.Module:
     """The view-MI module for ``MI.MODE``; each uses only its own arguments.
 
-    The defaults are those of ``TRAINER.DUALPROMPTMI.MI`` in ``clipprompt/config.py``
-    (argument ``x`` is the key ``X``; tests/test_dualprompt.py checks it).
+    The numeric defaults are this module's constants (``CRITIC_TAU``, ``CLIP_TAU``, ``GAUSS_VAR``, ...),
+    which ``DualPromptMIConfig`` (``TRAINER.DUALPROMPTMI.MI``) uses too; tests/test_dualprompt.py checks
+    that the two agree (argument ``x`` is the key ``MI.X``).
 
     ``"posterior"`` -> :class:`PosteriorMI` (``forward(logits_soft, logits_hand)``;
     ``learn_temperature``).

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.runtime.files import write_text_atomic
 from clipprompt.results.base2new import Base2NewTable, csv_headers_base2new
 from clipprompt.results.formatting import spread_column
 from clipprompt.results.records import DEFAULT_METRIC
 from clipprompt.results.summary import SummaryTable, csv_headers_summary
+from clipprompt.runtime.files import write_text_atomic
 
 # The first line of every Markdown file we write; a file that starts with it
 # is ours and may be regenerated without asking.

@@ -25,7 +25,6 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Mapping, Sequence
 
-
 BETTER = "better"
 WORSE = "worse"
 UNRESOLVED = "unresolved"

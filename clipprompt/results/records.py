@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from clipprompt.errors import UserError
-from clipprompt.runtime.files import write_json_atomic
 from clipprompt.results.paired import seed_halves
+from clipprompt.runtime.files import write_json_atomic
 
 SCHEMA_VERSION = 1
 RESULTS_FILENAME = "results.json"

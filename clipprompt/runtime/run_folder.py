@@ -11,8 +11,8 @@ import os
 import shlex
 import sys
 
-from clipprompt.runtime.checkpoint import MODEL_NAME, saved_epochs
 from clipprompt.errors import UserError
+from clipprompt.runtime.checkpoint import MODEL_NAME, saved_epochs
 from clipprompt.runtime.files import move_aside, write_json_atomic
 
 STATUS_FILE = "run_status.json"

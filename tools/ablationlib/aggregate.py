@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from clipprompt.results.paired import PairedDifference, format_difference, mean_and_std, paired_difference, seed_halves
 from clipprompt.results import RESULTS_FILENAME, load_result_file
+from clipprompt.results.paired import PairedDifference, format_difference, mean_and_std, paired_difference, seed_halves
 from tools.ablationlib.plan import Plan, Settings, Variant
 from tools.ablationlib.stages import Stage, build_job, stage_jobs
 

@@ -6,9 +6,9 @@ import csv
 import io
 from pathlib import Path
 
-from clipprompt.runtime.files import write_json_atomic, write_text_atomic
-from clipprompt.results.paired import format_difference
 from clipprompt.results import format_mean_spread
+from clipprompt.results.paired import format_difference
+from clipprompt.runtime.files import write_json_atomic, write_text_atomic
 from tools.ablationlib.aggregate import HALVES, METRICS, MetricTable, Selection, VariantResult, aggregate, select_best
 from tools.ablationlib.plan import Plan, Settings, Variant
 from tools.ablationlib.stages import Stage

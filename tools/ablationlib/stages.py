@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipprompt.errors import UserError
-from tools.ablationlib.plan import DEFAULT_CONFIG_ROOT, REPO, Settings, Variant, flatten_yaml, have_dassl, trainer_config_path
+from tools.ablationlib.plan import (
+    DEFAULT_CONFIG_ROOT,
+    REPO,
+    Settings,
+    Variant,
+    flatten_yaml,
+    have_dassl,
+    trainer_config_path,
+)
 from tools.gridlib import Job, Step, run_dir_of
 
 PSEUDO_SPLIT_FOLDER = "pseudo_split"
@@ -155,10 +163,10 @@ def write_pseudo_split(dataset_cfg: Path, root: str, split_path: Path,
     """Write the base-class split file; returns (image folder, hand-crafted template, prompt ensemble or None)."""
     if not have_dassl():
         raise UserError(NEEDS_DASSL)
-    import train  # Dassl's config and the datasets' registry
     from dassl.data.datasets import DATASET_REGISTRY
 
     import datasets  # noqa: F401  (registers the datasets)
+    import train  # Dassl's config and the datasets' registry
     from clipprompt.data.fewshot import subsample_classes
     from clipprompt.data.splits import write_split
 
