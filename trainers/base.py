@@ -248,7 +248,7 @@ class PromptTrainer(TrainerX):
             self.optim.step()
         self.statistics.sync()
         summary = {"loss": loss.item(), "acc": compute_accuracy(logits, label)[0].item()}
-        summary.update({k: float(v) for k, v in terms.items()})
+        summary.update({k: float(v.detach()) if torch.is_tensor(v) else float(v) for k, v in terms.items()})
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
