@@ -1,4 +1,4 @@
-"""Parity with upstream CoOp: run its CoOp/CoCoOp trainers on the samples ours draw, compare.
+"""Parity with upstream: CoOp/CoCoOp trained on the samples ours draw; one step of every peer's official code.
 
 Upstream's code never enters this repository: this tool takes the path of a CoOp
 checkout (``git clone https://github.com/KaiyangZhou/CoOp``) and of a Dassl source
@@ -27,6 +27,19 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
 ``table --ours OUT --upstream OUT --ours-data ROOT --work WORK``
     Checks that both sides cached the same few-shot files per seed and prints
     Base/New accuracy per trainer and seed, side by side (Markdown).
+
+``forward --trainer {KgCoOp,ProGrad,MaPLe,PromptSRC,IVLP,CoOp,CoCoOp} --upstream DIR --dassl DIR [--clip FILE]``
+    One step of the official trainer against ours, fp32, on one CLIP (``--clip``, rounded through fp16;
+    without it a small random ViT CLIP with a 768-wide image tower, which MaPLe's coupling needs) with
+    our learnable parameters copied into the official model: logits on a base and a new class set, the
+    loss and each term (KgCoOp's; ProGrad's KL and projected gradient; PromptSRC's two L1 terms, its KL,
+    frozen features), every learnable gradient, and PromptSRC's Gaussian-aggregated prompts after a
+    short schedule. One line per quantity (max abs difference, ``ok`` within 1e-5) after the official
+    commit; exit 0 when all are within, 1 when one is not, 2 on bad input (one ``error:`` line). The
+    official code runs unmodified in its own process (``tools/parity_forward_worker.py``: its shims,
+    ``.half()``/``.cuda()`` as identities on the CPU, are listed there and printed per call site).
+    ``--dassl``: KgCoOp and ProGrad take the ``Dassl.ProGrad.pytorch`` of their repository, the others
+    KaiyangZhou's Dassl. docs/cpu_benchmarks.md ("Parity with upstream CoOp") has the table.
 
 ``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
 from the repository root).
@@ -194,6 +207,424 @@ def table(args):
     print("\n".join(rows))
 
 
+# ----- forward: the official trainers' forward and backward against ours -----------------------------
+
+# --trainer: (folder of the training code inside the checkout, or "" for its root; the trainer file; the
+# class it must define). KgCoOp's and ProGrad's repositories keep the code in a subfolder next to their
+# Dassl fork.
+FORWARD_TRAINERS = {
+    "KgCoOp": ("KgCoOp", "trainers/kgcoop.py", "class KgCoOp(TrainerX)"),
+    "ProGrad": ("ProGrad.public", "trainers/prograd.py", "class ProGrad(TrainerX)"),
+    "MaPLe": ("", "trainers/maple.py", "class MaPLe(TrainerX)"),
+    "PromptSRC": ("", "trainers/promptsrc.py", "class PromptSRC(TrainerX)"),
+    "IVLP": ("", "trainers/independentVL.py", "class IVLP(TrainerX)"),
+    "CoOp": ("", "trainers/coop.py", "class CoOp(TrainerX)"),
+    "CoCoOp": ("", "trainers/cocoop.py", "class CoCoOp(TrainerX)"),
+}
+EXPECTED_REPOSITORY = {"KgCoOp": "htyao89/KgCoOp", "ProGrad": "BeierZhu/Prompt-align",
+                       "MaPLe": "muzairkhattak/multimodal-prompt-learning", "PromptSRC": "muzairkhattak/PromptSRC",
+                       "IVLP": "muzairkhattak/PromptSRC", "CoOp": "KaiyangZhou/CoOp", "CoCoOp": "KaiyangZhou/CoOp"}
+TOLERANCE = 1e-5  # max abs difference, fp32, for every quantity
+DATASET_NAME = "ImageNet"  # upstream's hand-crafted template for it is "a photo of a {}."
+DATASET_TEMPLATE = "a photo of a {}."
+BASE_CLASSES = ["goldfish", "great white shark", "tree frog", "golden retriever", "airliner"]
+NEW_CLASSES = ["sea turtle", "fire truck", "strawberry", "dalmatian"]
+RANDOM_CLIP = {"embed_dim": 512, "image_resolution": 32, "vision_layers": 4, "vision_width": 768,
+               "vision_patch_size": 16, "context_length": 77, "vocab_size": 49408, "transformer_width": 512,
+               "transformer_heads": 8, "transformer_layers": 4}
+SCHEDULE = {"epochs": 3, "per_epoch": 2, "lr": 0.0025, "gpa_mean": 2.0, "gpa_std": 1.0}  # PromptSRC's short schedule
+BATCH = 4
+
+
+def fail_input(message):
+    """Bad input: one line, exit 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def check_forward_inputs(args):
+    """(code root of the official trainer, its Dassl tree); exits 2 naming what to fix."""
+    folder, trainer_file, marker = FORWARD_TRAINERS[args.trainer]
+    repo = EXPECTED_REPOSITORY[args.trainer]
+    if not os.path.isdir(args.upstream):
+        fail_input(f"--upstream {args.upstream} is not a folder; pass a checkout of {repo}")
+    root = os.path.join(args.upstream, folder) if folder else args.upstream
+    path = os.path.join(root, trainer_file)
+    try:
+        with open(path) as f:
+            found = marker in f.read()
+    except OSError:
+        found = False
+    if not found or not os.path.isfile(os.path.join(root, "clip", "clip.py")) \
+            or not os.path.isfile(os.path.join(root, "train.py")):
+        fail_input(f"--upstream {args.upstream} is not a checkout of {repo} ({os.path.join(folder, trainer_file)} "
+                   f"with {marker!r}, clip/ and train.py expected)")
+    trainer_py = os.path.join(args.dassl, "dassl", "engine", "trainer.py")
+    if not os.path.isfile(trainer_py):
+        fail_input(f"--dassl {args.dassl} is not a Dassl source tree (no dassl/engine/trainer.py)")
+    if args.trainer == "ProGrad":
+        with open(trainer_py) as f:
+            if "def prograd_backward_and_update" not in f.read():
+                fail_input(f"--dassl {args.dassl} lacks prograd_backward_and_update; pass the Dassl.ProGrad.pytorch "
+                           f"folder of the {repo} checkout")
+    if args.clip is not None and not os.path.isfile(args.clip):
+        fail_input(f"--clip {args.clip} not found; pass a CLIP state dict file, or leave --clip out for a random CLIP")
+    return os.path.abspath(root), os.path.abspath(args.dassl)
+
+
+def upstream_commit(path):
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
+def random_clip_state_dict(seed=0):
+    """A small random CLIP (ViT) the official code runs unmodified: a 768-wide image tower (MaPLe's coupling
+    maps to 768) and a 512-wide text tower (MaPLe's deep text prompts are 512 wide), OpenAI's vocabulary."""
+    import torch
+
+    from clipprompt.clip.openai_clip import import_clip
+
+    torch.manual_seed(seed)
+    model = import_clip().model.CLIP(**RANDOM_CLIP)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def official_options(trainer, depth, image_size):
+    """([(config key, value)] for the official trainer, ours' option overrides), the same setting on both sides."""
+    common = [("MODEL.BACKBONE.NAME", "ViT-B/16"), ("INPUT.SIZE", (image_size, image_size)),
+              ("DATASET.NAME", DATASET_NAME), ("OPTIM.NAME", "sgd"), ("OPTIM.LR", SCHEDULE["lr"]),
+              ("OPTIM.MAX_EPOCH", SCHEDULE["epochs"]), ("OPTIM.LR_SCHEDULER", "cosine"),
+              ("OPTIM.WARMUP_EPOCH", -1)]
+    if trainer in ("CoOp", "KgCoOp", "ProGrad"):
+        cfg = [("TRAINER.COOP.N_CTX", 4), ("TRAINER.COOP.CTX_INIT", "a photo of a"), ("TRAINER.COOP.PREC", "fp32"),
+               ("TRAINER.COOP.CSC", False), ("TRAINER.COOP.CLASS_TOKEN_POSITION", "end")]
+        ours = {"n_ctx": 4, "ctx_init": "a photo of a"}
+        if trainer == "KgCoOp":
+            cfg += [("TRAINER.COOP.W", 8.0), ("TRAINER.COCOOP.PREC", "fp32")]
+            ours.update(w=8.0, hand_templates=["dataset"])
+        if trainer == "ProGrad":
+            cfg += [("LOSS.NAME", "prograd"), ("LOSS.T", 1.0), ("LOSS.LAMBDA", 1.0)]
+            ours.update(lam=1.0, t=1.0, hand_templates=["dataset"])
+    elif trainer == "CoCoOp":
+        cfg = [("TRAINER.COCOOP.N_CTX", 4), ("TRAINER.COCOOP.CTX_INIT", "a photo of a"),
+               ("TRAINER.COCOOP.PREC", "fp32")]
+        ours = {"n_ctx": 4, "ctx_init": "a photo of a"}
+    elif trainer == "MaPLe":
+        cfg = [("TRAINER.MAPLE.N_CTX", 2), ("TRAINER.MAPLE.CTX_INIT", "a photo of a"),
+               ("TRAINER.MAPLE.PREC", "fp32"), ("TRAINER.MAPLE.PROMPT_DEPTH", depth)]
+        ours = {"n_ctx": 2, "ctx_init": "a photo of a", "prompt_depth": depth}
+    else:  # PromptSRC, IVLP
+        key = "TRAINER.PROMPTSRC." if trainer == "PromptSRC" else "TRAINER.IVLP."
+        cfg = [(key + "N_CTX_TEXT", 4), (key + "N_CTX_VISION", 4), (key + "CTX_INIT", "a photo of a"),
+               (key + "PREC", "fp32"), (key + "PROMPT_DEPTH_TEXT", depth), (key + "PROMPT_DEPTH_VISION", depth)]
+        ours = {"n_ctx_text": 4, "n_ctx_vision": 4, "ctx_init": "a photo of a", "prompt_depth_text": depth,
+                "prompt_depth_vision": depth}
+        if trainer == "PromptSRC":
+            cfg += [(key + "TEXT_LOSS_WEIGHT", 25.0), (key + "IMAGE_LOSS_WEIGHT", 10.0),
+                    (key + "GPA_MEAN", SCHEDULE["gpa_mean"]), (key + "GPA_STD", SCHEDULE["gpa_std"])]
+            ours.update(text_loss_weight=25.0, image_loss_weight=10.0, kl_loss_weight=1.0, gpa=True,
+                        gpa_mean=SCHEDULE["gpa_mean"], gpa_std=SCHEDULE["gpa_std"])
+        else:  # IVLP is PromptSRC without its terms and its aggregation
+            ours.update(text_loss_weight=0.0, image_loss_weight=0.0, kl_loss_weight=0.0, gpa=False)
+    return common + cfg, ours
+
+
+def official_parameters(trainer, model):
+    """``{official name: (our parameter name, index or None)}``: where each learnable tensor of the official
+    model lives in ours (our deep prompts are one tensor per kind; upstream has one per layer)."""
+    learner = model.prompt_learner
+    if trainer in ("CoOp", "KgCoOp", "ProGrad"):
+        return {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
+    if trainer == "CoCoOp":
+        names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
+        for ours, theirs in (("0", "linear1"), ("2", "linear2")):
+            for kind in ("weight", "bias"):
+                names[f"prompt_learner.meta_net.{theirs}.{kind}"] = (f"meta_net.{ours}.{kind}", None)
+        return names
+    names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
+    if trainer == "MaPLe":
+        for i in range(learner.text_depth - 1):
+            names[f"prompt_learner.compound_prompts_text.{i}"] = ("prompt_learner.text_deep", i)
+        for i in range(learner.text_depth):
+            theirs = "prompt_learner.proj" if i == 0 else f"prompt_learner.compound_prompt_projections.{i - 1}"
+            for kind in ("weight", "bias"):
+                names[f"{theirs}.{kind}"] = (f"prompt_learner.coupling.{i}.{kind}", None)
+        return names
+    for i in range(learner.text_depth - 1):
+        names[f"text_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.text_deep", i)
+    names["image_encoder.VPT"] = ("prompt_learner.vision_first", None)
+    for i in range(learner.vision_depth - 1):
+        names[f"image_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.vision_deep", i)
+    return names
+
+
+def pick(tensors, where):
+    name, index = where
+    value = tensors[name]
+    return None if value is None else (value if index is None else value[index])
+
+
+def upstream_ensemble(backbone, classnames, templates):
+    """The teacher text of the official PromptSRC: normalise(mean over templates of the *unnormalised*
+    features). Ours averages unit features (docs/methods.md); the comparison feeds ours upstream's rule."""
+    import torch
+    import torch.nn.functional as F
+
+    from clipprompt.clip.towers import TextEncoder
+    from clipprompt.prompts.templates import fill
+
+    encoder = TextEncoder(backbone)
+    with torch.no_grad():
+        features = []
+        for template in templates:
+            tokens = backbone.tokenize([fill(template, name) for name in classnames])
+            features.append(encoder(backbone.token_embedding(tokens), tokens).float())
+    return F.normalize(torch.stack(features).mean(0), dim=-1)
+
+
+def ours_side(args, state_dict_path, depth, image_size, job):
+    """Our model on the same CLIP: the job's parameters (official names), and ours' quantities."""
+    import types
+
+    import torch
+    import torch.nn.functional as F
+
+    from clipprompt.clip.loader import load_clip
+    from clipprompt.methods import BuildContext, get_method
+    from clipprompt.prompts.templates import PROMPTSRC_TEMPLATES, expand_templates
+
+    method = get_method("PromptSRC" if args.trainer == "IVLP" else args.trainer)
+    _, overrides = official_options(args.trainer, depth, image_size)
+    options = method.published_options(**overrides)
+    context = BuildContext(templates=lambda entries, what=None: expand_templates(entries, DATASET_TEMPLATE),
+                           max_epoch=SCHEDULE["epochs"])
+
+    notes = []  # one per build; the base-class one is reported
+
+    def build(classnames):
+        torch.manual_seed(1)  # the prompts' random parts; they are then copied into the official model
+        model = method.build(load_clip("ViT-B/16", path=state_dict_path), classnames, options, context)
+        if args.trainer == "PromptSRC":
+            theirs = upstream_ensemble(model.backbone, classnames, PROMPTSRC_TEMPLATES)
+            gap = float((model.teacher_text - theirs).abs().max())
+            notes.append(f"teacher text: ours averages unit features per template (docs/methods.md); upstream's "
+                         f"rule differs from it by {gap:.3g} and is used on both sides here")
+            model.teacher_text = theirs
+        model.freeze_clip()
+        return model
+
+    model = build(BASE_CLASSES)
+    # Move every learnable tensor off its initialisation (seeded noise, half its spread): at CTX_INIT's
+    # words the soft prompt is the hand-crafted one, and KgCoOp's term, ProGrad's KL gradient and
+    # PromptSRC's text L1 would be (near) zero.
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=generator) * 0.5 * p.float().std())
+    names = official_parameters(args.trainer, model)
+    params = dict(model.named_parameters())
+    job["params"] = {theirs: pick(params, where).detach().clone() for theirs, where in names.items()}
+    ours = {}
+    if args.trainer == "ProGrad":
+        # Labels the zero-shot teacher finds least likely: CE and KL then pull apart, and the projection runs.
+        with torch.no_grad():
+            _, teacher = model.student_and_teacher_logits(job["images"])
+        job["labels"] = teacher.argmin(dim=-1)
+    model.eval()
+    with torch.no_grad():
+        ours["logits_base"] = model(job["images"]).float()
+    new_model = build(NEW_CLASSES)
+    new_model.load_state_dict(model.trainable_state_dict(), strict=False)
+    new_model.eval()
+    with torch.no_grad():
+        ours["logits_new"] = new_model(job["new_images"]).float()
+
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    loss, _, terms = model.loss(job["images"], job["labels"])
+    ours["loss"], ours["terms"] = loss.item(), {k: v.item() for k, v in terms.items()}
+    step = types.SimpleNamespace(scale=lambda x: x, reduce=lambda grads: grads)
+    if args.trainer == "ProGrad":
+        _, teacher = model.student_and_teacher_logits(job["images"])
+        ours["teacher_logits"] = teacher.float()
+        p = F.softmax(teacher.float(), dim=-1)
+        ours["teacher_entropy"] = float(-(p * F.log_softmax(teacher.float(), dim=-1)).sum(-1).mean())
+        kl_grads = torch.autograd.grad(terms["kl"], trainable, retain_graph=True)
+        ce_grads = torch.autograd.grad(loss, trainable, retain_graph=True)
+        ours["conflict"] = sum(float((g * h).sum()) for g, h in zip(ce_grads, kl_grads)) < 0
+    if args.trainer == "PromptSRC":
+        with torch.no_grad():
+            frozen = model.encode_image_frozen(job["images"])
+            ours["frozen_image"] = frozen
+            ours["zero_shot_logits"] = model.logits(frozen, model.teacher_text).float()
+        ours["teacher_text"] = model.teacher_text
+    for p in trainable:
+        p.grad = None
+    model.backward(loss, terms, trainable, step)
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    ours["grads"] = {theirs: pick(grads, where) for theirs, where in names.items()}
+
+    if args.trainer == "PromptSRC":
+        model = build(BASE_CLASSES)
+        with torch.no_grad():
+            for theirs, where in names.items():
+                pick(dict(model.named_parameters()), where).copy_(job["params"][theirs])
+        model.train()
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optim = torch.optim.SGD(trainable, lr=SCHEDULE["lr"], momentum=0.9, weight_decay=5e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, float(SCHEDULE["epochs"]))
+        schedule = job["schedule"]
+        for i, (image, label) in enumerate(zip(schedule["images"], schedule["labels"])):
+            epoch, batch = divmod(i, schedule["per_epoch"])
+            loss, _, terms = model.loss(image, label)
+            optim.zero_grad()
+            model.backward(loss, terms, trainable, step)
+            optim.step()
+            if batch + 1 == schedule["per_epoch"]:
+                sched.step()
+                model.end_epoch(types.SimpleNamespace(epoch=epoch))
+        params = dict(model.named_parameters())
+        ours["after_schedule"] = {theirs: pick(params, where).detach().clone() for theirs, where in names.items()}
+        ours["templates"] = list(PROMPTSRC_TEMPLATES)
+    ours["notes"] = notes[:1]
+    return ours
+
+
+def forward(args):
+    """Exit status: 0 all within tolerance, 1 one is not, 2 bad input."""
+    import subprocess
+    import tempfile
+
+    root, dassl = check_forward_inputs(args)
+    import torch
+
+    from clipprompt.clip.loader import read_clip_state_dict
+    from clipprompt.errors import UserError
+
+    commit = upstream_commit(args.upstream)
+    try:
+        state_dict = read_clip_state_dict(args.clip) if args.clip else random_clip_state_dict()
+    except UserError as exc:
+        fail_input(str(exc))
+    if "visual.proj" not in state_dict or "visual.class_embedding" not in state_dict:
+        fail_input(f"--clip {args.clip}: not a ViT CLIP (the official deep prompts need a ViT image tower)")
+    state_dict = {k: v.half().float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    image_size = state_dict["visual.conv1.weight"].shape[-1] * round(
+        (state_dict["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    layers = min(len({k.split(".")[3] for k in state_dict if k.startswith("visual.transformer.resblocks.")}),
+                 len({k.split(".")[2] for k in state_dict if k.startswith("transformer.resblocks.")}))
+    depth = min(9, layers - 1)
+    cfg, _ = official_options(args.trainer, depth, image_size)
+    generator = torch.Generator().manual_seed(args.seed)
+    images = torch.randn(BATCH, 3, image_size, image_size, generator=generator)
+    new_images = torch.randn(BATCH, 3, image_size, image_size, generator=generator)
+    labels = torch.randint(len(BASE_CLASSES), (BATCH,), generator=generator)
+    job = {"trainer": args.trainer, "code_root": root, "dassl": dassl, "backbone": "ViT-B/16", "cfg": cfg,
+           "base": BASE_CLASSES, "new": NEW_CLASSES, "images": images, "new_images": new_images, "labels": labels}
+    if args.trainer == "PromptSRC":
+        steps = SCHEDULE["epochs"] * SCHEDULE["per_epoch"]
+        job["schedule"] = {"per_epoch": SCHEDULE["per_epoch"],
+                           "images": [torch.randn(BATCH, 3, image_size, image_size, generator=generator)
+                                      for _ in range(steps)],
+                           "labels": [torch.randint(len(BASE_CLASSES), (BATCH,), generator=generator)
+                                      for _ in range(steps)]}
+    with tempfile.TemporaryDirectory(prefix="parity-forward-") as tmp:
+        clip_path = os.path.join(tmp, "clip.pt")
+        torch.save(state_dict, clip_path)
+        job["clip"] = clip_path
+        ours = ours_side(args, clip_path, depth, image_size, job)
+        job_path, out_path = os.path.join(tmp, "job.pt"), os.path.join(tmp, "out.pt")
+        torch.save(job, job_path)
+        # The official code root and Dassl first on the import path, then tools/ for the worker module
+        # itself (imported by its bare name: neither this repository's root nor clipprompt is on the path).
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, dassl, here]))
+        code = "import sys, parity_forward_worker as worker; worker.main(sys.argv[1], sys.argv[2])"
+        proc = subprocess.run([sys.executable, "-c", code, job_path, out_path], cwd=tmp, env=env,
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not os.path.isfile(out_path):
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-15:]
+            print("\n".join(tail), file=sys.stderr)
+            print(f"error: the official {args.trainer} code failed in its process (exit {proc.returncode}); "
+                  "see the lines above", file=sys.stderr)
+            return 1
+        theirs = torch.load(out_path, weights_only=False)
+    return report(args.trainer, commit, ours, theirs, job)
+
+
+def report(trainer, commit, ours, theirs, job):
+    import torch
+
+    rows = []
+
+    def diff(label, a, b):
+        if a is None or b is None:
+            rows.append((label, None if a is None and b is None else float("inf"), None))
+            return
+        a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+        rows.append((label, float("inf") if a.shape != b.shape else float((a - b).abs().max()),
+                     float(b.abs().max())))
+
+    diff("logits, base classes", ours["logits_base"], theirs["logits_base"])
+    diff("logits, new classes", ours["logits_new"], theirs["logits_new"])
+    calls = {}
+    for name, value in theirs["calls"]:
+        calls.setdefault(name, []).append(value)
+    summary = theirs["summary"]
+    if trainer == "KgCoOp":
+        diff("loss (CE + W * KG)", ours["loss"], summary["loss"])
+        diff("CE", ours["terms"]["ce"], calls["cross_entropy"][0])
+        diff("KG term 1 - mean cos", ours["terms"]["kg"], theirs["model_outputs"][1])
+    elif trainer == "ProGrad":
+        _, tea, _ = theirs["criterion_inputs"]
+        xe, kl = theirs["criterion"]
+        diff("zero-shot teacher logits", ours["teacher_logits"], tea)
+        diff("CE", ours["loss"], xe)
+        diff("KL term (ours + H(teacher) = upstream's cross-entropy form)",
+             ours["terms"]["kl"] + ours["teacher_entropy"], kl)
+    elif trainer == "PromptSRC":
+        outs = theirs["model_outputs"]  # CE, text, teacher text, zero-shot image, image, zero-shot logits, logits
+        numel = outs[6].numel()
+        diff("loss (CE + 25 L1 text + 10 L1 image + KL)", ours["loss"], summary["loss"])
+        diff("CE", ours["terms"]["ce"], calls["cross_entropy"][0])
+        diff("L1 text (prompted vs teacher ensemble)", ours["terms"]["l1_text"], calls["l1_loss"][0])
+        diff("L1 image (prompted vs frozen image)", ours["terms"]["l1_image"], calls["l1_loss"][1])
+        diff("KL(zero-shot || prompted) / (B*C)", ours["terms"]["kl"], calls["kl_div"][0] / numel)
+        diff("teacher text features (upstream's ensembling)", ours["teacher_text"], outs[2])
+        diff("frozen image features", ours["frozen_image"], outs[3])
+        diff("zero-shot logits", ours["zero_shot_logits"], outs[5])
+        rows.append((f"teacher templates identical ({len(theirs['templates'])})",
+                     0.0 if ours["templates"] == theirs["templates"] else float("inf"), None))
+    else:
+        diff("loss (CE)", ours["loss"], summary["loss"])
+    for name in job["params"]:
+        diff(f"grad {name}", ours["grads"][name], theirs["grads"][name])
+    if "after_schedule" in ours:
+        for name in job["params"]:
+            diff(f"GPA prompts after {SCHEDULE['epochs']}x{SCHEDULE['per_epoch']} steps {name}",
+                 ours["after_schedule"][name], theirs["after_schedule"][name])
+    ok = True
+    print(f"{trainer}: official code at {commit}; fp32, tolerance {TOLERANCE:g} (max abs difference)")
+    for label, value, scale in rows:
+        good = value is not None and value <= TOLERANCE
+        ok &= good
+        size = "" if scale is None else f" (upstream's max |value| {scale:.3g})"
+        print(f"{trainer} {label}: {'n/a' if value is None else f'{value:.3g}'}{size} {'ok' if good else 'FAIL'}")
+    if trainer == "ProGrad":
+        print(f"{trainer} note: CE and KL gradients {'conflict (projection applied)' if ours['conflict'] else 'agree (no projection)'}")
+    for note in ours.get("notes", []):
+        print(f"{trainer} note: {note}")
+    for site, count in sorted(theirs["shims"].items()):
+        print(f"{trainer} neutralised: {site} x{count}")
+    return 0 if ok else 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +640,14 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--shots", type=int, default=16)
 
+    p = sub.add_parser("forward", help="the official trainer's logits, loss terms and gradients against ours")
+    p.add_argument("--trainer", required=True, choices=sorted(FORWARD_TRAINERS))
+    p.add_argument("--upstream", required=True, help="checkout of the official repository")
+    p.add_argument("--dassl", required=True, help="Dassl source tree (ProGrad: its Dassl.ProGrad.pytorch)")
+    p.add_argument("--clip", help="CLIP state dict (ViT); default: a small random CLIP")
+    p.add_argument("--seed", type=int, default=0, help="images and labels")
+    p.error = fail_input  # bad input: one error line, exit 2
+
     argv = sys.argv[1:]
     rest = []
     if "--" in argv:
@@ -218,6 +657,8 @@ def main():
         setup(args)
     elif args.command == "upstream":
         upstream(args, rest)
+    elif args.command == "forward":
+        sys.exit(forward(args))
     else:
         table(args)
 

@@ -1,0 +1,198 @@
+"""The upstream half of ``python -m tools.parity_upstream forward``: runs an official trainer's code.
+
+Run by ``tools/parity_upstream.py`` in its own process (``python -c`` calling :func:`main` with JOB and OUT,
+``PYTHONPATH`` = the official code root, its Dassl tree, then this folder; the working directory a
+temporary folder): it imports nothing of ``clipprompt`` (the official ``trainers``, ``clip`` and Dassl
+come first on its import path, so they never mix with ours; :func:`main` checks where they came from)
+and exchanges tensors through the two files.
+JOB (``torch.save``, written by the tool): the code root, the Dassl tree, the CLIP file, the config
+values, the class names, the images, the learnable parameters under the official names and the
+short schedule. OUT: logits, loss terms, gradients, the aggregated prompts and the shims it used.
+
+The official code runs unmodified. At run time, in this process only:
+
+* ``clip._MODELS[name]`` / ``clip._download``: the official ``load_clip_to_cpu`` downloads OpenAI's
+  weights; ``_download`` returns the tool's CLIP file instead (its own loader then reads it).
+* ``torch.Tensor.half`` / ``torch.nn.Module.half`` return their input unchanged (each call site is
+  counted and reported). In an fp32 run these are the only fp16 casts: ``clip.model.convert_weights``
+  (the weights, already rounded through fp16 by the tool, so the cast is exact and the fp32 reload the
+  trainers do is a no-op), MaPLe's ``proj.half()``, the prompts cast before ``torch.cat`` in the forked
+  ``clip/model.py`` and PromptSRC's ``fixed_embeddings.half()``. Each would only round an fp32 tensor to
+  fp16 (or make an fp32 run fail on mixed dtypes); the identity leaves the fp32 computation.
+* ``torch.Tensor.cuda`` / ``torch.nn.Module.cuda`` return their input (counted too): everything runs
+  on the CPU, where a device move changes no value.
+* The official trainer's ``F`` (``torch.nn.functional``) is wrapped so that the values of
+  ``cross_entropy``, ``l1_loss`` and ``kl_div`` are recorded as they pass (PromptSRC's terms); forward
+  hooks record the model's (KgCoOp's score) and ProGrad's criterion's outputs. Nothing is changed.
+
+The trainer object is made without Dassl's ``__init__`` (no data loaders): ``TrainerBase.__init__``,
+then ``cfg``, ``device``, ``dm.dataset.classnames`` and the official ``build_model()``.
+"""
+
+import collections
+import importlib
+import os
+import sys
+import types
+
+TRAINERS = {  # --trainer: (module under trainers/, class)
+    "CoOp": ("coop", "CoOp"), "CoCoOp": ("cocoop", "CoCoOp"), "KgCoOp": ("kgcoop", "KgCoOp"),
+    "ProGrad": ("prograd", "ProGrad"), "MaPLe": ("maple", "MaPLe"), "PromptSRC": ("promptsrc", "PromptSRC"),
+    "IVLP": ("independentVL", "IVLP"),
+}
+RECORDED = ("cross_entropy", "l1_loss", "kl_div")
+
+
+def install_shims(code_root, counts):
+    import torch
+
+    def site():
+        frame = sys._getframe(2)
+        path = frame.f_code.co_filename
+        if path.startswith(code_root):
+            path = os.path.relpath(path, code_root)
+        return f"{path}:{frame.f_lineno}"
+
+    def identity(name):
+        def shim(self, *args, **kwargs):
+            counts[f"{name} at {site()}"] += 1
+            return self
+        return shim
+
+    torch.Tensor.half = identity("Tensor.half")
+    torch.nn.Module.half = identity("Module.half")
+    torch.Tensor.cuda = identity("Tensor.cuda")
+    torch.nn.Module.cuda = identity("Module.cuda")
+
+
+class RecordingFunctional:
+    """``torch.nn.functional`` with the values of the loss functions in RECORDED appended to ``log``."""
+
+    def __init__(self, real, log):
+        self._real, self._log = real, log
+
+    def __getattr__(self, name):
+        fn = getattr(self._real, name)
+        if name not in RECORDED:
+            return fn
+
+        def recorded(*args, **kwargs):
+            value = fn(*args, **kwargs)
+            self._log.append((name, value.detach().clone()))
+            return value
+        return recorded
+
+
+def build(job, module, classnames):
+    import torch
+    from dassl.config import get_cfg_default
+    from dassl.engine.trainer import TrainerBase
+
+    train = importlib.import_module("train")
+    cfg = get_cfg_default()
+    train.extend_cfg(cfg)
+    for key, value in job["cfg"]:  # set as given (upstream's CTX_INIT defaults to False, a str is wanted)
+        *path, leaf = key.split(".")
+        node = cfg
+        for part in path:
+            node = node[part]
+        if leaf not in node:
+            raise SystemExit(f"error: the official config has no {key}")
+        node[leaf] = value
+    cls = getattr(module, TRAINERS[job["trainer"]][1])
+    trainer = cls.__new__(cls)
+    TrainerBase.__init__(trainer)
+    trainer.cfg = cfg
+    trainer.device = torch.device("cpu")
+    trainer.dm = types.SimpleNamespace(dataset=types.SimpleNamespace(classnames=list(classnames)))
+    trainer.check_cfg(cfg)
+    trainer.build_model()
+    params = dict(trainer.model.named_parameters())
+    trainable = sorted(n for n, p in params.items() if p.requires_grad)
+    if trainable != sorted(job["params"]):
+        raise SystemExit(f"error: the official trainable parameters {trainable} are not the ones given "
+                         f"{sorted(job['params'])}")
+    with torch.no_grad():
+        for name, value in job["params"].items():
+            if params[name].shape != value.shape:
+                raise SystemExit(f"error: {name}: official shape {tuple(params[name].shape)}, ours {tuple(value.shape)}")
+            params[name].copy_(value)
+    return trainer
+
+
+def trainable_grads(trainer):
+    return {n: (p.grad.detach().clone() if p.grad is not None else None)
+            for n, p in trainer.model.named_parameters() if p.requires_grad}
+
+
+def main(job_path, out_path):
+    import torch
+
+    job = torch.load(job_path, weights_only=True)
+    code_root, dassl = os.path.realpath(job["code_root"]), os.path.realpath(job["dassl"])
+    os.chdir(code_root)
+    counts = collections.Counter()
+    install_shims(code_root, counts)
+
+    from clip import clip as upstream_clip
+
+    for name, package in (("clip", upstream_clip), ("dassl", importlib.import_module("dassl")),
+                          ("trainers", importlib.import_module("trainers"))):
+        origin = os.path.realpath(package.__file__)
+        if not origin.startswith((code_root, dassl)):
+            raise SystemExit(f"error: imported {name} from {origin}, not from {code_root} or {dassl}")
+    upstream_clip._MODELS[job["backbone"]] = "parity-upstream://clip.pt"
+    upstream_clip._download = lambda url, root=None: job["clip"]
+
+    module = importlib.import_module("trainers." + TRAINERS[job["trainer"]][0])
+    calls = []
+    module.F = RecordingFunctional(module.F, calls)
+    out = {"shims": None}
+    images, labels = job["images"], job["labels"]
+
+    torch.manual_seed(0)
+    trainer = build(job, module, job["base"])
+    model = trainer.model
+    model.eval()
+    with torch.no_grad():
+        out["logits_base"] = trainer.model_inference(images).float()
+    outputs = []
+    model.register_forward_hook(lambda m, i, o: outputs.append(o))
+    criterion = getattr(trainer, "criterion", None)
+    criterion_out = []
+    if isinstance(criterion, torch.nn.Module):
+        criterion.register_forward_hook(lambda m, i, o: criterion_out.append((i, o)))
+    model.train()
+    trainer.batch_idx, trainer.num_batches, trainer.epoch = 0, 2, 0  # not an epoch's last batch
+    calls.clear()
+    summary = trainer.forward_backward({"img": images, "label": labels})
+    out["summary"] = {k: float(v) for k, v in summary.items()}
+    out["grads"] = trainable_grads(trainer)
+    out["calls"] = [(name, value) for name, value in calls]
+    first = outputs[0] if isinstance(outputs[0], tuple) else (outputs[0],)
+    out["model_outputs"] = [o.detach().clone() if torch.is_tensor(o) else o for o in first]
+    if criterion_out:
+        inputs, values = criterion_out[0]
+        out["criterion_inputs"] = [o.detach().clone() for o in inputs]
+        out["criterion"] = [o.detach().clone() for o in values]
+    templates = getattr(module, "IMAGENET_TEMPLATES", None)
+    out["templates"] = list(templates) if templates is not None and job["trainer"] == "PromptSRC" else []
+
+    trainer = build(job, module, job["new"])
+    trainer.model.eval()
+    with torch.no_grad():
+        out["logits_new"] = trainer.model_inference(job["new_images"]).float()
+
+    schedule = job.get("schedule") or {}
+    if schedule:
+        trainer = build(job, module, job["base"])
+        trainer.model.train()
+        trainer.num_batches = schedule["per_epoch"]
+        for step, (image, label) in enumerate(zip(schedule["images"], schedule["labels"])):
+            trainer.epoch, trainer.batch_idx = divmod(step, schedule["per_epoch"])
+            trainer.forward_backward({"img": image, "label": label})
+        params = dict(trainer.model.named_parameters())
+        out["after_schedule"] = {name: params[name].detach().clone() for name in job["params"]}
+    out["shims"] = dict(counts)
+    torch.save(out, out_path)
+
