@@ -17,6 +17,10 @@ Options:
     --metric accuracy | macro_f1 | variants.soft_only.accuracy   (default accuracy)
     --ci95           ± is the half-width of the 95% Student-t interval of the mean,
                      t(0.975, n-1) * sample std / sqrt(n), instead of the sample std
+    --published      add to the base-to-new table the published Base / New / HM of each
+                     bundled trainer (CLIP ViT-B/16, 16 shots) and ours minus published,
+                     written to <prefix>_base2new_published.* (clipprompt/results/published.py
+                     holds the numbers and their sources)
     --out-prefix P   write P_base2new.csv/.md (and P_summary.*) instead
     --no-save        print only
     --strict         stop at the first malformed results.json instead of skipping it
@@ -31,7 +35,14 @@ import sys
 from pathlib import Path
 
 from clipprompt.errors import exit_status
-from clipprompt.results import DEFAULT_METRIC, default_out_prefix, format_table, summarize, write_table_files
+from clipprompt.results import (
+    DEFAULT_METRIC,
+    default_out_prefix,
+    format_table,
+    summarize,
+    with_published,
+    write_table_files,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="prefix of the CSV/Markdown files (default: <root>/results, giving <root>/results_base2new.csv ...)",
     )
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="add the published Base/New/HM (CLIP ViT-B/16, 16 shots) and ours minus published to the "
+        "base-to-new table, written to <prefix>_base2new_published.csv/.md",
+    )
     parser.add_argument("--no-save", action="store_true", help="print the tables without writing files")
     parser.add_argument("--strict", action="store_true", help="fail on a malformed results.json instead of skipping it")
     parser.add_argument("--force", action="store_true", help="overwrite output files this script did not write")
@@ -70,16 +87,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"{run_result.path}: {args.metric} {shown}")
         print()
 
+    tables = report.tables
+    warnings = report.warnings
+    if args.published:
+        if report.base2new is None:
+            warnings.append("--published: no base-to-new results here, and no published numbers for other protocols")
+        else:
+            published = with_published(report.base2new)
+            tables = [published if table is report.base2new else table for table in tables]
+            warnings += published.published_warnings
+
     prefix = Path(args.out_prefix) if args.out_prefix else default_out_prefix(root)
-    for table in report.tables:
+    for table in tables:
         print(table.title())
         print(format_table(table))
         print()
-    for table in report.tables:
+    for table in tables:
         if not args.no_save:
             csv_path, md_path = write_table_files(table, prefix, overwrite=args.force, source=root)
             print(f"wrote {csv_path} and {md_path}")
-    for warning in report.warnings:
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 

@@ -1,4 +1,4 @@
-"""Results aggregation, the base-to-new table, parse_test_res.py and the Base/New plot.
+"""Results aggregation, the base-to-new table (and --published beside it), parse_test_res.py and the Base/New plot.
 
 Every test writes a small synthetic output tree into tmp_path with the
 results.json schema the trainers produce, and checks the numbers against a
@@ -18,27 +18,36 @@ import pytest
 
 from clipprompt.errors import UserError
 from clipprompt.results import (
+    AVERAGE_LABEL,
     GENERATED_MARKER,
+    PAPER_DATASET_ORDER,
     SCHEMA_VERSION,
     TRAINER_ORDER,
     available_metrics,
     base_to_new_table,
     harmonic_mean,
+    is_generated_file,
     load_result_file,
     load_results,
     per_config_values,
+    published_rows,
     run_record,
     summarize,
+    with_published,
     write_run_results,
     write_table_files,
 )
+from clipprompt.results.published import BASE_TO_NEW_DATASETS, PUBLISHED_BASE_TO_NEW, SOURCES
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 T_975_DF2 = 4.302653  # the 0.975 quantile of Student's t with 2 degrees of freedom
 
-FOLDER_OF_DATASET = {"OxfordPets": "oxford_pets", "EuroSAT": "eurosat", "DescribableTextures": "dtd"}
+FOLDER_OF_DATASET = {"ImageNet": "imagenet", "Caltech101": "caltech101", "OxfordPets": "oxford_pets",
+                     "StanfordCars": "stanford_cars", "OxfordFlowers": "oxford_flowers", "Food101": "food101",
+                     "FGVCAircraft": "fgvc_aircraft", "SUN397": "sun397", "DescribableTextures": "dtd",
+                     "EuroSAT": "eurosat", "UCF101": "ucf101", "FashionMNIST": "fashion_mnist"}
 
 
 def write_result(folder: Path, **fields) -> Path:
@@ -548,3 +557,177 @@ def test_trainer_order_is_train_py_trainer_names():
     # place in the tables too (else it sorts alphabetically after the known ones).
     import train
     assert list(TRAINER_ORDER) == ALL_TRAINERS == list(train.TRAINER_NAMES)  # one list: clipprompt.catalog
+
+
+# ---------------------------------------------------------------- --published
+
+
+def write_protocol(root, trainer, base, new, seeds=(1, 2), datasets=BASE_TO_NEW_DATASETS, **fields):
+    """``trainer`` on every dataset of the protocol, each seed at Base ``base`` ± 1 and New ``new`` ∓ 1, so
+    that every seed-averaged Base is ``base`` and New ``new``."""
+    for dataset in datasets:
+        for seed, shift in zip(seeds, (-1.0, 1.0, 0.0)):
+            write_pair(root, dataset, trainer, seed, base=base + shift, new=new - shift, **fields)
+
+
+def published_lines(table, trainer, dataset=AVERAGE_LABEL):
+    return [line for line in table.lines if (line.row.trainer, line.row.dataset) == (trainer, dataset)]
+
+
+def test_published_averages_and_ours_minus_published_on_the_protocols_11_datasets(tmp_path):
+    write_protocol(tmp_path, "CoOp", base=80.0, new=60.0)
+    write_protocol(tmp_path, "KgCoOp", base=81.0, new=74.5)
+    write_protocol(tmp_path, "DualPromptMI", base=82.0, new=75.0)
+    table = with_published(summarize(tmp_path).base2new)
+    assert table.published_warnings == []
+
+    first, second = published_lines(table, "CoOp")  # CoOp as MaPLe and PromptSRC quote it, then KgCoOp's run
+    assert (first.published.base, first.published.new, first.published.hm) == (82.69, 63.22, 71.66)
+    assert first.published.reported_in == ("MaPLe", "PromptSRC")
+    assert first.differences() == pytest.approx([80.0 - 82.69, 60.0 - 63.22, harmonic_mean(80.0, 60.0) - 71.66])
+    assert (second.published.base, second.published.new, second.published.hm) == (82.63, 67.99, 74.60)
+    assert second.published.reported_in == ("KgCoOp",) and second.row is first.row
+    (kgcoop,) = published_lines(table, "KgCoOp")
+    assert kgcoop.differences() == pytest.approx([81.0 - 80.73, 74.5 - 73.60, harmonic_mean(81.0, 74.5) - 77.00])
+    (dualprompt,) = published_lines(table, "DualPromptMI")  # nothing published
+    assert dualprompt.published is None and dualprompt.differences() == [None, None, None]
+    assert all(line.published is None for line in table.lines if not line.row.is_average)  # averages only
+
+    result = run_script("parse_test_res.py", tmp_path, "--published")
+    assert result.returncode == 0, result.stderr
+    printed = [line.split() for line in result.stdout.splitlines() if line.startswith("Average (11)")]
+    hm = harmonic_mean(80.0, 60.0)  # 68.57
+    assert printed[0][2:3] + printed[0][-8:] == ["CoOp", "82.69", "63.22", "71.66", "-2.69", "-3.22",
+                                                 f"{hm - 71.66:+.2f}", "MaPLe,", "PromptSRC"]
+    assert printed[1][2:3] + printed[1][-7:] == ["CoOp", "82.63", "67.99", "74.60", "-2.63", "-7.99",
+                                                 f"{hm - 74.60:+.2f}", "KgCoOp"]
+    assert printed[2][2:3] + printed[2][-7:] == ["KgCoOp", "80.73", "73.60", "77.00", "+0.27", "+0.90",
+                                                 f"{harmonic_mean(81.0, 74.5) - 77.00:+.2f}", "KgCoOp"]
+    assert printed[3][2:3] + printed[3][-7:] == ["DualPromptMI"] + ["-"] * 7
+    pets = next(cells for cells in map(str.split, result.stdout.splitlines()) if cells[:2] == ["OxfordPets", "CoOp"])
+    assert pets[-7:] == ["-"] * 7
+
+    # Its own files, CSV and Markdown, with the sources; the plain table's files are not written.
+    assert not (tmp_path / "results_base2new.csv").exists()
+    csv_path, md_path = tmp_path / "results_base2new_published.csv", tmp_path / "results_base2new_published.md"
+    with open(csv_path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["dataset"] == AVERAGE_LABEL and row["trainer"] == "CoOp"]
+    assert [row["published_in"] for row in rows] == ["MaPLe, PromptSRC", "KgCoOp"]
+    assert float(rows[0]["published_hm"]) == 71.66 and float(rows[0]["diff_base"]) == pytest.approx(-2.69, abs=1e-4)
+    assert rows[0]["base_mean"] == rows[1]["base_mean"] == "80.0000"  # the same row of ours, twice
+    markdown = md_path.read_text()
+    assert "| 82.69" in markdown and "| -2.69" in markdown
+    assert all(where in markdown for where in SOURCES.values())
+    assert is_generated_file(csv_path) and is_generated_file(md_path)
+    assert run_script("parse_test_res.py", tmp_path, "--published").returncode == 0  # regenerated without --force
+
+
+def test_published_shows_a_dash_where_nothing_comparable_is_published(tmp_path):
+    b2n = tmp_path / "b2n"
+    # The 11 datasets and a CPU benchmark: every Average covers 12 datasets, not the published 11.
+    write_protocol(b2n, "CoOp", base=80.0, new=60.0, datasets=BASE_TO_NEW_DATASETS + ("FashionMNIST",))
+    # Another backbone, and another shot count, on exactly the 11 datasets.
+    write_protocol(b2n, "MaPLe", base=80.0, new=70.0, config="rn50", backbone="RN50")
+    write_protocol(b2n, "PromptSRC", base=80.0, new=70.0, shots=4)
+    table = with_published(summarize(b2n).base2new)
+    assert all(line.published is None for line in table.lines)
+    assert all(cell == "-" for cells in table.display_rows() for cell in cells[-7:])
+    warnings = "\n".join(table.published_warnings)
+    assert "Average (12) / CoOp" in warnings and "also averages FashionMNIST" in warnings
+    assert "MaPLe / rn50 / 16 shots: published numbers not shown, its runs name the backbone(s) RN50" in warnings
+    assert "PromptSRC / vit_b16_ep50 / 4 shots" in warnings and "its shots are 4" in warnings
+    assert len(table.published_warnings) == 3  # the per-dataset rows: nothing published, no warning
+
+    result = run_script("parse_test_res.py", b2n, "--published", "--no-save")
+    assert result.returncode == 0 and "also averages FashionMNIST" in result.stderr
+    result = run_script("parse_test_res.py", b2n, "--published", "--metric", "macro_f1")
+    assert result.returncode == 2 and "--published compares with published accuracy" in result.stderr
+
+    write_result(tmp_path / "fewshot" / "seed1")  # no base-to-new table: the summary is as without the flag
+    plain = run_script("parse_test_res.py", tmp_path / "fewshot", "--no-save")
+    result = run_script("parse_test_res.py", tmp_path / "fewshot", "--published", "--no-save")
+    assert result.returncode == 0 and result.stdout == plain.stdout
+    assert "--published: no base-to-new results here" in result.stderr
+
+
+def test_default_output_is_unchanged_without_published(tmp_path):
+    """Byte for byte what parse_test_res.py printed and wrote before --published existed."""
+    for seed, (pets_base, pets_new, eurosat_base, eurosat_new) in ((1, (80.0, 60.0, 90.0, 80.0)),
+                                                                   (2, (82.0, 63.0, 91.5, 78.25))):
+        write_pair(tmp_path, "OxfordPets", "CoOp", seed, base=pets_base, new=pets_new)
+        write_pair(tmp_path, "EuroSAT", "CoOp", seed, base=eurosat_base, new=eurosat_new)
+        write_pair(tmp_path, "OxfordPets", "DualPromptMI", seed, base=pets_base + 1, new=pets_new + 2)
+    write_half(tmp_path, "base", "EuroSAT", "DualPromptMI", 3, 70.0)
+    result = run_script("parse_test_res.py", tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = """\
+Dataset      Trainer       Config        Shots    Base          New           HM     Seeds    Incomplete
+-----------  ------------  ------------  -------  ------------  ------------  -----  -------  ----------------
+OxfordPets   CoOp          vit_b16_ep50  16       81.00 ± 1.41  61.50 ± 2.12  69.92  1,2
+OxfordPets   DualPromptMI  vit_b16_ep50  16       82.00 ± 1.41  63.50 ± 2.12  71.57  1,2
+EuroSAT      CoOp          vit_b16_ep50  16       90.75 ± 1.06  79.12 ± 1.24  84.54  1,2
+EuroSAT      DualPromptMI  vit_b16_ep50  16       -             -             -      -        seed3: base only
+Average (2)  CoOp          vit_b16_ep50  16       85.88 ± 1.24  70.31 ± 0.44  77.32  1,2
+Average (1)  DualPromptMI  vit_b16_ep50  16       82.00 ± 1.41  63.50 ± 2.12  71.57  1,2
+"""
+    assert result.stdout == (
+        "Base-to-new generalisation, metric: accuracy (%), mean ± sample std over seeds\n" + table + "\n"
+        f"wrote {tmp_path}/results_base2new.csv and {tmp_path}/results_base2new.md\n"
+    )
+    assert result.stderr == (
+        "warning: EuroSAT / DualPromptMI / vit_b16_ep50 / 16 shots: seed 3 has only the base result (test_new "
+        "missing); left out of the means\n"
+        "warning: Average for DualPromptMI / vit_b16_ep50 / 16 shots covers 1 of 2 datasets (missing: EuroSAT); "
+        "not comparable with averages over all of them\n"
+    )
+    assert (tmp_path / "results_base2new.csv").read_text() == """\
+dataset,trainer,config,shots,metric,base_mean,base_sample_std,new_mean,new_sample_std,hm,hm_per_seed_mean,\
+num_seeds,seeds,num_datasets,incomplete
+OxfordPets,CoOp,vit_b16_ep50,16,accuracy,81.0000,1.4142,61.5000,2.1213,69.9158,69.9133,2,1 2,1,
+OxfordPets,DualPromptMI,vit_b16_ep50,16,accuracy,82.0000,1.4142,63.5000,2.1213,71.5739,71.5716,2,1 2,1,
+EuroSAT,CoOp,vit_b16_ep50,16,accuracy,90.7500,1.0607,79.1250,1.2374,84.5397,84.5319,2,1 2,1,
+EuroSAT,DualPromptMI,vit_b16_ep50,16,accuracy,,,,,,,0,,1,seed3: base only
+Average,CoOp,vit_b16_ep50,16,accuracy,85.8750,1.2374,70.3125,0.4419,77.3184,,2,1 2,2,
+Average,DualPromptMI,vit_b16_ep50,16,accuracy,82.0000,1.4142,63.5000,2.1213,71.5739,,2,1 2,1,
+"""
+    markdown = (tmp_path / "results_base2new.md").read_text()
+    assert markdown.splitlines()[:5] == [GENERATED_MARKER, "", "**Base-to-new generalisation, metric: accuracy (%), "
+                                         "mean ± sample std over seeds**", "", f"From the results.json files under "
+                                         f"`{tmp_path}`."]
+    assert markdown.splitlines()[6:8] == [
+        "| Dataset     | Trainer      | Config       | Shots   | Base         | New          | HM    | Seeds   "
+        "| Incomplete       |",
+        "|-------------|--------------|--------------|---------|--------------|--------------|-------|---------"
+        "|------------------|",
+    ]
+    assert "Pub." not in markdown and not list(tmp_path.glob("*published*"))
+
+
+def test_every_published_hm_is_the_harmonic_mean_of_its_base_and_new():
+    """Within 0.01 after rounding to 2 decimals (a published HM is the HM of unrounded means). A row of a
+    source that breaks this would be a typo there; none does. ProGrad as KgCoOp reports it is on the edge:
+    the HM of 82.48 and 70.75 is 76.166, published 76.16."""
+    typos = []
+    for trainer, entries in PUBLISHED_BASE_TO_NEW.items():
+        assert trainer in TRAINER_ORDER, trainer
+        for entry in entries:
+            assert entry["dataset"] == AVERAGE_LABEL or entry["dataset"] in PAPER_DATASET_ORDER, entry
+            assert entry["reported_in"] and set(entry["reported_in"]) <= set(SOURCES), entry
+            computed = round(harmonic_mean(entry["base"], entry["new"]), 2)
+            if abs(computed - entry["hm"]) > 0.01 + 1e-9:
+                typos.append(f"{trainer} {entry}: HM of Base and New is {computed:.2f}")
+    assert typos == []
+    assert round(harmonic_mean(82.48, 70.75), 2) == 76.17  # the edge case above
+
+
+def test_published_averages_agree_with_the_ones_the_docs_quote():
+    """docs/methods.md and docs/cpu_benchmarks.md quote the published 11-dataset averages; the table must
+    hold the same numbers."""
+    docs = " ".join((REPO / "docs" / page).read_text(encoding="utf-8") for page in ("methods.md", "cpu_benchmarks.md"))
+    docs = " ".join(docs.split())
+    for trainer in ("KgCoOp", "ProGrad", "MaPLe", "PromptSRC"):
+        (first, *_) = published_rows(trainer, AVERAGE_LABEL)
+        assert f"{first.base:.2f} / {first.new:.2f} / {first.hm:.2f}" in docs, trainer
+    hms = {trainer: published_rows(trainer, AVERAGE_LABEL)[0].hm for trainer in ("KgCoOp", "ProGrad", "CoCoOp", "CoOp")}
+    assert "({KgCoOp:.2f}, {ProGrad:.2f}, {CoCoOp:.2f} CoCoOp, {CoOp:.2f} CoOp)".format(**hms) in docs
+    assert published_rows("DualPromptMI", AVERAGE_LABEL) == [] and published_rows("ZeroshotCLIP2", AVERAGE_LABEL) == []

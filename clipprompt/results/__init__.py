@@ -17,6 +17,10 @@ on a laptop next to a copy of the output tree. By concern:
 * :mod:`clipprompt.results.common`: what both tables share (dataset label,
   Average over datasets, captions);
 * :mod:`clipprompt.results.base2new`: the Base/New/HM table;
+* :mod:`clipprompt.results.published`: the published numbers of the bundled
+  trainers, with their sources (plain data);
+* :mod:`clipprompt.results.base2new_published`: the Base/New/HM table with the
+  published numbers and ours minus published beside each row;
 * :mod:`clipprompt.results.summary`: the summary table (mean ± spread over
   seeds of the other runs);
 * :mod:`clipprompt.results.report`: both tables from one root (``summarize``);
@@ -27,6 +31,12 @@ records, the tables, the report and the export.
 """
 
 from clipprompt.results.base2new import Base2NewRow, Base2NewTable, base_to_new_table, csv_headers_base2new
+from clipprompt.results.base2new_published import (
+    Base2NewPublishedTable,
+    csv_headers_base2new_published,
+    published_rows,
+    with_published,
+)
 from clipprompt.results.export import (
     GENERATED_MARKER,
     default_out_prefix,
@@ -78,6 +88,7 @@ __all__ = [
     "RESULTS_FILENAME",
     "SCHEMA_VERSION",
     "TRAINER_ORDER",
+    "Base2NewPublishedTable",
     "Base2NewRow",
     "Base2NewTable",
     "LoadedResults",
@@ -89,6 +100,7 @@ __all__ = [
     "base_to_new_table",
     "check_metric_name",
     "csv_headers_base2new",
+    "csv_headers_base2new_published",
     "csv_headers_summary",
     "default_out_prefix",
     "drop_duplicates",
@@ -102,6 +114,7 @@ __all__ = [
     "load_results",
     "output_paths",
     "per_config_values",
+    "published_rows",
     "results_filename",
     "run_record",
     "select_metric",
@@ -112,6 +125,7 @@ __all__ = [
     "summary_table",
     "table_to_csv",
     "table_to_markdown",
+    "with_published",
     "write_run_results",
     "write_table_files",
 ]

@@ -60,6 +60,7 @@ class Base2NewRow(DatasetLabel):
     num_datasets: int = 1
     base_by_seed: dict = field(default_factory=dict, repr=False)
     new_by_seed: dict = field(default_factory=dict, repr=False)
+    backbones: tuple[str, ...] = ()  # the backbones its runs name (``-`` unrecorded); () for Average rows
 
 
 @dataclass
@@ -188,9 +189,11 @@ def base_to_new_table(
     )
 
     groups: dict[tuple, dict[str, dict[int, float]]] = {}
+    backbones: dict[tuple, set[str]] = {}
     for run, value in pairs:
         key = (run.dataset, run.trainer, run.config, run.shots)
         groups.setdefault(key, {"base": {}, "new": {}})[run.half][run.seed] = value
+        backbones.setdefault(key, set()).add(str(run.record.get("backbone") or "-"))
 
     rows = []
     for (dataset, trainer, config, shots), by_half in groups.items():
@@ -225,6 +228,7 @@ def base_to_new_table(
                 incomplete=tuple(incomplete),
                 base_by_seed={seed: base_by_seed[seed] for seed in complete},
                 new_by_seed={seed: new_by_seed[seed] for seed in complete},
+                backbones=tuple(sorted(backbones[dataset, trainer, config, shots])),
             )
         else:
             row = Base2NewRow(
