@@ -87,10 +87,6 @@ class PromptTrainer(TrainerX):
     statistics = distributed.AdditiveStatistics([])  # sums kept equal over processes (build_model fills it)
 
     # ----- configuration ----------------------------------------------------
-    @property
-    def CONFIG_KEY(self):  # noqa: N802 (Dassl-era name: cfg.TRAINER.<CONFIG_KEY>)
-        return self.METHOD.config_key
-
     def check_cfg(self, cfg):
         """Read and validate the method's options before anything is built (one-line errors)."""
         self.options = self.METHOD.options_from(cfg)
