@@ -49,7 +49,7 @@ class PromptCLIP(nn.Module):
     @property
     def class_specific(self):
         """Whether the prompts are bound to the training classes (CoOp's CSC): they cannot move to others."""
-        return self.prompt_learner is not None and bool(getattr(self.prompt_learner, "csc", False))
+        return self.prompt_learner is not None and self.prompt_learner.csc  # every learner is a SoftPrompt
 
     @property
     def seq_first(self):

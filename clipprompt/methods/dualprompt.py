@@ -144,10 +144,8 @@ class DualPromptMIConfig(SoftPromptOptions):
         if self.vision_mi_weight > 0 and not self.has_vision_prompts:
             raise UserError(f"{KEY}VISION_MI.WEIGHT needs vision prompts (PROMPT_LEARNER ivlp with DEEP.VISION_N_CTX > 0, "
                             f"or maple): with PROMPT_LEARNER {self.prompt_learner} the image tower is frozen CLIP's; set it to 0")
-        for key, value in (("MI.WEIGHT", self.mi_weight), ("AUG.WEIGHT", self.aug_weight), ("AUG.MI_WEIGHT", self.aug_mi_weight),
-                           ("VISION_MI.WEIGHT", self.vision_mi_weight)):
-            if value < 0:
-                raise UserError(f"TRAINER.DUALPROMPTMI.{key} must be >= 0, got {value}")
+        self.check_non_negative(KEY, **{"MI.WEIGHT": self.mi_weight, "AUG.WEIGHT": self.aug_weight,
+                                        "AUG.MI_WEIGHT": self.aug_mi_weight, "VISION_MI.WEIGHT": self.vision_mi_weight})
         self._validate_estimators()
         if self.aug_feed_view_mi and self.mi_mode in CLASS_LEVEL_MODES:
             raise UserError(f"{KEY}AUG.FEED_VIEW_MI needs MI.MODE posterior (MI.MODE {self.mi_mode} compares class "

@@ -5,6 +5,8 @@ zero-shot numbers and the hand-crafted view of DualPromptMI are comparable
 with the published tables. Keys are Dassl dataset registry names.
 """
 
+from clipprompt.errors import UserError
+
 DEFAULT_TEMPLATE = "a photo of a {}."
 
 DATASET_TEMPLATES = {
@@ -128,8 +130,6 @@ def expand_templates(entries, dataset_tpl, dataset_ensemble=None):
     ZeroshotCLIP2), "imagenet_ensemble" (CoOp's seven), "promptsrc_ensemble" (PromptSRC's 60
     ImageNet templates), or a template with "{}".
     """
-    from clipprompt.errors import UserError
-
     templates = []
     for entry in entries:
         if entry == "dataset":
