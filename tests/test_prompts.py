@@ -111,3 +111,28 @@ def test_hand_crafted_ensemble_is_normalised_mean(tiny_clip):
     torch.testing.assert_close(one.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError, match="placeholder"):
         encode_hand_crafted(as_backbone(tiny_clip), NAMES, ["no placeholder"])
+
+
+def test_raw_ensemble_averages_unnormalised_features(tiny_clip):
+    """PromptSRC's official teacher rule: normalise(mean of the unnormalised template features); it
+    weighs a template by its feature norm, so it differs from CLIP's rule unless the norms are equal."""
+    backbone = as_backbone(tiny_clip)
+    templates = ["a photo of a {}.", "itap of a {}.", "a sketch of the {}."]
+    encoder = TextEncoder(backbone)
+    raw = []
+    with torch.no_grad():
+        for template in templates:
+            tokens = backbone.tokenize([template.format(name.replace("_", " ")) for name in NAMES])
+            raw.append(encoder(backbone.token_embedding(tokens), tokens).float())
+    expected_raw = F.normalize(sum(raw) / 3, dim=-1)
+    expected_unit = F.normalize(sum(F.normalize(f, dim=-1) for f in raw) / 3, dim=-1)
+    got_raw = encode_hand_crafted(backbone, NAMES, templates, ensemble="raw")
+    got_unit = encode_hand_crafted(backbone, NAMES, templates)
+    torch.testing.assert_close(got_raw, expected_raw)
+    torch.testing.assert_close(got_unit, expected_unit)
+    assert (got_raw - got_unit).abs().max() > 1e-4  # the norms differ on this CLIP, so the rules do
+    # one template: both rules are that template's unit features
+    torch.testing.assert_close(encode_hand_crafted(backbone, NAMES, templates[:1], ensemble="raw"),
+                               encode_hand_crafted(backbone, NAMES, templates[:1]))
+    with pytest.raises(ValueError, match="ensemble"):
+        encode_hand_crafted(backbone, NAMES, templates, ensemble="mean")

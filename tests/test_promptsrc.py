@@ -81,7 +81,7 @@ def test_each_regulariser_equals_its_hand_computation(clip3):
     text = model.compute_text_features()
     image = model.encode_image(x)
     frozen_image = model.encode_image_frozen(x)
-    teacher = encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES)
+    teacher = encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES, ensemble="raw")
     scale = clip3.logit_scale.exp()
     student_logits = scale * image @ text.t()
     teacher_logits = scale * frozen_image @ teacher.t()
@@ -120,7 +120,11 @@ def test_regularisers_vanish_at_the_frozen_model(clip3):
 
 def test_teacher_is_the_hand_crafted_ensemble_kept_out_of_checkpoints(clip3):
     model = make(clip3)
-    assert torch.equal(model.teacher_text, encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES))
+    # the official rule by default (the templates' unnormalised features averaged); CLIP's on request
+    assert torch.equal(model.teacher_text, encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES, ensemble="raw"))
+    unit = make(clip3, teacher_ensemble="unit")
+    assert torch.equal(unit.teacher_text, encode_hand_crafted(as_backbone(clip3), NAMES, TEMPLATES))
+    assert not torch.equal(unit.teacher_text, model.teacher_text)
     assert set(model.trainable_state_dict()) == {f"prompt_learner.{k}" for k in
                                                  ("ctx", "text_deep", "vision_first", "vision_deep")}
 
@@ -233,3 +237,12 @@ def test_no_aggregation_leaves_the_prompts_alone(clip3):
     assert model.aggregate is None and model.end_epoch(after(1)) is None
     assert all(torch.equal(p, before[k]) for k, p in model.prompt_learner.named_parameters())
     assert not any(k.startswith("aggregate.") for k in model.trainable_state_dict())
+
+
+def test_teacher_ensemble_rule_is_validated():
+    from clipprompt.methods import get_method
+
+    method = get_method("PromptSRC")
+    assert method.published_options().teacher_ensemble == "raw"
+    with pytest.raises(UserError, match="TRAINER.PROMPTSRC.TEACHER_ENSEMBLE must be one of unit, raw, got 'mean'"):
+        method.published_options(teacher_ensemble="mean")

@@ -369,24 +369,6 @@ def pick(tensors, where):
     return None if value is None else (value if index is None else value[index])
 
 
-def upstream_ensemble(backbone, classnames, templates):
-    """The teacher text of the official PromptSRC: normalise(mean over templates of the *unnormalised*
-    features). Ours averages unit features (docs/methods.md); the comparison feeds ours upstream's rule."""
-    import torch
-    import torch.nn.functional as F
-
-    from clipprompt.clip.towers import TextEncoder
-    from clipprompt.prompts.templates import fill
-
-    encoder = TextEncoder(backbone)
-    with torch.no_grad():
-        features = []
-        for template in templates:
-            tokens = backbone.tokenize([fill(template, name) for name in classnames])
-            features.append(encoder(backbone.token_embedding(tokens), tokens).float())
-    return F.normalize(torch.stack(features).mean(0), dim=-1)
-
-
 def ours_side(args, state_dict_path, depth, image_size, job):
     """Our model on the same CLIP: the job's parameters (official names), and ours' quantities."""
     import types
@@ -404,17 +386,9 @@ def ours_side(args, state_dict_path, depth, image_size, job):
     context = BuildContext(templates=lambda entries, what=None: expand_templates(entries, DATASET_TEMPLATE),
                            max_epoch=SCHEDULE["epochs"])
 
-    notes = []  # one per build; the base-class one is reported
-
     def build(classnames):
         torch.manual_seed(1)  # the prompts' random parts; they are then copied into the official model
         model = method.build(load_clip("ViT-B/16", path=state_dict_path), classnames, options, context)
-        if args.trainer == "PromptSRC":
-            theirs = upstream_ensemble(model.backbone, classnames, PROMPTSRC_TEMPLATES)
-            gap = float((model.teacher_text - theirs).abs().max())
-            notes.append(f"teacher text: ours averages unit features per template (docs/methods.md); upstream's "
-                         f"rule differs from it by {gap:.3g} and is used on both sides here")
-            model.teacher_text = theirs
         model.freeze_clip()
         return model
 
@@ -492,7 +466,6 @@ def ours_side(args, state_dict_path, depth, image_size, job):
         params = dict(model.named_parameters())
         ours["after_schedule"] = {theirs: pick(params, where).detach().clone() for theirs, where in names.items()}
         ours["templates"] = list(PROMPTSRC_TEMPLATES)
-    ours["notes"] = notes[:1]
     return ours
 
 
@@ -596,7 +569,7 @@ def report(trainer, commit, ours, theirs, job):
         diff("L1 text (prompted vs teacher ensemble)", ours["terms"]["l1_text"], calls["l1_loss"][0])
         diff("L1 image (prompted vs frozen image)", ours["terms"]["l1_image"], calls["l1_loss"][1])
         diff("KL(zero-shot || prompted) / (B*C)", ours["terms"]["kl"], calls["kl_div"][0] / numel)
-        diff("teacher text features (upstream's ensembling)", ours["teacher_text"], outs[2])
+        diff("teacher text features (TEACHER_ENSEMBLE raw)", ours["teacher_text"], outs[2])
         diff("frozen image features", ours["frozen_image"], outs[3])
         diff("zero-shot logits", ours["zero_shot_logits"], outs[5])
         rows.append((f"teacher templates identical ({len(theirs['templates'])})",
@@ -618,8 +591,6 @@ def report(trainer, commit, ours, theirs, job):
         print(f"{trainer} {label}: {'n/a' if value is None else f'{value:.3g}'}{size} {'ok' if good else 'FAIL'}")
     if trainer == "ProGrad":
         print(f"{trainer} note: CE and KL gradients {'conflict (projection applied)' if ours['conflict'] else 'agree (no projection)'}")
-    for note in ours.get("notes", []):
-        print(f"{trainer} note: {note}")
     for site, count in sorted(theirs["shims"].items()):
         print(f"{trainer} neutralised: {site} x{count}")
     return 0 if ok else 1

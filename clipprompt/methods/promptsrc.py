@@ -1,8 +1,9 @@
 """PromptSRC (Khattak et al., ICCV 2023): IVLP prompts regularised towards frozen CLIP.
 
 For prompted features (text ``t``, image ``v``), frozen ones (``t^0``: the hand-crafted
-prompt ensemble, encoded once per class set; ``v^0``: the same image tower with the prompts
-off) and logit scale ``s``, over a batch of B images and C classes:
+prompt ensemble, encoded once per class set, as the official code does by default: the templates'
+unnormalised features averaged, then normalised, ``TEACHER_ENSEMBLE raw``; ``v^0``: the same image
+tower with the prompts off) and logit scale ``s``, over a batch of B images and C classes:
 
     L = CE(s v.t, y) + W_text * L1(t, t^0) + W_image * L1(v, v^0)
         + W_kl * KL(softmax(s v^0.t^0) || softmax(s v.t)) / (B * C)
@@ -33,7 +34,7 @@ from clipprompt.methods.maple import DeepPromptCLIP
 from clipprompt.methods.options import Options, option
 from clipprompt.methods.registry import Method, register
 from clipprompt.objectives.consistency import consistency_terms
-from clipprompt.prompts.hand import encode_hand_crafted
+from clipprompt.prompts.hand import ENSEMBLE_RULES, encode_hand_crafted
 
 
 def gaussian_epoch_weights(max_epoch, mean, std):
@@ -94,15 +95,15 @@ class PromptSRCCLIP(DeepPromptCLIP):
     """
 
     def __init__(self, backbone, classnames, teacher_templates, text_weight=25.0, image_weight=10.0,
-                 kl_weight=1.0, gpa=None, **prompt):
+                 kl_weight=1.0, gpa=None, teacher_ensemble="raw", **prompt):
         super().__init__(backbone, classnames, coupled=False, **prompt)
         for key, value in (("TEXT_LOSS_WEIGHT", text_weight), ("IMAGE_LOSS_WEIGHT", image_weight),
                            ("KL_LOSS_WEIGHT", kl_weight)):
             if value < 0:
                 raise UserError(f"TRAINER.PROMPTSRC.{key} must be >= 0, got {value}")
         self.text_weight, self.image_weight, self.kl_weight = float(text_weight), float(image_weight), float(kl_weight)
-        self.register_buffer("teacher_text", encode_hand_crafted(self.backbone, classnames, teacher_templates),
-                             persistent=False)
+        self.register_buffer("teacher_text", encode_hand_crafted(self.backbone, classnames, teacher_templates,
+                                                                 ensemble=teacher_ensemble), persistent=False)
         # gpa: (max_epoch, mean, std) or None
         self.aggregate = GaussianPromptAggregate(self.prompt_learner, *gpa) if gpa is not None else None
 
@@ -155,6 +156,16 @@ class PromptSRCOptions(Options):
     gpa_std: float = option(1.0, "GPA_STD", "in epochs")
     hand_templates: list = option(["promptsrc_ensemble"], "HAND_TEMPLATES",
                                   "the frozen text teacher's prompts (PromptSRC's 60 ImageNet templates)")
+    teacher_ensemble: str = option("raw", "TEACHER_ENSEMBLE",
+                                   "raw: average the templates' unnormalised features, as the official code; "
+                                   "unit: CLIP's prompt ensembling (normalise each first)")
+
+    def validate(self, prefix=""):
+        super().validate(prefix)
+        if self.teacher_ensemble not in ENSEMBLE_RULES:
+            raise UserError(f"{prefix}TEACHER_ENSEMBLE must be one of {', '.join(ENSEMBLE_RULES)}, "
+                            f"got {self.teacher_ensemble!r}")
+        return self
 
     def prompt_depths(self):
         depths = [("PROMPT_DEPTH_TEXT", "text", self.prompt_depth_text)]
@@ -171,7 +182,8 @@ def build(backbone, classnames, o, context):
     gpa = (context.max_epoch, o.gpa_mean, o.gpa_std) if o.gpa else None
     return PromptSRCCLIP(
         backbone, classnames, templates, text_weight=o.text_loss_weight, image_weight=o.image_loss_weight,
-        kl_weight=o.kl_loss_weight, gpa=gpa, n_ctx=o.n_ctx_text, ctx_init=o.ctx_init,
+        kl_weight=o.kl_loss_weight, gpa=gpa, teacher_ensemble=o.teacher_ensemble, n_ctx=o.n_ctx_text,
+        ctx_init=o.ctx_init,
         text_depth=o.prompt_depth_text, vision_n_ctx=o.n_ctx_vision, vision_depth=o.prompt_depth_vision,
         keys={"N_CTX": KEY + "N_CTX_TEXT", "TEXT_DEPTH": KEY + "PROMPT_DEPTH_TEXT",
               "VISION_N_CTX": KEY + "N_CTX_VISION", "VISION_DEPTH": KEY + "PROMPT_DEPTH_VISION"})

@@ -9,13 +9,22 @@ from clipprompt.errors import UserError
 from clipprompt.prompts.templates import fill
 
 
+# How several templates' features become one per class:
+#   "unit": normalise each template's features, average, normalise again (CLIP's prompt ensembling);
+#   "raw":  average the unnormalised features, normalise once (the official PromptSRC teacher,
+#           trainers/promptsrc.py of muzairkhattak/PromptSRC: templates with larger feature norms weigh more).
+# With one template both give the same features.
+ENSEMBLE_RULES = ("unit", "raw")
+
+
 @torch.no_grad()
-def encode_hand_crafted(backbone, classnames, templates):
+def encode_hand_crafted(backbone, classnames, templates, ensemble="unit"):
     """Frozen, L2-normalised text features of hand-crafted prompts, (C, D).
 
-    With several templates the per-template features are normalised, averaged
-    and normalised again (CLIP's prompt ensembling).
+    With several templates, ``ensemble`` (one of :data:`ENSEMBLE_RULES`) says how they are averaged.
     """
+    if ensemble not in ENSEMBLE_RULES:
+        raise ValueError(f"ensemble must be one of {ENSEMBLE_RULES}, got {ensemble!r}")
     if isinstance(templates, str):
         templates = [templates]
     if not templates:
@@ -26,7 +35,8 @@ def encode_hand_crafted(backbone, classnames, templates):
         texts = [fill(template, name) for name in classnames]
         tokens = backbone.tokenize(texts).to(backbone.token_embedding.weight.device)
         features = encoder(backbone.token_embedding(tokens), tokens)
-        per_template.append(F.normalize(features.float(), dim=-1))
+        features = features.float()
+        per_template.append(F.normalize(features, dim=-1) if ensemble == "unit" else features)
     mean = torch.stack(per_template).mean(dim=0)
     return F.normalize(mean, dim=-1)
 
