@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 python -m tools.bench --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full
     # deep prompts: MaPLe, IVLP, PromptSRC and DualPromptMI over them, with the step ratios
     OMP_NUM_THREADS=1 python -m tools.bench --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full \\
-        --trainers CoOp MaPLe IVLP PromptSRC DualPromptMI DualPromptMI-ivlp DualPromptMI-maple
+        --trainers CoOp MaPLe IVLP PromptSRC DualPromptMI DualPromptMI-ivlp DualPromptMI-maple DualPromptMI-promptsrc
     # the same on open_clip's ViT-B/16 (random weights; needs pip install -e ".[open_clip]")
     OMP_NUM_THREADS=1 python -m tools.bench --backbone open_clip:ViT-B-16 --trainers CoOp DualPromptMI --compare-full
     # peak memory of a training step against the class count, one pass vs chunks of 100 prompts
@@ -15,7 +15,7 @@ Builds a CLIP of the given architecture with random weights (timing does not
 need trained weights), then for CoOp, CoCoOp and DualPromptMI on the same
 class count and context (4 tokens from "a photo of a"; the default trainers),
 and for the deep-prompt trainers at their published settings (``VARIANTS`` in tools/benchlib.py:
-MaPLe, IVLP, PromptSRC, DualPromptMI-ivlp, DualPromptMI-maple), reports:
+MaPLe, IVLP, PromptSRC, DualPromptMI-ivlp, DualPromptMI-maple, DualPromptMI-promptsrc), reports:
   * train step: median seconds of forward + backward + SGD step (what the
     Dassl trainers run per batch), and the images per second it gives; on a
     CPU the process's CPU time (run with OMP_NUM_THREADS=1: then it does not
@@ -52,6 +52,7 @@ PAIRS = (
     ("DualPromptMI", "CoOp", "DualPromptMI's terms on CoOp's prompts"),
     ("DualPromptMI-ivlp", "IVLP", "DualPromptMI's terms on IVLP's prompts"),
     ("DualPromptMI-maple", "MaPLe", "DualPromptMI's terms on MaPLe's prompts"),
+    ("DualPromptMI-promptsrc", "PromptSRC", "DualPromptMI's terms on PromptSRC"),
     ("PromptSRC", "IVLP", "PromptSRC's regularisers (one frozen image pass)"),
     ("IVLP", "CoOp", "deep prompts in both towers"),
     ("MaPLe", "CoOp", "coupled deep prompts"),
