@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import glob
 import os
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -116,7 +117,7 @@ def test_the_teacher_is_promptsrcs_own(clip3, monkeypatch):
     """How PromptSRC ensembles its teacher's templates is one function: change it and both models follow."""
     from clipprompt.methods import promptsrc
 
-    monkeypatch.setattr(promptsrc, "encode_hand_crafted", lambda backbone, names, templates: torch.ones(len(names), 7))
+    monkeypatch.setattr(promptsrc, "encode_hand_crafted", lambda backbone, names, templates, **how: torch.ones(len(names), 7))
     assert torch.equal(dual(clip3).teacher_text, torch.ones(len(NAMES), 7))
     assert torch.equal(PromptSRCCLIP(clip3, NAMES, TEACHER, **SRC_PROMPT).teacher_text, torch.ones(len(NAMES), 7))
 
@@ -293,7 +294,7 @@ def test_after_the_aggregate_the_prototypes_and_predictions_are_the_aggregates(c
         snapshots.append({k: v.detach().clone() for k, v in model.prompt_learner.named_parameters()})
         stale = model.prototypes.prototypes().clone()
         message = model.end_epoch(after(epoch, train))
-    assert "weighted mean over 2 epochs" in message and "Class prototypes from 10 training images" in message
+    assert "weighted mean over 2 epochs" in message and "Class prototypes from 10 training images (the aggregated prompts)" in message
     w1, w2 = gaussian_epoch_weights(*GPA)
     for name, param in model.prompt_learner.named_parameters():  # the prompts are the aggregate
         torch.testing.assert_close(param, w1 * snapshots[0][name] + w2 * snapshots[1][name], rtol=1e-6, atol=1e-7)
@@ -365,11 +366,21 @@ def test_train_py_with_the_terms_off_is_the_promptsrc_trainer(tmp_path, pets_roo
                               extra=["--model-dir", runs[trainer], "--eval-only", *RUN, *opts])))
         accuracy[trainer] = results(out)["accuracy"]
     assert accuracy["DualPromptMI"] == accuracy["PromptSRC"]
+    # an interrupted run (only the epoch-1 checkpoint) resumes to the same aggregate
+    cut = tmp_path / "cut"
+    (cut / "prompt_learner").mkdir(parents=True)
+    shutil.copy(os.path.join(runs["DualPromptMI"], "prompt_learner", "model.pth.tar-1"), cut / "prompt_learner")
+    ok(run_cli(train_args(pets_root, str(cut), tiny_clip3_path, tiny_cfg_file, extra=["--resume", str(cut), *RUN, *DUAL_RUN])))
+    resumed, full = ctx_of(str(cut), 2), ctx_of(runs["DualPromptMI"], 2)
+    assert set(resumed) == set(full) and all(torch.equal(resumed[k], full[k]) for k in full)
 
 
 @requires_dassl
-def test_train_py_refuses_promptsrc_prompts_deeper_than_the_tower(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
+def test_train_py_refuses_bad_promptsrc_settings_in_one_line(tmp_path, pets_root, tiny_clip3_path, tiny_cfg_file):
     proc = run_cli(train_args(pets_root, str(tmp_path / "deep"), tiny_clip3_path, tiny_cfg_file,
                               extra=[*TINY, "TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "promptsrc",
                                      "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "4"]))
-    user_error(proc, "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "4")
+    user_error(proc, "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH must lie in 1..3 (the image tower's blocks), got 4")
+    proc = run_cli(train_args(pets_root, str(tmp_path / "std"), tiny_clip3_path, tiny_cfg_file,
+                              extra=[*TINY, *DUAL_RUN, "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_STD", "0.0"]))
+    user_error(proc, "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_STD must be positive, got 0.0")

@@ -355,19 +355,20 @@ class DualPromptMICLIP(PromptCLIP):
             return None
         message = self.aggregate.end_epoch(self.prompt_learner, run.epoch + 1)
         if message and self.prototypes_follow_image_tower:
-            message = f"{message}\n{self._renew_prototypes(run)}"
+            message = f"{message}\n{self._renew_prototypes(run, 'the aggregated prompts')}"
         return message
 
-    def _renew_prototypes(self, run):
-        """One no-grad pass over the few-shot training set: per-class mean image feature."""
+    def _renew_prototypes(self, run, when=None):
+        """One no-grad pass over the few-shot training set: per-class mean image feature (``when``: what
+        the printed line says of the image tower, by default its epoch)."""
         follows = self.prototypes_follow_image_tower
         # Renewed prototypes use the steps' precision (amp: autocast), which is what they describe and
         # what keeps the pass cheap on a GPU; the one pass of a frozen tower stays as it always was.
         with run.autocast() if follows else contextlib.nullcontext():
             self.refresh_prototypes(run.batches())
         run.sync_statistics()  # under torchrun: each process saw its slice
-        when = f" (epoch {run.epoch + 1}, prompted image tower)" if follows else ""
-        return f"Class prototypes from {int(self.prototypes.count.sum())} training images{when}"
+        when = when or (f"epoch {run.epoch + 1}, prompted image tower" if follows else "")
+        return f"Class prototypes from {int(self.prototypes.count.sum())} training images{f' ({when})' if when else ''}"
 
     def view_mutual_information(self, image_features, soft, soft_logits):
         """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""
