@@ -18,7 +18,7 @@ from clipprompt.errors import UserError
 from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
 from clipprompt.methods.promptsrc import PromptSRCCLIP, PromptSRCOptions, gaussian_epoch_weights
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
-from helpers import TINY, ok, results, train_args, user_error
+from helpers import DUAL_LEARNERS, TINY, ok, results, train_args, user_error
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
 HAND = ["a photo of a {}."]
@@ -316,10 +316,7 @@ def test_after_the_aggregate_the_prototypes_and_predictions_are_the_aggregates(c
 SRC_RUN = ["TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "3", "TRAINER.PROMPTSRC.N_CTX_VISION", "2",
            "TRAINER.PROMPTSRC.PROMPT_DEPTH_VISION", "2", "TRAINER.PROMPTSRC.GPA_MEAN", "1.5",
            "TRAINER.PROMPTSRC.GPA_STD", "1.0", "TRAINER.PROMPTSRC.HAND_TEMPLATES", str(TEACHER)]
-DUAL_RUN = ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "promptsrc", "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3",
-            "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2",
-            "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_MEAN", "1.5", "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_STD", "1.0",
-            "TRAINER.DUALPROMPTMI.PROMPTSRC.HAND_TEMPLATES", str(TEACHER),
+DUAL_RUN = [*DUAL_LEARNERS["promptsrc"], "TRAINER.DUALPROMPTMI.PROMPTSRC.HAND_TEMPLATES", str(TEACHER),
             "TRAINER.DUALPROMPTMI.MI.WEIGHT", "0.0", "TRAINER.DUALPROMPTMI.AUG.WEIGHT", "0.0",
             "TRAINER.DUALPROMPTMI.INFER_WEIGHT", "1.0"]
 RUN = [*TINY, "DATALOADER.TRAIN_X.BATCH_SIZE", "2", "OPTIM.LR", "0.05", "TRAIN.CHECKPOINT_FREQ", "1",
