@@ -87,7 +87,7 @@ def speed_table(args):
     short = {r["trainer"]: r for r in rows if not r["full_context"]}
     full = {r["trainer"]: r for r in rows if r["full_context"]}
     coop = short.get("CoOp")
-    print(f"{'trainer':<20}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
+    print(f"{'trainer':<24}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
           f"{'eval img/s':>12}{'peak MB':>10}")
     for r in rows:
         name = "77 (before)" if r["full_context"] else "short"
@@ -100,7 +100,7 @@ def speed_table(args):
             r["step_ratio_vs_coop"] = r["step_s"] / coop["step_s"]
             ratio = f"{r['step_ratio_vs_coop']:.3f}"
         ev = f"{r['eval_img_per_s']:.1f}" if r["eval_img_per_s"] is not None else "-"
-        print(f"{r['trainer']:<20}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
+        print(f"{r['trainer']:<24}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
               f"{ev:>12}{r['peak_mb']:>10.0f}")
     for note in dict.fromkeys(r.get("note") for r in rows if r.get("note")):
         print(f"note: {note}")
@@ -116,11 +116,11 @@ def ratio_table(rows):
     if not pairs:
         return
     full = any(r["full_context"] for r in rows)
-    print(f"\n{'step ratio':<30}{'short pass':>11}" + (f"{'77 pos.':>9}" if full else "")
+    print(f"\n{'step ratio':<36}{'short pass':>11}" + (f"{'77 pos.':>9}" if full else "")
           + f"{'peak MB':>16}  what it shows")
     for trainer, base, what in pairs:
         a, b = by[(trainer, False)], by[(base, False)]
-        line = f"{trainer + ' / ' + base:<30}{a['step_s'] / b['step_s']:>10.3f}x"
+        line = f"{trainer + ' / ' + base:<36}{a['step_s'] / b['step_s']:>10.3f}x"
         a.setdefault("step_ratio", {})[base] = a["step_s"] / b["step_s"]
         if full:
             fa, fb = by.get((trainer, True)), by.get((base, True))
@@ -159,12 +159,12 @@ def memory_curve(args):
 
 def memory_table(rows, args):
     cpu = rows[0]["memory"] == "peak RSS"
-    head = f"{'trainer':<20}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
+    head = f"{'trainer':<24}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
     print(head + (f"{'fp16 est. MB':>14}" if cpu else ""))
     for r in rows:
         r["step_adds_mb"] = r["train_peak_mb"] - r["before_step_mb"]
         mark = "*" if r.get("extrapolated") else ""
-        line = (f"{r['trainer']:<20}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
+        line = (f"{r['trainer']:<24}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
                 f"{r['before_step_mb']:>11.0f}{r['train_peak_mb']:>9.0f}{mark:1}{r['step_adds_mb']:>11.0f}")
         if cpu and r["precision"] == "fp32":
             # fp16 weights: 2 bytes per parameter; activations and gradients of the step halve.
