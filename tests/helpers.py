@@ -111,10 +111,14 @@ def write_synthetic_idx_root(folder, train_per_class, test_per_class, seed=0, gz
 
 
 # DualPromptMI's prompt learners at the 3-block tiny CLIP: ivlp's vision prompts make the image
-# features train (its class prototypes are then recomputed each epoch); coop's context does not.
+# features train (its class prototypes are then recomputed each epoch); coop's context does not;
+# promptsrc is ivlp's prompts with PromptSRC's terms and an aggregate that weighs both epochs.
+DUAL_DEEP = ["TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3", "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2",
+             "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2"]
 DUAL_LEARNERS = {
     "coop": [],
-    "ivlp": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", "TRAINER.DUALPROMPTMI.DEEP.TEXT_DEPTH", "3",
-             "TRAINER.DUALPROMPTMI.DEEP.VISION_N_CTX", "2", "TRAINER.DUALPROMPTMI.DEEP.VISION_DEPTH", "2"],
+    "ivlp": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", *DUAL_DEEP],
+    "promptsrc": ["TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "promptsrc", *DUAL_DEEP, "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_MEAN",
+                  "1.5", "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_STD", "1.0"],
 }
 MOVING = ["OPTIM.LR", "0.5", "OPTIM.WARMUP_EPOCH", "0"]  # epoch 1 moves the prompts visibly

@@ -344,7 +344,10 @@ def test_shipped_configs_pin_what_they_claim():
             assert list(node.HAND_TEMPLATES) == ["dataset"], name
         elif name.startswith("vit_b16"):
             assert set(METHOD_KEYS) <= written, name
-            assert config == DualPromptMIConfig(n_ctx=config.n_ctx, ctx_init=config.ctx_init), name
+            # over promptsrc: PromptSRC's prompts and options, and the view MI off (docs/methods.md#over-promptsrc)
+            promptsrc = name.endswith("_promptsrc.yaml")
+            learner = dict(prompt_learner="promptsrc", mi_weight=0.0) if promptsrc else {}
+            assert config == DualPromptMIConfig(n_ctx=config.n_ctx, ctx_init=config.ctx_init, **learner), name
             assert list(node.HAND_TEMPLATES) == list(_default_trainer_node().HAND_TEMPLATES), name
 
 

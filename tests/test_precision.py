@@ -6,6 +6,7 @@ the CPU computes in bfloat16, with the trainers' loss scaler. Through ``train.py
 keep fp16/amp on the CPU only with ``CLIPPROMPT_CPU_HALF=1`` (otherwise they fall back to fp32).
 """
 
+import contextlib
 import glob
 import json
 import math
@@ -177,8 +178,24 @@ def build_deep(kind, clip_model):
     torch.manual_seed(0)
     if kind == "MaPLe":
         return DeepPromptCLIP(clip_model, NAMES, n_ctx=2, text_depth=3, coupled=True)
+    if kind == "DualPromptMI-promptsrc":  # over PromptSRC, every DualPromptMI term on
+        config = DualPromptMIConfig(prompt_learner="promptsrc", deep_text_depth=3, deep_vision_n_ctx=2, deep_vision_depth=2,
+                                    src_gpa_mean=1.5, vision_mi_weight=1.0, infer_weight=0.5)
+        model = DualPromptMICLIP(clip_model, NAMES, [TEMPLATE], config, teacher_templates=[TEMPLATE, "itap of a {}."],
+                                 max_epoch=2)
+        model.refresh_prototypes(TRAIN_SET)
+        return model
     return PromptSRCCLIP(clip_model, NAMES, [TEMPLATE, "itap of a {}."], gpa=(2, 1.5, 1.0), n_ctx=4, text_depth=3,
                          vision_n_ctx=2, vision_depth=2)
+
+
+TRAIN_SET = [(images(4, seed=1), torch.tensor([0, 1, 2, 3]))]
+
+
+def after_epoch(epoch):
+    """What the trainer hands ``end_epoch`` (0-based ``epoch``)."""
+    return SimpleNamespace(epoch=epoch, batches=lambda: TRAIN_SET, autocast=contextlib.nullcontext,
+                           sync_statistics=lambda: None)
 
 
 def deep_loss(model, x, y):
@@ -186,7 +203,7 @@ def deep_loss(model, x, y):
 
 
 @pytest.mark.parametrize("prec", ["fp16", "amp"])
-@pytest.mark.parametrize("kind", ["MaPLe", "PromptSRC"])
+@pytest.mark.parametrize("kind", ["MaPLe", "PromptSRC", "DualPromptMI-promptsrc"])
 def test_deep_prompt_train_step_in_fp16_and_amp(tiny_clip3_path, kind, prec):
     clip_model = load_clip("ViT-B/16", tiny_clip3_path, precision="fp16" if prec == "fp16" else "fp32")
     model = build_deep(kind, clip_model)
@@ -203,7 +220,7 @@ def test_deep_prompt_train_step_in_fp16_and_amp(tiny_clip3_path, kind, prec):
         assert param.grad.dtype == dtype and torch.isfinite(param.grad).all() and param.grad.abs().max() > 0, key
     torch.optim.SGD(params.values(), lr=0.1).step()
     assert all(not torch.equal(params[k].detach(), before[k]) for k in params)
-    if kind == "PromptSRC":  # the aggregate sums in fp32 and gives the prompts back in their dtype
-        model.end_epoch(SimpleNamespace(epoch=0))
-        assert model.end_epoch(SimpleNamespace(epoch=1)) and model.aggregate.sum_0.dtype == torch.float32
+    if kind != "MaPLe":  # the aggregate sums in fp32 and gives the prompts back in their dtype
+        model.end_epoch(after_epoch(0))
+        assert model.end_epoch(after_epoch(1)) and model.aggregate.sum_0.dtype == torch.float32
         assert all(p.dtype == dtype and torch.isfinite(p).all() for p in params.values())

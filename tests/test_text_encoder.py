@@ -206,7 +206,7 @@ def test_bench_memory_curve_prints_rows_and_plot(tmp_path):
     assert plot.stat().st_size > 1000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
-DEEP_TRAINERS = ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptMI-maple")
+DEEP_TRAINERS = ("MaPLe", "IVLP", "PromptSRC", "DualPromptMI-ivlp", "DualPromptMI-maple", "DualPromptMI-promptsrc")
 
 
 @pytest.mark.parametrize("trainer", DEEP_TRAINERS)

@@ -290,7 +290,7 @@ def dualpromptmi_trainer(out, pets_root, clip_path, cfg_file, opts):
     return build_trainer(cfg)
 
 
-@pytest.mark.parametrize("learner", ["coop", "ivlp"])
+@pytest.mark.parametrize("learner", ["coop", "ivlp", "promptsrc"])
 def test_dualpromptmi_prototypes_describe_the_image_tower_of_each_epoch(tmp_path, monkeypatch, pets_root,
                                                                         tiny_clip3_path, tiny_cfg_file, learner):
     """Every prototype computation is checked against the mean of the training set's features
@@ -313,7 +313,8 @@ def test_dualpromptmi_prototypes_describe_the_image_tower_of_each_epoch(tmp_path
 
     monkeypatch.setattr(model, "refresh_prototypes", recorded)
     trainer.train()
-    assert [count for count, _, _ in seen] == [8] * (2 if learner == "ivlp" else 1)  # 4 classes x 2 shots
+    # 4 classes x 2 shots; promptsrc: once more after the aggregate replaced the prompts
+    assert [count for count, _, _ in seen] == [8] * {"coop": 1, "ivlp": 2, "promptsrc": 3}[learner]
     for _, prototypes, expected in seen:
         torch.testing.assert_close(prototypes, expected, rtol=0, atol=1e-5)
     if learner == "coop":  # the frozen tower: the one pass before training still holds after it
@@ -321,6 +322,9 @@ def test_dualpromptmi_prototypes_describe_the_image_tower_of_each_epoch(tmp_path
         torch.testing.assert_close(seen[0][1], current_prototypes(), rtol=0, atol=1e-6)
     else:  # epoch 1 trained the vision prompts: epoch 2 starts from prototypes of the moved features
         assert (seen[1][1] - seen[0][1]).abs().max() > 1e-3
+    if learner == "promptsrc":  # the run ends with the aggregate's prototypes, not epoch 2's
+        assert (seen[2][1] - seen[1][1]).abs().max() > 1e-4 and torch.equal(model.prototypes.prototypes(), seen[2][1])
+        assert model.aggregate.complete
 
 
 def test_dualpromptmi_vision_prompts_renew_prototypes_and_resume_exactly(tmp_path, pets_root, tiny_clip3_path,

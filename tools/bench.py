@@ -4,7 +4,7 @@
     OMP_NUM_THREADS=1 python -m tools.bench --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full
     # deep prompts: MaPLe, IVLP, PromptSRC and DualPromptMI over them, with the step ratios
     OMP_NUM_THREADS=1 python -m tools.bench --arch vit_b16 --classes 50 --batch 4 --steps 3 --compare-full \\
-        --trainers CoOp MaPLe IVLP PromptSRC DualPromptMI DualPromptMI-ivlp DualPromptMI-maple
+        --trainers CoOp MaPLe IVLP PromptSRC DualPromptMI DualPromptMI-ivlp DualPromptMI-maple DualPromptMI-promptsrc
     # the same on open_clip's ViT-B/16 (random weights; needs pip install -e ".[open_clip]")
     OMP_NUM_THREADS=1 python -m tools.bench --backbone open_clip:ViT-B-16 --trainers CoOp DualPromptMI --compare-full
     # peak memory of a training step against the class count, one pass vs chunks of 100 prompts
@@ -15,7 +15,7 @@ Builds a CLIP of the given architecture with random weights (timing does not
 need trained weights), then for CoOp, CoCoOp and DualPromptMI on the same
 class count and context (4 tokens from "a photo of a"; the default trainers),
 and for the deep-prompt trainers at their published settings (``VARIANTS`` in tools/benchlib.py:
-MaPLe, IVLP, PromptSRC, DualPromptMI-ivlp, DualPromptMI-maple), reports:
+MaPLe, IVLP, PromptSRC, DualPromptMI-ivlp, DualPromptMI-maple, DualPromptMI-promptsrc), reports:
   * train step: median seconds of forward + backward + SGD step (what the
     Dassl trainers run per batch), and the images per second it gives; on a
     CPU the process's CPU time (run with OMP_NUM_THREADS=1: then it does not
@@ -52,6 +52,7 @@ PAIRS = (
     ("DualPromptMI", "CoOp", "DualPromptMI's terms on CoOp's prompts"),
     ("DualPromptMI-ivlp", "IVLP", "DualPromptMI's terms on IVLP's prompts"),
     ("DualPromptMI-maple", "MaPLe", "DualPromptMI's terms on MaPLe's prompts"),
+    ("DualPromptMI-promptsrc", "PromptSRC", "DualPromptMI's terms on PromptSRC"),
     ("PromptSRC", "IVLP", "PromptSRC's regularisers (one frozen image pass)"),
     ("IVLP", "CoOp", "deep prompts in both towers"),
     ("MaPLe", "CoOp", "coupled deep prompts"),
@@ -86,7 +87,7 @@ def speed_table(args):
     short = {r["trainer"]: r for r in rows if not r["full_context"]}
     full = {r["trainer"]: r for r in rows if r["full_context"]}
     coop = short.get("CoOp")
-    print(f"{'trainer':<20}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
+    print(f"{'trainer':<24}{'text pass':>11}{'step (s)':>10}{'img/s':>8}{'speed-up':>10}{'x CoOp':>8}"
           f"{'eval img/s':>12}{'peak MB':>10}")
     for r in rows:
         name = "77 (before)" if r["full_context"] else "short"
@@ -99,7 +100,7 @@ def speed_table(args):
             r["step_ratio_vs_coop"] = r["step_s"] / coop["step_s"]
             ratio = f"{r['step_ratio_vs_coop']:.3f}"
         ev = f"{r['eval_img_per_s']:.1f}" if r["eval_img_per_s"] is not None else "-"
-        print(f"{r['trainer']:<20}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
+        print(f"{r['trainer']:<24}{name:>11}{r['step_s']:>10.3f}{r['train_img_per_s']:>8.2f}{speedup:>10}{ratio:>8}"
               f"{ev:>12}{r['peak_mb']:>10.0f}")
     for note in dict.fromkeys(r.get("note") for r in rows if r.get("note")):
         print(f"note: {note}")
@@ -115,11 +116,11 @@ def ratio_table(rows):
     if not pairs:
         return
     full = any(r["full_context"] for r in rows)
-    print(f"\n{'step ratio':<30}{'short pass':>11}" + (f"{'77 pos.':>9}" if full else "")
+    print(f"\n{'step ratio':<36}{'short pass':>11}" + (f"{'77 pos.':>9}" if full else "")
           + f"{'peak MB':>16}  what it shows")
     for trainer, base, what in pairs:
         a, b = by[(trainer, False)], by[(base, False)]
-        line = f"{trainer + ' / ' + base:<30}{a['step_s'] / b['step_s']:>10.3f}x"
+        line = f"{trainer + ' / ' + base:<36}{a['step_s'] / b['step_s']:>10.3f}x"
         a.setdefault("step_ratio", {})[base] = a["step_s"] / b["step_s"]
         if full:
             fa, fb = by.get((trainer, True)), by.get((base, True))
@@ -158,12 +159,12 @@ def memory_curve(args):
 
 def memory_table(rows, args):
     cpu = rows[0]["memory"] == "peak RSS"
-    head = f"{'trainer':<20}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
+    head = f"{'trainer':<24}{'chunk':>6}{'classes':>9}{'step (s)':>10}{'before MB':>11}{'peak MB':>10}{'step adds':>11}"
     print(head + (f"{'fp16 est. MB':>14}" if cpu else ""))
     for r in rows:
         r["step_adds_mb"] = r["train_peak_mb"] - r["before_step_mb"]
         mark = "*" if r.get("extrapolated") else ""
-        line = (f"{r['trainer']:<20}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
+        line = (f"{r['trainer']:<24}{r['chunk'] or '-':>6}{r['classes']:>9}{r['step_s']:>10.2f}"
                 f"{r['before_step_mb']:>11.0f}{r['train_peak_mb']:>9.0f}{mark:1}{r['step_adds_mb']:>11.0f}")
         if cpu and r["precision"] == "fp32":
             # fp16 weights: 2 bytes per parameter; activations and gradients of the step halve.

@@ -22,7 +22,8 @@ DEFAULT_TRAINERS = ("CoOp", "CoCoOp", "DualPromptMI")
 # What the bench builds: its name -> (the registry's method, options over the method's published ones).
 # The published settings are the methods' own (clipprompt/methods/<method>.py): MaPLe 2 tokens, depth 9,
 # coupled; PromptSRC 4+4 tokens, depth 9+9, its loss weights and GPA. IVLP is PromptSRC's prompts with
-# cross-entropy only; DualPromptMI-ivlp / -maple put DualPromptMI's terms on IVLP's / MaPLe's prompts.
+# cross-entropy only; DualPromptMI-ivlp / -maple put DualPromptMI's terms on IVLP's / MaPLe's prompts;
+# DualPromptMI-promptsrc on PromptSRC (its terms and GPA), as its config runs it: the view MI off.
 VARIANTS = {
     "CoOp": ("CoOp", {}),
     "CoCoOp": ("CoCoOp", {}),
@@ -32,6 +33,7 @@ VARIANTS = {
     "PromptSRC": ("PromptSRC", {}),
     "DualPromptMI-ivlp": ("DualPromptMI", {"prompt_learner": "ivlp"}),
     "DualPromptMI-maple": ("DualPromptMI", {"prompt_learner": "maple", "n_ctx": 2}),
+    "DualPromptMI-promptsrc": ("DualPromptMI", {"prompt_learner": "promptsrc", "mi_weight": 0.0}),
 }
 TRAINERS = tuple(VARIANTS)
 HAND_TEMPLATE = "a photo of a {}."  # the bench's "dataset" template (hand views encode once, outside the timing)

@@ -11,7 +11,7 @@ repository's packages runs in a subprocess (``python train.py ...``, ``python -c
 same file fingerprints the old layout and the new one. What one run records:
 
 1. ``train``: every trainer (ZeroshotCLIP, ZeroshotCLIP2, CoOp, CoCoOp, KgCoOp, ProGrad, MaPLe,
-   PromptSRC, DualPromptMI over coop, ivlp and maple prompts) trained 2 epochs x 2 steps through
+   PromptSRC, DualPromptMI over coop, ivlp, maple and promptsrc prompts) trained 2 epochs x 2 steps through
    ``python train.py`` on a tiny random CLIP (OpenAI's architecture at width 64; 1 block per tower,
    3 for the deep-prompt runs, as tests/conftest.py builds them) and a tiny colour-coded
    OxfordPets-layout dataset (tests/conftest.write_pets_dataset's recipe), with the options of
@@ -112,6 +112,9 @@ TRAIN_RUNS = {
     "DualPromptMI": ("DualPromptMI", 1, MOVING),
     "DualPromptMI-ivlp": ("DualPromptMI", 3, [*MOVING, "TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "ivlp", *DUAL_DEEP]),
     "DualPromptMI-maple": ("DualPromptMI", 3, [*MOVING, "TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "maple", *DUAL_DEEP]),
+    "DualPromptMI-promptsrc": ("DualPromptMI", 3, [*MOVING, "TRAINER.DUALPROMPTMI.PROMPT_LEARNER", "promptsrc", *DUAL_DEEP,
+                                                   "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_MEAN", "1.5",
+                                                   "TRAINER.DUALPROMPTMI.PROMPTSRC.GPA_STD", "1.0"]),
 }
 SEED = 1
 

@@ -24,6 +24,14 @@ restarts its mean instead). ``VISION_MI.WEIGHT`` adds the visual twin of the vie
 fixed-variance Gaussian bound as ``MI.MODE gaussian`` (PromptSRC's image-side consistency, read
 as MIRO's MI with the frozen model). It costs one frozen image pass per step.
 
+``PROMPT_LEARNER promptsrc`` runs DualPromptMI over PromptSRC: IVLP's prompts (the ``DEEP.*`` keys),
+PromptSRC's three consistency terms added to the loss and its Gaussian prompt aggregation
+(``PROMPTSRC.*``, PromptSRC's own declarations and defaults), all of them PromptSRC's code
+(:mod:`clipprompt.methods.promptsrc`), so that with DualPromptMI's terms off
+(``MI.WEIGHT 0 AUG.WEIGHT 0 INFER_WEIGHT 1``) a run is PromptSRC's, step for step and bit for bit.
+After the aggregate replaces the prompts, the class prototypes are renewed from it, so that the
+last checkpoint holds no state of earlier prompts.
+
 ``AUG.FEED_VIEW_MI`` also feeds the mixed features ``v~`` to the view MI. Only
 the ``posterior`` mode looks at images (its joint is over the batch's
 posteriors, which then cover ``[v; v~]``); the class-level modes (``critic``,
@@ -39,7 +47,9 @@ import torch.nn.functional as F
 
 from clipprompt.errors import UserError
 from clipprompt.methods.base import PromptCLIP
-from clipprompt.methods.options import SoftPromptOptions, option
+from clipprompt.methods.options import SoftPromptOptions, option, option_like
+from clipprompt.methods.promptsrc import (GaussianPromptAggregate, PromptSRCOptions, SelfRegulation, check_teacher_ensemble,
+                                         encode_teacher_text)
 from clipprompt.methods.registry import Method, register
 from clipprompt.objectives.mi import (
     CLASS_LEVEL_MODES,
@@ -59,7 +69,10 @@ from clipprompt.prompts.deep import PROMPT_LEARNERS, build_prompt_learner
 from clipprompt.prompts.hand import encode_hand_crafted, encode_hand_crafted_per_template
 
 PROTOTYPE_SOURCES = ("precomputed", "running")
+# promptsrc: IVLP's prompt learner with PromptSRC's terms and aggregation around it.
+PROMPT_LEARNER_CHOICES = (*PROMPT_LEARNERS, "promptsrc")
 KEY = "TRAINER.DUALPROMPTMI."
+SRC_KEY = KEY + "PROMPTSRC."
 
 
 @dataclass
@@ -104,18 +117,29 @@ class DualPromptMIConfig(SoftPromptOptions):
     aug_prototypes: str = option("precomputed", "AUG.PROTOTYPES",
                                  "precomputed (a pass over the train set; every epoch with vision prompts) or running")
     aug_feed_view_mi: bool = option(False, "AUG.FEED_VIEW_MI", "posterior MI also over the mixed features (posterior mode only)")
-    prompt_learner: str = option("coop", "PROMPT_LEARNER", "coop (CoOp's context), ivlp or maple (deep prompts in both towers)")
-    deep_text_depth: int = option(9, "DEEP.TEXT_DEPTH", "ivlp / maple: text layers with prompts, the input layer "
-                                                         "included (maple: both towers, N_CTX tokens)")
-    deep_vision_n_ctx: int = option(4, "DEEP.VISION_N_CTX", "ivlp: vision prompt tokens (0: none)")
-    deep_vision_depth: int = option(9, "DEEP.VISION_DEPTH", "ivlp: image layers with prompts")
+    prompt_learner: str = option("coop", "PROMPT_LEARNER", "coop (CoOp's context), ivlp or maple (deep prompts in "
+                                                           "both towers), promptsrc (ivlp with PromptSRC's terms and GPA)")
+    deep_text_depth: int = option(9, "DEEP.TEXT_DEPTH", "ivlp / maple / promptsrc: text layers with prompts, the input "
+                                                         "layer included (maple: both towers, N_CTX tokens)")
+    deep_vision_n_ctx: int = option(4, "DEEP.VISION_N_CTX", "ivlp / promptsrc: vision prompt tokens (0: none)")
+    deep_vision_depth: int = option(9, "DEEP.VISION_DEPTH", "ivlp / promptsrc: image layers with prompts")
     vision_mi_weight: float = option(0.0, "VISION_MI.WEIGHT",
                                      "MI between prompted and frozen image features (needs vision prompts)")
+    # PROMPT_LEARNER promptsrc only: PromptSRC's options, as PromptSRC declares them (TRAINER.PROMPTSRC.<KEY>
+    # is TRAINER.DUALPROMPTMI.PROMPTSRC.<KEY>).
+    src_text_loss_weight: float = option_like(PromptSRCOptions, "text_loss_weight", "PROMPTSRC.TEXT_LOSS_WEIGHT")
+    src_image_loss_weight: float = option_like(PromptSRCOptions, "image_loss_weight", "PROMPTSRC.IMAGE_LOSS_WEIGHT")
+    src_kl_loss_weight: float = option_like(PromptSRCOptions, "kl_loss_weight", "PROMPTSRC.KL_LOSS_WEIGHT")
+    src_gpa: bool = option_like(PromptSRCOptions, "gpa", "PROMPTSRC.GPA")
+    src_gpa_mean: float = option_like(PromptSRCOptions, "gpa_mean", "PROMPTSRC.GPA_MEAN")
+    src_gpa_std: float = option_like(PromptSRCOptions, "gpa_std", "PROMPTSRC.GPA_STD")
+    src_hand_templates: list = option_like(PromptSRCOptions, "hand_templates", "PROMPTSRC.HAND_TEMPLATES")
+    src_teacher_ensemble: str = option_like(PromptSRCOptions, "teacher_ensemble", "PROMPTSRC.TEACHER_ENSEMBLE")
 
     def prompt_depths(self):
         if self.prompt_learner == "maple":  # coupled: the text depth for both towers
             return [("DEEP.TEXT_DEPTH", "text", self.deep_text_depth), ("DEEP.TEXT_DEPTH", "image", self.deep_text_depth)]
-        if self.prompt_learner != "ivlp":
+        if self.prompt_learner not in ("ivlp", "promptsrc"):
             return []
         depths = [("DEEP.TEXT_DEPTH", "text", self.deep_text_depth)]
         if self.deep_vision_n_ctx > 0:
@@ -124,7 +148,16 @@ class DualPromptMIConfig(SoftPromptOptions):
 
     @property
     def has_vision_prompts(self):
-        return self.prompt_learner == "maple" or (self.prompt_learner == "ivlp" and self.deep_vision_n_ctx > 0)
+        return self.prompt_learner == "maple" or (self.prompt_learner in ("ivlp", "promptsrc") and self.deep_vision_n_ctx > 0)
+
+    @property
+    def prompt_learner_kind(self):
+        """The prompt learner of :func:`build_prompt_learner` that holds the prompts (promptsrc: IVLP's)."""
+        return "ivlp" if self.prompt_learner == "promptsrc" else self.prompt_learner
+
+    def self_regulation(self):
+        """PromptSRC's terms at the ``PROMPTSRC.*`` weights (a negative one is an error naming its key)."""
+        return SelfRegulation(self.src_text_loss_weight, self.src_image_loss_weight, self.src_kl_loss_weight, SRC_KEY)
 
     @property
     def uses_mixup(self):
@@ -139,11 +172,14 @@ class DualPromptMIConfig(SoftPromptOptions):
             raise UserError(f"TRAINER.DUALPROMPTMI.MI.MODE must be one of {', '.join(MI_MODES)}, got {self.mi_mode!r}")
         if self.aug_prototypes not in PROTOTYPE_SOURCES:
             raise UserError(f"TRAINER.DUALPROMPTMI.AUG.PROTOTYPES must be one of {', '.join(PROTOTYPE_SOURCES)}, got {self.aug_prototypes!r}")
-        if self.prompt_learner not in PROMPT_LEARNERS:
-            raise UserError(f"{KEY}PROMPT_LEARNER must be one of {', '.join(PROMPT_LEARNERS)}, got {self.prompt_learner!r}")
+        if self.prompt_learner not in PROMPT_LEARNER_CHOICES:
+            raise UserError(f"{KEY}PROMPT_LEARNER must be one of {', '.join(PROMPT_LEARNER_CHOICES)}, got {self.prompt_learner!r}")
         if self.vision_mi_weight > 0 and not self.has_vision_prompts:
-            raise UserError(f"{KEY}VISION_MI.WEIGHT needs vision prompts (PROMPT_LEARNER ivlp with DEEP.VISION_N_CTX > 0, "
-                            f"or maple): with PROMPT_LEARNER {self.prompt_learner} the image tower is frozen CLIP's; set it to 0")
+            raise UserError(f"{KEY}VISION_MI.WEIGHT needs vision prompts (PROMPT_LEARNER ivlp or promptsrc with "
+                            f"DEEP.VISION_N_CTX > 0, or maple): with PROMPT_LEARNER {self.prompt_learner} the image tower "
+                            "is frozen CLIP's; set it to 0")
+        check_teacher_ensemble(self.src_teacher_ensemble, SRC_KEY)
+        self.self_regulation()  # GPA_MEAN and GPA_STD: checked with the schedule's length (GaussianPromptAggregate)
         self.check_non_negative(KEY, **{"MI.WEIGHT": self.mi_weight, "AUG.WEIGHT": self.aug_weight,
                                         "AUG.MI_WEIGHT": self.aug_mi_weight, "VISION_MI.WEIGHT": self.vision_mi_weight})
         self._validate_estimators()
@@ -175,17 +211,29 @@ class DualPromptMICLIP(PromptCLIP):
     # to the class set they were trained on.
     CLASS_DEPENDENT_PREFIXES = ("prototypes.",)
 
-    def __init__(self, backbone, classnames, hand_templates, config=None):
+    def __init__(self, backbone, classnames, hand_templates, config=None, teacher_templates=None, max_epoch=None):
+        """``teacher_templates`` (PromptSRC's frozen text teacher) and ``max_epoch`` (the length of the
+        schedule its aggregation weighs): for ``PROMPT_LEARNER promptsrc`` only."""
         super().__init__(backbone)
         self.config = cfg = (config or DualPromptMIConfig()).validate()
-        # coop: CoOp's SoftPrompt, exactly today's model; ivlp / maple: deep prompts in both towers
-        # (the image features below then come from the prompted vision tower).
+        # coop: CoOp's SoftPrompt, exactly today's model; ivlp / maple / promptsrc: deep prompts in both
+        # towers (the image features below then come from the prompted vision tower).
         self.prompt_learner = build_prompt_learner(
-            cfg.prompt_learner, self.backbone, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc, cfg.class_token_position,
-            text_depth=cfg.deep_text_depth, vision_n_ctx=cfg.deep_vision_n_ctx, vision_depth=cfg.deep_vision_depth,
-            key=f"{KEY}PROMPT_LEARNER",
+            cfg.prompt_learner_kind, self.backbone, classnames, cfg.n_ctx, cfg.ctx_init, cfg.csc,
+            cfg.class_token_position, text_depth=cfg.deep_text_depth, vision_n_ctx=cfg.deep_vision_n_ctx,
+            vision_depth=cfg.deep_vision_depth, key=f"{KEY}PROMPT_LEARNER", label=cfg.prompt_learner,
             keys={"N_CTX": f"{KEY}N_CTX", "TEXT_DEPTH": f"{KEY}DEEP.TEXT_DEPTH",
                   "VISION_N_CTX": f"{KEY}DEEP.VISION_N_CTX", "VISION_DEPTH": f"{KEY}DEEP.VISION_DEPTH"})
+        self.regulation = self.aggregate = None
+        if cfg.prompt_learner == "promptsrc":  # PromptSRC's pieces, under PromptSRCCLIP's names
+            if teacher_templates is None or (cfg.src_gpa and max_epoch is None):
+                raise ValueError("PROMPT_LEARNER promptsrc needs teacher_templates (and max_epoch with GPA)")
+            self.regulation = cfg.self_regulation()
+            self.register_buffer("teacher_text", encode_teacher_text(self.backbone, classnames, teacher_templates,
+                                                                     cfg.src_teacher_ensemble), persistent=False)
+            if cfg.src_gpa:
+                self.aggregate = GaussianPromptAggregate(self.prompt_learner, max_epoch, cfg.src_gpa_mean,
+                                                         cfg.src_gpa_std, key=SRC_KEY)
         # The hand view never changes for a class set: encode it once, keep it out of checkpoints.
         # views_nce needs every template's embedding (K x C x D); the view is their normalised mean,
         # as encode_hand_crafted computes it, so the templates are encoded once either way.
@@ -201,6 +249,8 @@ class DualPromptMICLIP(PromptCLIP):
         self.register_buffer("hand_features", hand, persistent=False)
         self.register_buffer("hand_per_template", per_template, persistent=False)
         dim = self.hand_features.shape[1]
+        # These modules start from fixed values and draw no random numbers, so a run draws the same
+        # ones whatever its terms (over promptsrc: PromptSRC's batch order and augmentations).
         try:
             self.view_mi = build_view_mi(
                 cfg.mi_mode, dim, estimator=cfg.mi_estimator, tau=cfg.mi_tau, learn_tau=cfg.mi_learn_tau,
@@ -261,7 +311,7 @@ class DualPromptMICLIP(PromptCLIP):
         """Whether the class prototypes go stale as training goes, and so must be renewed each epoch.
 
         True when the mixup uses prototypes and the image features depend on trained vision prompts
-        (``ivlp`` with ``DEEP.VISION_N_CTX`` > 0, ``maple``). With CoOp's context (or ``ivlp`` without
+        (``ivlp`` or ``promptsrc`` with ``DEEP.VISION_N_CTX`` > 0, ``maple``). With CoOp's context (or ``ivlp`` without
         vision tokens) the image tower is frozen CLIP's: features computed once stay exact.
         """
         return self.config.uses_mixup and self.config.has_vision_prompts
@@ -301,16 +351,27 @@ class DualPromptMICLIP(PromptCLIP):
         run.sync_statistics()  # zero on every process
         return None
 
-    def _renew_prototypes(self, run):
-        """One no-grad pass over the few-shot training set: per-class mean image feature."""
+    def end_epoch(self, run):
+        """promptsrc: PromptSRC's aggregation step. Once the aggregate replaced the prompts, prototypes
+        that follow the image tower are renewed from it, so the last checkpoint describes one model."""
+        if self.aggregate is None:
+            return None
+        message = self.aggregate.end_epoch(self.prompt_learner, run.epoch + 1)
+        if message and self.prototypes_follow_image_tower:
+            message = f"{message}\n{self._renew_prototypes(run, 'the aggregated prompts')}"
+        return message
+
+    def _renew_prototypes(self, run, when=None):
+        """One no-grad pass over the few-shot training set: per-class mean image feature (``when``: what
+        the printed line says of the image tower, by default its epoch)."""
         follows = self.prototypes_follow_image_tower
         # Renewed prototypes use the steps' precision (amp: autocast), which is what they describe and
         # what keeps the pass cheap on a GPU; the one pass of a frozen tower stays as it always was.
         with run.autocast() if follows else contextlib.nullcontext():
             self.refresh_prototypes(run.batches())
         run.sync_statistics()  # under torchrun: each process saw its slice
-        when = f" (epoch {run.epoch + 1}, prompted image tower)" if follows else ""
-        return f"Class prototypes from {int(self.prototypes.count.sum())} training images{when}"
+        when = when or (f"epoch {run.epoch + 1}, prompted image tower" if follows else "")
+        return f"Class prototypes from {int(self.prototypes.count.sum())} training images{f' ({when})' if when else ''}"
 
     def view_mutual_information(self, image_features, soft, soft_logits):
         """The view-MI value of ``MI.MODE``; the posterior mode reads the given images' logits."""
@@ -357,16 +418,25 @@ class DualPromptMICLIP(PromptCLIP):
             loss = loss + cfg.aug_weight * aug
             terms["loss_aug"] = aug.detach()
             terms["mi_aug"] = aug_mi.detach()
+        regularised = self.regulation is not None and self.regulation.active
+        if cfg.vision_mi_weight > 0 or regularised:  # one frozen image pass serves both
+            frozen = self.encode_image_frozen(image)
         if cfg.vision_mi_weight > 0:
-            mi = self.vision_mi(features, self.encode_image_frozen(image))
+            mi = self.vision_mi(features, frozen)
             loss = loss - cfg.vision_mi_weight * mi
             terms["mi_vision"] = mi.detach()
+        if regularised:  # PromptSRC's terms, on the soft view (the prompted text features)
+            loss = self.regulation.add_to(loss, self, soft, self.teacher_text, features, frozen, logits, terms)
         return loss, logits, terms
 
 
 def build(backbone, classnames, options, context):
     templates = context.templates(options.hand_templates, "Hand-crafted view")
-    return DualPromptMICLIP(backbone, classnames, templates, options)
+    if options.prompt_learner != "promptsrc":
+        return DualPromptMICLIP(backbone, classnames, templates, options)
+    teacher = context.templates(options.src_hand_templates, "Frozen text teacher")
+    return DualPromptMICLIP(backbone, classnames, templates, options, teacher_templates=teacher,
+                            max_epoch=context.max_epoch)
 
 
 METHOD = register(Method(

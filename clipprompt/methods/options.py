@@ -27,6 +27,14 @@ def option(default, key, help=""):
     return field(default=default, metadata=metadata)
 
 
+def option_like(options, name, key):
+    """``options``' field ``name`` (its default and help) under ``key``: an option one method takes over
+    from another is declared once, by its owner (DualPromptMI's ``PROMPTSRC.*`` are PromptSRC's)."""
+    f = options.__dataclass_fields__[name]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return option(default, key, f.metadata["help"])
+
+
 def _yacs_value(value):
     return list(value) if isinstance(value, tuple) else value
 

@@ -20,6 +20,10 @@ after the last epoch the prompts are replaced by the sum, so the final evaluatio
 last checkpoint use the aggregate. Only the prompt learner is aggregated (the official code
 sums the whole state dict, frozen CLIP included). The sums are buffers of the model, saved
 with every checkpoint, so a resumed run continues the same aggregate.
+
+The pieces (:func:`encode_teacher_text`, :class:`SelfRegulation`, :class:`GaussianPromptAggregate`)
+are PromptSRC's one definition: DualPromptMI over ``PROMPT_LEARNER promptsrc`` composes the same
+ones, so a change here reaches both (``tests/test_dualprompt_promptsrc.py`` holds them equal).
 """
 
 import math
@@ -37,26 +41,72 @@ from clipprompt.objectives.consistency import consistency_terms
 from clipprompt.prompts.hand import ENSEMBLE_RULES, encode_hand_crafted
 
 
-def gaussian_epoch_weights(max_epoch, mean, std):
-    """``w_e`` for e = 1..max_epoch: the N(mean, std) density at each epoch, normalised to sum 1."""
+KEY = "TRAINER.PROMPTSRC."
+
+
+def gaussian_epoch_weights(max_epoch, mean, std, key=KEY):
+    """``w_e`` for e = 1..max_epoch: the N(mean, std) density at each epoch, normalised to sum 1.
+    ``key``: the prefix of the GPA keys the errors name."""
     if max_epoch < 1:
         raise UserError(f"Gaussian prompt aggregation needs at least one epoch, got {max_epoch}")
     if not std > 0:
-        raise UserError(f"TRAINER.PROMPTSRC.GPA_STD must be positive, got {std}")
+        raise UserError(f"{key}GPA_STD must be positive, got {std}")
     density = [math.exp(-0.5 * ((e - mean) / std) ** 2) for e in range(1, max_epoch + 1)]
     total = sum(density)
     if total == 0.0:  # a mean far outside 1..E underflows every density
-        raise UserError(f"TRAINER.PROMPTSRC.GPA_MEAN {mean} with GPA_STD {std} gives no weight to epochs "
+        raise UserError(f"{key}GPA_MEAN {mean} with GPA_STD {std} gives no weight to epochs "
                         f"1..{max_epoch}; set GPA_MEAN inside the schedule")
     return [d / total for d in density]
+
+
+def encode_teacher_text(backbone, classnames, templates, ensemble="raw"):
+    """PromptSRC's frozen text teacher ``t^0``, (C, D): its template ensemble, encoded once per class
+    set. How PromptSRC ensembles its templates is decided here only: ``ensemble`` ``raw`` (the
+    default, as the official code: the unnormalised features averaged) or ``unit`` (CLIP's rule)."""
+    return encode_hand_crafted(backbone, classnames, templates, ensemble=ensemble)
+
+
+def check_teacher_ensemble(ensemble, key=KEY):
+    """A one-line error naming ``key + "TEACHER_ENSEMBLE"`` unless ``ensemble`` is a known rule."""
+    if ensemble not in ENSEMBLE_RULES:
+        raise UserError(f"{key}TEACHER_ENSEMBLE must be one of {', '.join(ENSEMBLE_RULES)}, got {ensemble!r}")
+
+
+@dataclass(frozen=True)
+class SelfRegulation:
+    """PromptSRC's three consistency terms with frozen CLIP, and their weights (``key``: the prefix of
+    the weight keys the errors name)."""
+
+    text_weight: float = 25.0
+    image_weight: float = 10.0
+    kl_weight: float = 1.0
+    key: str = KEY
+
+    def __post_init__(self):
+        for name, value in (("TEXT_LOSS_WEIGHT", self.text_weight), ("IMAGE_LOSS_WEIGHT", self.image_weight),
+                            ("KL_LOSS_WEIGHT", self.kl_weight)):
+            if value < 0:
+                raise UserError(f"{self.key}{name} must be >= 0, got {value}")
+
+    @property
+    def active(self):
+        return self.text_weight > 0 or self.image_weight > 0 or self.kl_weight > 0
+
+    def add_to(self, loss, model, text, teacher_text, image_features, frozen_image, logits, terms):
+        """``loss`` plus the weighted terms, added left to right in PromptSRC's order (the order fixes
+        the loss's last bits); each term is logged in ``terms``. ``model`` gives the logits."""
+        zero_shot = model.logits(frozen_image, teacher_text)
+        text_l1, image_l1, kl = consistency_terms(text, teacher_text, image_features, frozen_image, logits, zero_shot)
+        terms.update(l1_text=text_l1.detach(), l1_image=image_l1.detach(), kl=kl.detach())
+        return loss + self.text_weight * text_l1 + self.image_weight * image_l1 + self.kl_weight * kl
 
 
 class GaussianPromptAggregate(nn.Module):
     """Weighted running sum of a module's parameters over epochs (buffers: saved, resumed)."""
 
-    def __init__(self, module, max_epoch, mean, std):
+    def __init__(self, module, max_epoch, mean, std, key=KEY):
         super().__init__()
-        self.weights = gaussian_epoch_weights(max_epoch, mean, std)
+        self.weights = gaussian_epoch_weights(max_epoch, mean, std, key)
         self.names = [name for name, _ in module.named_parameters()]
         for index, (_, param) in enumerate(module.named_parameters()):
             self.register_buffer(f"sum_{index}", torch.zeros_like(param, dtype=torch.float32))
@@ -87,6 +137,15 @@ class GaussianPromptAggregate(nn.Module):
         for total, (_, param) in zip(self.sums(), module.named_parameters(), strict=True):
             param.copy_(total.to(param.dtype))
 
+    def end_epoch(self, module, epoch):
+        """After (1-based) ``epoch``: add ``module``'s parameters; after the last epoch, load the aggregate
+        into it (so the last checkpoint and the final test use it) and return the line that says so."""
+        self.add(module, epoch)
+        if not self.complete:
+            return None
+        self.load_into(module)
+        return f"Gaussian prompt aggregation: the prompts are the weighted mean over {len(self.weights)} epochs"
+
 
 class PromptSRCCLIP(DeepPromptCLIP):
     """IVLP prompts, PromptSRC's self-regularisation and (``gpa``) its prompt aggregation.
@@ -97,19 +156,15 @@ class PromptSRCCLIP(DeepPromptCLIP):
     def __init__(self, backbone, classnames, teacher_templates, text_weight=25.0, image_weight=10.0,
                  kl_weight=1.0, gpa=None, teacher_ensemble="raw", **prompt):
         super().__init__(backbone, classnames, coupled=False, **prompt)
-        for key, value in (("TEXT_LOSS_WEIGHT", text_weight), ("IMAGE_LOSS_WEIGHT", image_weight),
-                           ("KL_LOSS_WEIGHT", kl_weight)):
-            if value < 0:
-                raise UserError(f"TRAINER.PROMPTSRC.{key} must be >= 0, got {value}")
-        self.text_weight, self.image_weight, self.kl_weight = float(text_weight), float(image_weight), float(kl_weight)
-        self.register_buffer("teacher_text", encode_hand_crafted(self.backbone, classnames, teacher_templates,
-                                                                 ensemble=teacher_ensemble), persistent=False)
+        self.regulation = SelfRegulation(float(text_weight), float(image_weight), float(kl_weight))
+        self.register_buffer("teacher_text", encode_teacher_text(self.backbone, classnames, teacher_templates,
+                                                                 teacher_ensemble), persistent=False)
         # gpa: (max_epoch, mean, std) or None
         self.aggregate = GaussianPromptAggregate(self.prompt_learner, *gpa) if gpa is not None else None
 
     @property
     def regularised(self):
-        return self.text_weight > 0 or self.image_weight > 0 or self.kl_weight > 0
+        return self.regulation.active
 
     def loss(self, image, labels):
         text = self.compute_text_features()
@@ -119,24 +174,15 @@ class PromptSRCCLIP(DeepPromptCLIP):
         terms = {"ce": ce.detach()}
         if not self.regularised:
             return ce, logits, terms
-        frozen_image = self.encode_image_frozen(image)
-        zero_shot = self.logits(frozen_image, self.teacher_text)
-        text_l1, image_l1, kl = consistency_terms(text, self.teacher_text, image_features, frozen_image, logits,
-                                                  zero_shot)
-        loss = ce + self.text_weight * text_l1 + self.image_weight * image_l1 + self.kl_weight * kl
-        terms.update(l1_text=text_l1.detach(), l1_image=image_l1.detach(), kl=kl.detach())
+        loss = self.regulation.add_to(ce, self, text, self.teacher_text, image_features,
+                                      self.encode_image_frozen(image), logits, terms)
         return loss, logits, terms
 
     def end_epoch(self, run):
-        """After each epoch: add the prompts to the aggregate; after the last one, load it (so the
-        last checkpoint and the final test use it)."""
+        """After each epoch: add the prompts to the aggregate; after the last one, load it."""
         if self.aggregate is None:
             return None
-        self.aggregate.add(self.prompt_learner, run.epoch + 1)
-        if self.aggregate.complete:
-            self.aggregate.load_into(self.prompt_learner)
-            return f"Gaussian prompt aggregation: the prompts are the weighted mean over {len(self.aggregate.weights)} epochs"
-        return None
+        return self.aggregate.end_epoch(self.prompt_learner, run.epoch + 1)
 
 
 @dataclass
@@ -162,9 +208,7 @@ class PromptSRCOptions(Options):
 
     def validate(self, prefix=""):
         super().validate(prefix)
-        if self.teacher_ensemble not in ENSEMBLE_RULES:
-            raise UserError(f"{prefix}TEACHER_ENSEMBLE must be one of {', '.join(ENSEMBLE_RULES)}, "
-                            f"got {self.teacher_ensemble!r}")
+        check_teacher_ensemble(self.teacher_ensemble, prefix)
         return self
 
     def prompt_depths(self):
@@ -172,9 +216,6 @@ class PromptSRCOptions(Options):
         if self.n_ctx_vision > 0:
             depths.append(("PROMPT_DEPTH_VISION", "image", self.prompt_depth_vision))
         return depths
-
-
-KEY = "TRAINER.PROMPTSRC."
 
 
 def build(backbone, classnames, o, context):

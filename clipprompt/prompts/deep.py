@@ -100,15 +100,16 @@ class DeepPrompt(SoftPrompt):
 
 def build_prompt_learner(kind, backbone, classnames, n_ctx=4, ctx_init="a photo of a", csc=False,
                          class_token_position="end", text_depth=9, vision_n_ctx=4, vision_depth=9,
-                         key="PROMPT_LEARNER", keys=None):
+                         key="PROMPT_LEARNER", keys=None, label=None):
     """``coop`` (``SoftPrompt``), ``ivlp`` or ``maple`` (``DeepPrompt``); the one place that maps the name.
-    ``keys``: the config keys of ``DeepPrompt.KEYS`` for its errors."""
+    ``keys``: the config keys of ``DeepPrompt.KEYS`` for its errors; ``label``: the value of ``key`` the
+    errors quote, where a method's own name stands for one of these (default ``kind``)."""
     if kind == "coop":
         return SoftPrompt(backbone, classnames, n_ctx, ctx_init, csc, class_token_position)
     if kind not in PROMPT_LEARNERS:
         raise UserError(f"{key} must be one of {', '.join(PROMPT_LEARNERS)}, got {kind!r}")
     if csc or class_token_position != "end":
-        raise UserError(f"{key} {kind}: deep prompts need a shared context (CSC False) with the class token at "
+        raise UserError(f"{key} {label or kind}: deep prompts need a shared context (CSC False) with the class token at "
                         "the end (CLASS_TOKEN_POSITION end)")
     return DeepPrompt(backbone, classnames, n_ctx, ctx_init, text_depth=text_depth, vision_n_ctx=vision_n_ctx,
                       vision_depth=vision_depth, coupled=kind == "maple", keys=keys)
