@@ -186,7 +186,7 @@ def test_promptsrcs_options_are_declared_by_promptsrc():
     mine = {f.metadata["key"]: f for f in dataclasses.fields(DualPromptMIConfig)}
     taken = sorted(k for k in mine if k.startswith("PROMPTSRC."))
     assert taken == sorted(f"PROMPTSRC.{k}" for k in ("TEXT_LOSS_WEIGHT", "IMAGE_LOSS_WEIGHT", "KL_LOSS_WEIGHT", "GPA",
-                                                        "GPA_MEAN", "GPA_STD", "HAND_TEMPLATES"))
+                                                        "GPA_MEAN", "GPA_STD", "HAND_TEMPLATES", "TEACHER_ENSEMBLE"))
     defaults, src_defaults = DualPromptMIConfig(), PromptSRCOptions()
     for key in taken:
         ours, original = mine[key], theirs[key[len("PROMPTSRC."):]]
