@@ -334,41 +334,6 @@ def official_options(trainer, depth, image_size):
     return common + cfg, ours
 
 
-def official_parameters(trainer, model):
-    """``{official name: (our parameter name, index or None)}``: where each learnable tensor of the official
-    model lives in ours (our deep prompts are one tensor per kind; upstream has one per layer)."""
-    learner = model.prompt_learner
-    if trainer in ("CoOp", "KgCoOp", "ProGrad"):
-        return {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-    if trainer == "CoCoOp":
-        names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-        for ours, theirs in (("0", "linear1"), ("2", "linear2")):
-            for kind in ("weight", "bias"):
-                names[f"prompt_learner.meta_net.{theirs}.{kind}"] = (f"meta_net.{ours}.{kind}", None)
-        return names
-    names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-    if trainer == "MaPLe":
-        for i in range(learner.text_depth - 1):
-            names[f"prompt_learner.compound_prompts_text.{i}"] = ("prompt_learner.text_deep", i)
-        for i in range(learner.text_depth):
-            theirs = "prompt_learner.proj" if i == 0 else f"prompt_learner.compound_prompt_projections.{i - 1}"
-            for kind in ("weight", "bias"):
-                names[f"{theirs}.{kind}"] = (f"prompt_learner.coupling.{i}.{kind}", None)
-        return names
-    for i in range(learner.text_depth - 1):
-        names[f"text_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.text_deep", i)
-    names["image_encoder.VPT"] = ("prompt_learner.vision_first", None)
-    for i in range(learner.vision_depth - 1):
-        names[f"image_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.vision_deep", i)
-    return names
-
-
-def pick(tensors, where):
-    name, index = where
-    value = tensors[name]
-    return None if value is None else (value if index is None else value[index])
-
-
 def upstream_ensemble(backbone, classnames, templates):
     """The teacher text of the official PromptSRC: normalise(mean over templates of the *unnormalised*
     features). Ours averages unit features (docs/methods.md); the comparison feeds ours upstream's rule."""
@@ -397,6 +362,7 @@ def ours_side(args, state_dict_path, depth, image_size, job):
     from clipprompt.clip.loader import load_clip
     from clipprompt.methods import BuildContext, get_method
     from clipprompt.prompts.templates import PROMPTSRC_TEMPLATES, expand_templates
+    from clipprompt.runtime.official import model_parameter_names, pick
 
     method = get_method("PromptSRC" if args.trainer == "IVLP" else args.trainer)
     _, overrides = official_options(args.trainer, depth, image_size)
@@ -427,7 +393,7 @@ def ours_side(args, state_dict_path, depth, image_size, job):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=generator) * 0.5 * p.float().std())
-    names = official_parameters(args.trainer, model)
+    names = model_parameter_names(args.trainer, model)  # the one official <-> ours name map
     params = dict(model.named_parameters())
     job["params"] = {theirs: pick(params, where).detach().clone() for theirs, where in names.items()}
     ours = {}
