@@ -35,6 +35,9 @@ def build_parser():
                                               "(default: MODEL.BACKBONE.PATH of the options)")
     p.add_argument("--root", default="", help="datasets root, for the printed evaluation command only")
     p.add_argument("--dataset-config-file", default="", help="for the printed evaluation command only")
+    p.add_argument("--seed", type=int, default=1, help="for the printed evaluation command only (train.py "
+                                                       "builds the few-shot training split with it; the test "
+                                                       "split does not depend on it)")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint of the same epoch in --out")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE pairs, as train.py takes them")
     return p
@@ -103,9 +106,11 @@ def main(argv=None):
     if result.frozen_clip:
         count = sum(len(v) for v in result.frozen_clip.values())
         if clip_path:
-            compared = official.compare_frozen_clip(result.frozen_clip, read_clip_state_dict(clip_path), clip_path)
-            frozen_line = (f"frozen CLIP: {compared} tensors in the checkpoint, identical to {clip_path} "
-                           "(both rounded through fp16, as the official loader builds CLIP); not converted")
+            compared, worst = official.compare_frozen_clip(result.frozen_clip, read_clip_state_dict(clip_path),
+                                                           clip_path)
+            frozen_line = (f"frozen CLIP: {compared} tensors in the checkpoint, the same as {clip_path} (largest "
+                           f"difference {worst:.2g} of a tensor's scale; allowed {official.FROZEN_TOLERANCE:g}); "
+                           "not converted")
         else:
             frozen_line = (f"frozen CLIP: {count} tensors in the checkpoint, skipped and NOT compared with the CLIP "
                            "you evaluate with (pass --clip FILE, or MODEL.BACKBONE.PATH, to check them)")
@@ -129,7 +134,7 @@ def main(argv=None):
     if frozen_line:
         print(frozen_line)
     print(f"wrote {target}")
-    command = ["python", "train.py", "--root", args.root or "DATA", "--trainer", args.trainer,
+    command = ["python", "train.py", "--root", args.root or "DATA", "--seed", str(args.seed), "--trainer", args.trainer,
                "--dataset-config-file", args.dataset_config_file or DEFAULT_DATASET_CONFIG,
                *(["--config-file", args.config_file] if args.config_file else []),
                "--output-dir", os.path.join(args.out, "eval"), "--eval-only", "--model-dir", args.out,

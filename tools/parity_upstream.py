@@ -41,6 +41,12 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
     ``--dassl``: KgCoOp and ProGrad take the ``Dassl.ProGrad.pytorch`` of their repository, the others
     KaiyangZhou's Dassl. docs/cpu_benchmarks.md ("Parity with upstream CoOp") has the table.
 
+``train --trainer T --upstream DIR --dassl DIR --clip FILE -- <official train.py args>``
+    The official ``train.py`` of any trainer above, unmodified, in its own process under the shims of
+    ``forward`` (``tools/parity_forward_worker.py``; ``--clip`` stands for ``MODEL.BACKBONE.NAME``'s
+    download): it trains, writes its checkpoints and evaluates as it does on a GPU. The official-checkpoint
+    test (tests/test_import_checkpoint_official.py) evaluates what it writes with ours.
+
 ``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
 from the repository root).
 """
@@ -524,6 +530,25 @@ def forward(args):
     return report(args.trainer, commit, ours, theirs, job)
 
 
+def official_train(args, rest):
+    """Run the official train.py (see the module's doc); exit status: the official code's, 2 on bad input."""
+    import subprocess
+
+    if not args.clip:
+        fail_input("--clip is required: the CLIP file the official load_clip_to_cpu reads instead of a download")
+    root, dassl = check_forward_inputs(args)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, dassl, here]))
+    code = ("import sys, parity_forward_worker as worker; "
+            "worker.train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])")
+    backbone = rest[rest.index("MODEL.BACKBONE.NAME") + 1] if "MODEL.BACKBONE.NAME" in rest else "ViT-B/16"
+    sys.stdout.flush()
+    # Run in the official code root: "python -c" puts the working directory first on the import path, and
+    # this repository's trainers/ and datasets/ must not shadow the official ones.
+    return subprocess.run([sys.executable, "-c", code, root, dassl, backbone, os.path.abspath(args.clip), *rest],
+                          env=env, cwd=root, check=False).returncode
+
+
 def report(trainer, commit, ours, theirs, job):
     import torch
 
@@ -612,6 +637,12 @@ def main():
     p.add_argument("--dassl", required=True, help="Dassl source tree (ProGrad: its Dassl.ProGrad.pytorch)")
     p.add_argument("--clip", help="CLIP state dict (ViT); default: a small random CLIP")
     p.add_argument("--seed", type=int, default=0, help="images and labels")
+    p.error = fail_input
+    p = sub.add_parser("train", help="the official train.py, unmodified, under the forward shims")
+    p.add_argument("--trainer", required=True, choices=sorted(FORWARD_TRAINERS))
+    p.add_argument("--upstream", required=True, help="checkout of the official repository")
+    p.add_argument("--dassl", required=True, help="Dassl source tree (KgCoOp, ProGrad: their Dassl.ProGrad.pytorch)")
+    p.add_argument("--clip", help="CLIP state dict read in place of the download")
     p.error = fail_input  # bad input: one error line, exit 2
 
     argv = sys.argv[1:]
@@ -625,6 +656,8 @@ def main():
         upstream(args, rest)
     elif args.command == "forward":
         sys.exit(forward(args))
+    elif args.command == "train":
+        sys.exit(official_train(args, rest))
     else:
         table(args)
 
