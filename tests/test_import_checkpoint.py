@@ -211,32 +211,57 @@ def test_cli_without_a_clip_says_the_frozen_weights_were_not_compared(clip3, tmp
     assert "skipped and NOT compared" in proc.stdout
 
 
+def refused(*args):
+    """The message of the one-line error ``python -m tools.import_checkpoint ARGS`` ends with (run in this process:
+    the exit status and the single line are checked through a subprocess in test_cli_missing_damaged_or_foreign_file_is_one_line)."""
+    from tools import import_checkpoint
+
+    with pytest.raises(UserError) as info:
+        import_checkpoint.main(list(args))
+    return str(info.value)
+
+
 @requires_dassl
-def test_cli_bad_inputs_are_one_line(clip3, tmp_path):
+def test_bad_inputs_name_what_to_fix(clip3, tmp_path):
     model, _ = build("PromptSRC", clip3, seed=1)
     folder = str(tmp_path / "official")
     path = save_official(folder, "PromptSRC", official_state("PromptSRC", model, clip3))
     out = str(tmp_path / "out")
     opts = OPTIONS["PromptSRC"][1]
 
-    user_error(convert_cli("PromptSRC", path, out, "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "3"),
-               "image_encoder.VPT is (2, 64), our PromptSRC config expects 4 vision tokens",
-               "set TRAINER.PROMPTSRC.N_CTX_VISION 2")
-    user_error(convert_cli("PromptSRC", path, out, *opts[:2], "TRAINER.PROMPTSRC.N_CTX_TEXT", "2", *opts[2:]),
-               "ctx is (4, 64), our PromptSRC config expects (2, 64): set TRAINER.PROMPTSRC.N_CTX_TEXT 4")
-    user_error(convert_cli("PromptSRC", path, out, *opts[2:]),
-               "text prompts in 3 layers", "set TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT 3")
-    user_error(convert_cli("MaPLe", folder, out), "holds VLPromptLearner/", "--trainer MaPLe saves into MultiModalPromptLearner/")
-    user_error(convert_cli("MaPLe", path, out), "keys of a PromptSRC checkpoint (VPT_shallow)", "--trainer MaPLe")
-    user_error(convert_cli("PromptSRC", str(tmp_path / "missing.pth"), out, *opts), "--official", "missing.pth")
-    user_error(convert_cli("PromptSRC", folder, out, "--epoch", "9", *opts), "no checkpoint of epoch 9", "saved: 3")
-    user_error(convert_cli("VPT", path, out), "--trainer", "VPT")
-    user_error(convert_cli("PromptSRC", path, out, "--clip", clip3 + ".x", *opts), "--clip", "no such file")
+    def check(message, *fragments):
+        for fragment in fragments:
+            assert fragment in message, message
+
+    def convert(trainer, official_path, *extra):
+        return refused("--trainer", trainer, "--official", official_path, "--out", out, *extra)
+
+    check(convert("PromptSRC", path, "TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT", "3"),
+          "image_encoder.VPT is (2, 64), our PromptSRC config expects 4 vision tokens",
+          "set TRAINER.PROMPTSRC.N_CTX_VISION 2")
+    check(convert("PromptSRC", path, *opts[:2], "TRAINER.PROMPTSRC.N_CTX_TEXT", "2", *opts[2:]),
+          "ctx is (4, 64), our PromptSRC config expects (2, 64): set TRAINER.PROMPTSRC.N_CTX_TEXT 4")
+    check(convert("PromptSRC", path, *opts[2:]), "text prompts in 3 layers", "set TRAINER.PROMPTSRC.PROMPT_DEPTH_TEXT 3")
+    check(convert("MaPLe", folder), "holds VLPromptLearner/", "--trainer MaPLe saves into MultiModalPromptLearner/")
+    check(convert("MaPLe", path), "keys of a PromptSRC checkpoint (VPT_shallow)", "--trainer MaPLe")
+    check(convert("PromptSRC", folder, "--epoch", "9", *opts), "no checkpoint of epoch 9", "saved: 3")
+    check(convert("VPT", path), "--trainer", "VPT")
+    check(convert("PromptSRC", path, "--clip", clip3 + ".x", *opts), "--clip", "no such file")
     other = tmp_path / "other_clip.pt"
     torch.save(build_tiny_clip(seed=5, layers=3).state_dict(), other)
-    user_error(convert_cli("PromptSRC", path, out, "--clip", str(other), *opts), "another CLIP")
+    check(convert("PromptSRC", path, "--clip", str(other), *opts), "another CLIP")
+    assert not os.path.exists(out)  # nothing written by a refused conversion
+
+
+@requires_dassl
+def test_cli_missing_damaged_or_foreign_file_is_one_line(clip3, tmp_path):
+    model, _ = build("CoOp", clip3, seed=1)
+    path = save_official(str(tmp_path), "CoOp", official_state("CoOp", model, clip3))
+    out = str(tmp_path / "out")
+    user_error(convert_cli("CoOp", str(tmp_path / "missing.pth"), out), "--official", "missing.pth", "no such file")
+    user_error(convert_cli("KgCoOp", path, out), "keys of a CoOp checkpoint (ctx) in --official", "--trainer KgCoOp")
     data = open(path, "rb").read()
     damaged = tmp_path / "truncated.pth.tar"
     damaged.write_bytes(data[: len(data) // 2])
-    user_error(convert_cli("PromptSRC", str(damaged), out, *opts), "truncated")
-    assert not os.path.exists(out)  # nothing written by a refused conversion
+    user_error(convert_cli("CoOp", str(damaged), out, *OPTIONS["CoOp"][1]), "truncated.pth.tar", "truncated")
+    assert not os.path.exists(out)
