@@ -1,4 +1,5 @@
-"""The upstream half of ``python -m tools.parity_upstream forward``: runs an official trainer's code.
+"""The upstream half of ``python -m tools.parity_upstream forward`` (and of ``train``: :func:`train`): runs an
+official trainer's code.
 
 Run by ``tools/parity_upstream.py`` in its own process (``python -c`` calling :func:`main` with JOB and OUT,
 ``PYTHONPATH`` = the official code root, its Dassl tree, then this folder; the working directory a
