@@ -265,3 +265,15 @@ def test_cli_missing_damaged_or_foreign_file_is_one_line(clip3, tmp_path):
     damaged.write_bytes(data[: len(data) // 2])
     user_error(convert_cli("CoOp", str(damaged), out, *OPTIONS["CoOp"][1]), "truncated.pth.tar", "truncated")
     assert not os.path.exists(out)
+
+
+def test_more_tokens_than_the_init_phrase_are_random_ones():
+    # The published PromptSRC config learns 4 tokens from "a photo of a"; 16 need CTX_INIT '' (random init).
+    options = get_method("PromptSRC").published_options()
+    expected = official.expected_from_options("PromptSRC", "PROMPTSRC", options)
+    state = {"prompt_learner.ctx": torch.zeros(16, 8), "image_encoder.VPT": torch.zeros(4, 8),
+             **{f"text_encoder.transformer.resblocks.{i}.VPT_shallow": torch.zeros(16, 8) for i in range(1, 9)}}
+    with pytest.raises(UserError) as info:
+        official.convert("PromptSRC", state, expected)
+    assert str(info.value) == ("ctx is (16, 8), our PromptSRC config expects (4, 8): "
+                               "set TRAINER.PROMPTSRC.N_CTX_TEXT 16 and TRAINER.PROMPTSRC.CTX_INIT ''")

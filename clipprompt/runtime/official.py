@@ -216,7 +216,7 @@ class Expected:
 
     config_key: str
     n_ctx: int
-    n_ctx_hint: str  # the overrides that make a checkpoint's count fit, with {n} for the count
+    n_ctx_hint: object  # n -> the overrides that make a checkpoint's n context tokens fit
     text_depth: int = 1
     text_depth_key: str = ""
     n_ctx_vision: int = 0
@@ -233,14 +233,23 @@ def expected_from_options(trainer, config_key, options):
     key = f"TRAINER.{config_key}."
     if trainer in ("CoOp", "CoCoOp", "KgCoOp", "ProGrad"):
         ctx_init = options.ctx_init.replace("_", " ").strip()
+        csc = getattr(options, "csc", False)
         if ctx_init:  # CoOp's rule: the whole phrase is the context, N_CTX is not read
-            return Expected(config_key, class_name_length(ctx_init),
-                            f"set {key}CTX_INIT '' and {key}N_CTX {{n}}", csc=getattr(options, "csc", False))
-        return Expected(config_key, options.n_ctx, f"set {key}N_CTX {{n}}", csc=getattr(options, "csc", False))
+            return Expected(config_key, class_name_length(ctx_init), lambda n: f"set {key}CTX_INIT '' and {key}N_CTX {n}",
+                            csc=csc)
+        return Expected(config_key, options.n_ctx, lambda n: f"set {key}N_CTX {n}", csc=csc)
+    # Deep prompts learn the first N tokens of CTX_INIT (the official code: N <= 4 with an init phrase);
+    # more tokens than the phrase has need random ones, CTX_INIT ''.
+    init_tokens = class_name_length(options.ctx_init.replace("_", " ").strip()) if options.ctx_init.strip() else 0
+    n_key = "N_CTX" if trainer == "MaPLe" else "N_CTX_TEXT"
+
+    def hint(n):
+        return f"set {key}{n_key} {n}" + (f" and {key}CTX_INIT ''" if init_tokens and n > init_tokens else "")
+
     if trainer == "MaPLe":
-        return Expected(config_key, options.n_ctx, f"set {key}N_CTX {{n}}", options.prompt_depth, key + "PROMPT_DEPTH")
+        return Expected(config_key, options.n_ctx, hint, options.prompt_depth, key + "PROMPT_DEPTH")
     vision_depth = options.prompt_depth_vision if options.n_ctx_vision else 0
-    return Expected(config_key, options.n_ctx_text, f"set {key}N_CTX_TEXT {{n}}", options.prompt_depth_text,
+    return Expected(config_key, options.n_ctx_text, hint, options.prompt_depth_text,
                     key + "PROMPT_DEPTH_TEXT", options.n_ctx_vision, vision_depth,
                     (key + "N_CTX_VISION", key + "PROMPT_DEPTH_VISION"))
 
@@ -322,7 +331,7 @@ def _check_counts(trainer, full, expected, text_depth, vision_depth):
     if rows != expected.n_ctx:
         want = f"({expected.n_ctx}, {ctx.shape[-1]})"
         raise UserError(f"ctx is {_shape(ctx)}, our {trainer} config expects {want}: "
-                        + expected.n_ctx_hint.format(n=rows))
+                        + expected.n_ctx_hint(rows))
     if expected.csc:
         raise UserError(f"ctx is {_shape(ctx)} (shared context), our {trainer} config has "
                         f"TRAINER.{expected.config_key}.CSC True: set it False")
