@@ -11,7 +11,7 @@ import os
 import pytest
 import torch
 from conftest import build_tiny_clip, requires_dassl, run_cli
-from helpers import ok, results, train_args, user_error
+from helpers import ok, results, user_error
 
 from clipprompt.clip.loader import load_clip
 from clipprompt.errors import UserError
