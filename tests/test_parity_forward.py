@@ -128,3 +128,11 @@ def test_missing_clip_file(tmp_path):
 def test_unknown_trainer(tmp_path):
     proc = forward("--trainer", "VPT", "--upstream", str(tmp_path), "--dassl", str(tmp_path))
     assert_bad_input(proc, "VPT")
+
+
+def test_official_training_needs_the_clip_file(tmp_path):
+    # train: the official load_clip_to_cpu would download OpenAI's weights; --clip stands for them.
+    upstream = fake_checkout(tmp_path / "coop", "", "trainers/coop.py", "class CoOp(TrainerX)")
+    proc = run_cli(["-m", "tools.parity_upstream", "train", "--trainer", "CoOp", "--upstream", upstream,
+                    "--dassl", fake_dassl(tmp_path / "Dassl"), "--", "--root", str(tmp_path)])
+    assert_bad_input(proc, "--clip is required")

@@ -1,4 +1,5 @@
-"""The upstream half of ``python -m tools.parity_upstream forward``: runs an official trainer's code.
+"""The upstream half of ``python -m tools.parity_upstream forward`` (and of ``train``: :func:`train`): runs an
+official trainer's code.
 
 Run by ``tools/parity_upstream.py`` in its own process (``python -c`` calling :func:`main` with JOB and OUT,
 ``PYTHONPATH`` = the official code root, its Dassl tree, then this folder; the working directory a
@@ -83,6 +84,36 @@ class RecordingFunctional:
         return recorded
 
 
+def official_clip(code_root, dassl, backbone, clip_file):
+    """Check that the official ``clip``, Dassl and ``trainers`` are imported (not ours), and make the official
+    ``load_clip_to_cpu`` read ``clip_file`` for ``backbone`` instead of downloading OpenAI's weights."""
+    from clip import clip as upstream_clip
+
+    for name, package in (("clip", upstream_clip), ("dassl", importlib.import_module("dassl")),
+                          ("trainers", importlib.import_module("trainers"))):
+        origin = os.path.realpath(package.__file__)
+        if not origin.startswith((code_root, dassl)):
+            raise SystemExit(f"error: imported {name} from {origin}, not from {code_root} or {dassl}")
+    upstream_clip._MODELS[backbone] = "parity-upstream://clip.pt"
+    upstream_clip._download = lambda url, root=None: clip_file
+
+
+def train(code_root, dassl, backbone, clip_file, argv):
+    """The official ``train.py`` with ``argv``, unmodified, under the same shims as :func:`main` (used by
+    ``python -m tools.parity_upstream train``): it trains, saves its checkpoints and evaluates as it does."""
+    import runpy
+
+    code_root, dassl = os.path.realpath(code_root), os.path.realpath(dassl)
+    counts = collections.Counter()
+    install_shims(code_root, counts)
+    official_clip(code_root, dassl, backbone, clip_file)
+    script = os.path.join(code_root, "train.py")
+    sys.argv = [script, *argv]
+    runpy.run_path(script, run_name="__main__")
+    for site, count in sorted(counts.items()):
+        print(f"neutralised: {site} x{count}")
+
+
 def build(job, module, classnames):
     import torch
     from dassl.config import get_cfg_default
@@ -134,15 +165,7 @@ def main(job_path, out_path):
     counts = collections.Counter()
     install_shims(code_root, counts)
 
-    from clip import clip as upstream_clip
-
-    for name, package in (("clip", upstream_clip), ("dassl", importlib.import_module("dassl")),
-                          ("trainers", importlib.import_module("trainers"))):
-        origin = os.path.realpath(package.__file__)
-        if not origin.startswith((code_root, dassl)):
-            raise SystemExit(f"error: imported {name} from {origin}, not from {code_root} or {dassl}")
-    upstream_clip._MODELS[job["backbone"]] = "parity-upstream://clip.pt"
-    upstream_clip._download = lambda url, root=None: job["clip"]
+    official_clip(code_root, dassl, job["backbone"], job["clip"])
 
     module = importlib.import_module("trainers." + TRAINERS[job["trainer"]][0])
     calls = []

@@ -41,6 +41,12 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
     ``--dassl``: KgCoOp and ProGrad take the ``Dassl.ProGrad.pytorch`` of their repository, the others
     KaiyangZhou's Dassl. docs/cpu_benchmarks.md ("Parity with upstream CoOp") has the table.
 
+``train --trainer T --upstream DIR --dassl DIR --clip FILE -- <official train.py args>``
+    The official ``train.py`` of any trainer above, unmodified, in its own process under the shims of
+    ``forward`` (``tools/parity_forward_worker.py``; ``--clip`` stands for ``MODEL.BACKBONE.NAME``'s
+    download): it trains, writes its checkpoints and evaluates as it does on a GPU. The official-checkpoint
+    test (tests/test_import_checkpoint_official.py) evaluates what it writes with ours.
+
 ``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
 from the repository root).
 """
@@ -334,41 +340,6 @@ def official_options(trainer, depth, image_size):
     return common + cfg, ours
 
 
-def official_parameters(trainer, model):
-    """``{official name: (our parameter name, index or None)}``: where each learnable tensor of the official
-    model lives in ours (our deep prompts are one tensor per kind; upstream has one per layer)."""
-    learner = model.prompt_learner
-    if trainer in ("CoOp", "KgCoOp", "ProGrad"):
-        return {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-    if trainer == "CoCoOp":
-        names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-        for ours, theirs in (("0", "linear1"), ("2", "linear2")):
-            for kind in ("weight", "bias"):
-                names[f"prompt_learner.meta_net.{theirs}.{kind}"] = (f"meta_net.{ours}.{kind}", None)
-        return names
-    names = {"prompt_learner.ctx": ("prompt_learner.ctx", None)}
-    if trainer == "MaPLe":
-        for i in range(learner.text_depth - 1):
-            names[f"prompt_learner.compound_prompts_text.{i}"] = ("prompt_learner.text_deep", i)
-        for i in range(learner.text_depth):
-            theirs = "prompt_learner.proj" if i == 0 else f"prompt_learner.compound_prompt_projections.{i - 1}"
-            for kind in ("weight", "bias"):
-                names[f"{theirs}.{kind}"] = (f"prompt_learner.coupling.{i}.{kind}", None)
-        return names
-    for i in range(learner.text_depth - 1):
-        names[f"text_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.text_deep", i)
-    names["image_encoder.VPT"] = ("prompt_learner.vision_first", None)
-    for i in range(learner.vision_depth - 1):
-        names[f"image_encoder.transformer.resblocks.{i + 1}.VPT_shallow"] = ("prompt_learner.vision_deep", i)
-    return names
-
-
-def pick(tensors, where):
-    name, index = where
-    value = tensors[name]
-    return None if value is None else (value if index is None else value[index])
-
-
 def ours_side(args, state_dict_path, depth, image_size, job):
     """Our model on the same CLIP: the job's parameters (official names), and ours' quantities."""
     import types
@@ -379,6 +350,7 @@ def ours_side(args, state_dict_path, depth, image_size, job):
     from clipprompt.clip.loader import load_clip
     from clipprompt.methods import BuildContext, get_method
     from clipprompt.prompts.templates import PROMPTSRC_TEMPLATES, expand_templates
+    from clipprompt.runtime.official import model_parameter_names, pick
 
     method = get_method("PromptSRC" if args.trainer == "IVLP" else args.trainer)
     _, overrides = official_options(args.trainer, depth, image_size)
@@ -401,7 +373,7 @@ def ours_side(args, state_dict_path, depth, image_size, job):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(torch.randn(p.shape, generator=generator) * 0.5 * p.float().std())
-    names = official_parameters(args.trainer, model)
+    names = model_parameter_names(args.trainer, model)  # the one official <-> ours name map
     params = dict(model.named_parameters())
     job["params"] = {theirs: pick(params, where).detach().clone() for theirs, where in names.items()}
     ours = {}
@@ -531,6 +503,25 @@ def forward(args):
     return report(args.trainer, commit, ours, theirs, job)
 
 
+def official_train(args, rest):
+    """Run the official train.py (see the module's doc); exit status: the official code's, 2 on bad input."""
+    import subprocess
+
+    if not args.clip:
+        fail_input("--clip is required: the CLIP file the official load_clip_to_cpu reads instead of a download")
+    root, dassl = check_forward_inputs(args)
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, dassl, here]))
+    code = ("import sys, parity_forward_worker as worker; "
+            "worker.train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])")
+    backbone = rest[rest.index("MODEL.BACKBONE.NAME") + 1] if "MODEL.BACKBONE.NAME" in rest else "ViT-B/16"
+    sys.stdout.flush()
+    # Run in the official code root: "python -c" puts the working directory first on the import path, and
+    # this repository's trainers/ and datasets/ must not shadow the official ones.
+    return subprocess.run([sys.executable, "-c", code, root, dassl, backbone, os.path.abspath(args.clip), *rest],
+                          env=env, cwd=root, check=False).returncode
+
+
 def report(trainer, commit, ours, theirs, job):
     import torch
 
@@ -617,6 +608,12 @@ def main():
     p.add_argument("--dassl", required=True, help="Dassl source tree (ProGrad: its Dassl.ProGrad.pytorch)")
     p.add_argument("--clip", help="CLIP state dict (ViT); default: a small random CLIP")
     p.add_argument("--seed", type=int, default=0, help="images and labels")
+    p.error = fail_input
+    p = sub.add_parser("train", help="the official train.py, unmodified, under the forward shims")
+    p.add_argument("--trainer", required=True, choices=sorted(FORWARD_TRAINERS))
+    p.add_argument("--upstream", required=True, help="checkout of the official repository")
+    p.add_argument("--dassl", required=True, help="Dassl source tree (KgCoOp, ProGrad: their Dassl.ProGrad.pytorch)")
+    p.add_argument("--clip", help="CLIP state dict read in place of the download")
     p.error = fail_input  # bad input: one error line, exit 2
 
     argv = sys.argv[1:]
@@ -630,6 +627,8 @@ def main():
         upstream(args, rest)
     elif args.command == "forward":
         sys.exit(forward(args))
+    elif args.command == "train":
+        sys.exit(official_train(args, rest))
     else:
         table(args)
 

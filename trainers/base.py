@@ -348,14 +348,16 @@ class PromptTrainer(TrainerX):
             raise UserError("--model-dir is required with --eval-only for a trained prompt")
         path = ckpt.find_checkpoint(directory, MODEL_NAME, epoch)
         payload = ckpt.load_checkpoint(path, expected_trainer=self.trainer_name)
-        same_classes = payload["extra"].get("classnames") == list(self.dm.dataset.classnames)
+        recorded = payload["extra"].get("classnames")  # None: imported from the official code (tools/import_checkpoint.py)
+        same_classes = recorded == list(self.dm.dataset.classnames)
         if not same_classes and self.model.class_specific:
             raise UserError(f"{path} holds class-specific context (CSC) trained on other classes; "
                             "it cannot be evaluated on a different class set")
         skip = () if same_classes else self.model.CLASS_DEPENDENT_PREFIXES
         ckpt.load_matching_state(self.model, payload["state_dict"], skip_prefixes=skip, source=path)
         self.evaluated_epoch = payload["epoch"]
-        print(f"Loaded {path} (epoch {payload['epoch']}{'' if same_classes else ', class-independent state only'})")
+        scope = "" if same_classes else ", class names not recorded" if recorded is None else ", class-independent state only"
+        print(f"Loaded {path} (epoch {payload['epoch']}{scope})")
 
     # ----- evaluation -------------------------------------------------------
     def model_inference(self, input):

@@ -96,22 +96,28 @@ def damage(path):
     return f"it is corrupt ({bad} fails its checksum)" if bad else None
 
 
+def unreadable(path, exc):
+    """The one-line UserError for a checkpoint ``torch.load`` failed on with ``exc``: damaged (:func:`damage`),
+    holding pickled objects, or no checkpoint at all."""
+    why = damage(path)
+    if why:
+        return UserError(f"cannot read checkpoint {path}: {why}; an interrupted copy or a full disk "
+                         "does this: copy it again or retrain")
+    foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    if isinstance(exc, pickle.UnpicklingError) and foreign:
+        return UserError(f"cannot load checkpoint {path} safely: it holds pickled objects ({foreign.group(1)}) that "
+                         "this toolkit never writes; it was written by other code")
+    # Anything else torch.load raises on such a file (UnpicklingError, IndexError, EOFError, ...
+    # depending on the bytes) means the same: no checkpoint can be read from it.
+    return UserError(f"cannot read checkpoint {path}: it is corrupt or not a checkpoint (neither a valid zip "
+                     f"archive nor a pickle torch can read; {exc.__class__.__name__}); copy it again or retrain")
+
+
 def load_checkpoint(path, expected_trainer=None):
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        why = damage(path)
-        if why:
-            raise UserError(f"cannot read checkpoint {path}: {why}; an interrupted copy or a full disk "
-                            "does this: copy it again or retrain") from None
-        foreign = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if isinstance(exc, pickle.UnpicklingError) and foreign:
-            raise UserError(f"cannot load checkpoint {path} safely: it holds pickled objects ({foreign.group(1)}) that "
-                            "this toolkit never writes; it was written by other code") from None
-        # Anything else torch.load raises on such a file (UnpicklingError, IndexError, EOFError, ...
-        # depending on the bytes) means the same: no checkpoint can be read from it.
-        raise UserError(f"cannot read checkpoint {path}: it is corrupt or not a checkpoint (neither a valid zip "
-                        f"archive nor a pickle torch can read; {exc.__class__.__name__}); copy it again or retrain") from None
+        raise unreadable(path, exc) from None
     if not isinstance(payload, dict) or "state_dict" not in payload or "trainer" not in payload:
         raise UserError(f"{path} is not a checkpoint of this toolkit (no trainer/state_dict entries)")
     if expected_trainer is not None and payload["trainer"] != expected_trainer:
