@@ -770,6 +770,8 @@ def speed(args):
                 if out is None:
                     return 1
                 results[side].append(out)
+                print(f"  measured {args.trainer} {side}: steps "
+                      + " ".join(f"{row['cpu']:.3f}" for row in out["rows"]) + " s", file=sys.stderr, flush=True)
     shapes = speed_clip_shapes(args.clip_shapes)
     print(f"{args.trainer} speed: official code at {commit}; random CLIP ({args.clip_shapes}: image "
           f"{image_size} px, patch {shapes['vision_patch_size']}, vision {shapes['vision_width']} x "
@@ -794,6 +796,8 @@ def speed(args):
     print(f"{args.trainer} ratio ours/official: {medians['ours'] / medians['official']:.3f}")
     if args.full_text:
         print(f"{args.trainer} ratio {FULL_TEXT_SIDE}/official: {medians[FULL_TEXT_SIDE] / medians['official']:.3f}")
+    for site, count in sorted(results["official"][0]["shims"].items()):
+        print(f"{args.trainer} neutralised: {site} x{count}")
     return 0
 
 
