@@ -1,4 +1,5 @@
-"""``python -m tools.parity_upstream forward``: the official trainers' forward/backward against ours.
+"""``python -m tools.parity_upstream forward`` and ``speed``: the official trainers' forward/backward
+against ours, and the step time of both.
 
 The comparisons need the official checkouts, given through environment variables (never fetched here):
 
@@ -14,6 +15,7 @@ The bad-input tests need neither the checkouts nor Dassl.
 """
 
 import os
+import re
 
 import pytest
 from conftest import run_cli
@@ -59,6 +61,38 @@ def test_forward_matches_the_official_code(trainer):
             assert any(term in line for line in checks), term
     if trainer == "ProGrad":
         assert any("projection applied" in line for line in lines), proc.stdout
+
+
+def speed(*args):
+    return run_cli(["-m", "tools.parity_upstream", "speed", *args], timeout=900)
+
+
+@pytest.mark.parametrize("trainer", ["MaPLe", "PromptSRC"])
+def test_speed_times_both_sides(trainer):
+    # The small CLIP, 5 classes, one step per side: that it runs and what it prints, not the numbers
+    # (docs/experiments/2026-12-07-step-time-vs-official.md has those, at ViT-B/16 shapes).
+    variable = CASES[trainer][0]
+    upstream, dassl = os.environ.get(variable), os.environ.get("CLIPPROMPT_UPSTREAM_DASSL")
+    if not upstream or not dassl:
+        pytest.skip(f"set {variable} and CLIPPROMPT_UPSTREAM_DASSL to time the official {trainer} code")
+    proc = speed("--trainer", trainer, "--upstream", upstream, "--dassl", dassl, "--clip-shapes", "small",
+                 "--classes", "5", "--steps", "1", "--warmup", "0")
+    print(proc.stdout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    step, positions, breakdown = {}, {}, {}
+    for side in ("ours", "official"):
+        found = re.search(rf"^{trainer} {side}: median step ([0-9.]+) s", proc.stdout, re.M)
+        assert found, proc.stdout
+        step[side] = float(found.group(1))
+        found = re.search(rf"^{trainer} {side} breakdown: text positions (\d+); forward: (.*)$", proc.stdout, re.M)
+        assert found, proc.stdout
+        positions[side], breakdown[side] = int(found.group(1)), found.group(2)
+        assert "text tower" in breakdown[side] and "image tower" in breakdown[side], breakdown[side]
+        # PromptSRC's frozen image pass is timed on both sides; MaPLe has none
+        assert ("frozen image tower" in breakdown[side]) == (trainer == "PromptSRC"), breakdown[side]
+    assert positions["official"] == 77 and positions["ours"] < 77  # the official code's full text pass
+    ratio = re.search(rf"^{trainer} ratio ours/official: ([0-9.]+)$", proc.stdout, re.M)
+    assert ratio and abs(float(ratio.group(1)) - step["ours"] / step["official"]) < 5e-3, proc.stdout
 
 
 # ----- bad input: exit 2 and one error line; no checkout, no Dassl needed --------------------------------
@@ -136,3 +170,19 @@ def test_official_training_needs_the_clip_file(tmp_path):
     proc = run_cli(["-m", "tools.parity_upstream", "train", "--trainer", "CoOp", "--upstream", upstream,
                     "--dassl", fake_dassl(tmp_path / "Dassl"), "--", "--root", str(tmp_path)])
     assert_bad_input(proc, "--clip is required")
+def test_speed_takes_only_the_deep_prompt_trainers(tmp_path):
+    proc = speed("--trainer", "KgCoOp", "--upstream", str(tmp_path), "--dassl", str(tmp_path))
+    assert_bad_input(proc, "KgCoOp")
+
+
+@pytest.mark.parametrize("flag", ["--steps", "--repeats", "--classes"])
+def test_speed_needs_at_least_one(tmp_path, flag):
+    upstream = fake_checkout(tmp_path / "maple", "", "trainers/maple.py", "class MaPLe(TrainerX)")
+    proc = speed("--trainer", "MaPLe", "--upstream", upstream, "--dassl", fake_dassl(tmp_path / "Dassl"), flag, "0")
+    assert_bad_input(proc, flag)
+
+
+def test_speed_checks_the_checkout(tmp_path):
+    upstream = fake_checkout(tmp_path / "maple", "", "trainers/maple.py", "class MaPLe(TrainerX)")
+    proc = speed("--trainer", "PromptSRC", "--upstream", upstream, "--dassl", fake_dassl(tmp_path / "Dassl"))
+    assert_bad_input(proc, "muzairkhattak/PromptSRC")

@@ -28,6 +28,13 @@ The official code runs unmodified. At run time, in this process only:
 
 The trainer object is made without Dassl's ``__init__`` (no data loaders): ``TrainerBase.__init__``,
 then ``cfg``, ``device``, ``dm.dataset.classnames`` and the official ``build_model()``.
+
+Timing mode (``python -m tools.parity_upstream speed``; JOB's ``mode`` is ``"speed"``): the same shims
+and the same build, at the official initialisation (no parameters given), then warm-up steps and timed
+steps of the official ``forward_backward`` (forward, loss, backward, SGD step), one thread. OUT: per
+timed step the process CPU time, the wall time and the CPU time spent in each tower's forward
+(:func:`timed` around the official modules' ``forward``). :func:`timed` and :func:`time_steps` time our
+side too (the tool imports them from here).
 """
 
 import collections
@@ -42,6 +49,11 @@ TRAINERS = {  # --trainer: (module under trainers/, class)
     "IVLP": ("independentVL", "IVLP"),
 }
 RECORDED = ("cross_entropy", "l1_loss", "kl_div")
+# Timing mode: the official modules whose forward is timed, by what they are (attribute paths from the
+# trainer's model; a path the trainer lacks is skipped). PromptSRC keeps a second copy of the image tower
+# for its frozen features.
+OFFICIAL_PARTS = (("text tower", "text_encoder"), ("image tower", "image_encoder"),
+                  ("frozen image tower", "prompt_learner.ZS_image_encoder"))
 
 
 def install_shims(code_root, counts):
@@ -138,6 +150,8 @@ def build(job, module, classnames):
     trainer.dm = types.SimpleNamespace(dataset=types.SimpleNamespace(classnames=list(classnames)))
     trainer.check_cfg(cfg)
     trainer.build_model()
+    if "params" not in job:  # timing mode: the official initialisation
+        return trainer
     params = dict(trainer.model.named_parameters())
     trainable = sorted(n for n, p in params.items() if p.requires_grad)
     if trainable != sorted(job["params"]):
@@ -156,6 +170,62 @@ def trainable_grads(trainer):
             for n, p in trainer.model.named_parameters() if p.requires_grad}
 
 
+def timed(owner, attr, name, totals):
+    """Replace ``owner.<attr>`` (a method, or a module's ``forward``) by a wrapper that adds the process CPU
+    time of each call to ``totals[name]``."""
+    import time
+
+    inner = getattr(owner, attr)
+
+    def wrapper(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[name] += time.process_time() - start
+    setattr(owner, attr, wrapper)
+
+
+def time_steps(step, warmup, steps, totals):
+    """Run ``step`` ``warmup`` times, then ``steps`` timed times; per timed step a dict of the process CPU
+    time ("cpu"), the wall time ("wall") and the CPU seconds ``totals`` gathered during it (by part)."""
+    import time
+
+    for _ in range(warmup):
+        step()
+    rows = []
+    for _ in range(steps):
+        totals.clear()
+        cpu, wall = time.process_time(), time.perf_counter()
+        step()
+        rows.append({"cpu": time.process_time() - cpu, "wall": time.perf_counter() - wall, "parts": dict(totals)})
+    return rows
+
+
+def speed(job, module, counts):
+    """Timing mode: the official ``forward_backward`` on one batch, ``job["warmup"]`` + ``job["steps"]`` times."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    trainer = build(job, module, job["base"])
+    model = trainer.model
+    model.train()
+    # Never an epoch's last batch: no LR step and no prompt aggregation inside the timed steps (both run
+    # once per epoch).
+    trainer.epoch, trainer.batch_idx, trainer.num_batches = 0, 0, job["warmup"] + job["steps"] + 2
+    totals = collections.defaultdict(float)
+    for name, path in OFFICIAL_PARTS:
+        owner = model
+        for attr in path.split("."):
+            owner = getattr(owner, attr, None)
+        if owner is not None:
+            timed(owner, "forward", name, totals)
+    batch = {"img": job["images"], "label": job["labels"]}
+    rows = time_steps(lambda: trainer.forward_backward(batch), job["warmup"], job["steps"], totals)
+    return {"rows": rows, "text_positions": int(model.tokenized_prompts.shape[-1]), "shims": dict(counts)}
+
+
 def main(job_path, out_path):
     import torch
 
@@ -168,6 +238,9 @@ def main(job_path, out_path):
     official_clip(code_root, dassl, job["backbone"], job["clip"])
 
     module = importlib.import_module("trainers." + TRAINERS[job["trainer"]][0])
+    if job.get("mode") == "speed":
+        torch.save(speed(job, module, counts), out_path)
+        return
     calls = []
     module.F = RecordingFunctional(module.F, calls)
     out = {"shims": None}

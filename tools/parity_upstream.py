@@ -1,4 +1,4 @@
-"""Parity with upstream: CoOp/CoCoOp trained on the samples ours draw; one step of every peer's official code.
+"""Parity with upstream: CoOp/CoCoOp on the samples ours draw; one step of the peers' official code, its values and time.
 
 Upstream's code never enters this repository: this tool takes the path of a CoOp
 checkout (``git clone https://github.com/KaiyangZhou/CoOp``) and of a Dassl source
@@ -46,6 +46,18 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
     ``forward`` (``tools/parity_forward_worker.py``; ``--clip`` stands for ``MODEL.BACKBONE.NAME``'s
     download): it trains, writes its checkpoints and evaluates as it does on a GPU. The official-checkpoint
     test (tests/test_import_checkpoint_official.py) evaluates what it writes with ours.
+``speed --trainer {MaPLe,PromptSRC} --upstream DIR --dassl DIR [--steps N] [--warmup N] [--repeats R] [--full-text]``
+    The time of one training step (forward, loss, backward, SGD step) of the official trainer and of ours,
+    same CLIP shapes (``--clip-shapes vit_b16``: ViT-B/16's, random weights; ``small``: forward's CLIP),
+    same class names (``--classes``, default 50, ``class <i>``), batch, images and prompt settings as
+    ``forward`` (MaPLe 2 tokens, PromptSRC 4+4 tokens and its three terms with the 60-template teacher;
+    depth 9), fp32, one thread. Each side runs in a fresh process (the official one through
+    ``tools/parity_forward_worker.py``'s timing mode, with forward's shims), ``--repeats`` times, ours
+    first then official; each process runs ``--warmup`` untimed steps, then ``--steps`` timed ones. Prints
+    per side the median process CPU time of the timed steps, with a breakdown (the forward time of each
+    tower, the rest), and the ratio ours/official. ``--full-text`` adds a side ``ours-77``: ours with the
+    text pass over all 77 positions, as the official code runs it. Exit 0 when both sides were timed (a measurement, not a
+    verdict), 1 when a side's process failed, 2 on bad input. docs/performance.md has the numbers.
 
 ``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
 from the repository root).
@@ -288,16 +300,27 @@ def upstream_commit(path):
         return "unknown (not a git checkout)"
 
 
-def random_clip_state_dict(seed=0):
-    """A small random CLIP (ViT) the official code runs unmodified: a 768-wide image tower (MaPLe's coupling
-    maps to 768) and a 512-wide text tower (MaPLe's deep text prompts are 512 wide), OpenAI's vocabulary."""
+def random_clip_state_dict(seed=0, shapes=None):
+    """A random CLIP (ViT) the official code runs unmodified, by default a small one (``RANDOM_CLIP``): a
+    768-wide image tower (MaPLe's coupling maps to 768) and a 512-wide text tower (MaPLe's deep text prompts
+    are 512 wide), OpenAI's vocabulary. ``shapes``: ``clip.model.CLIP``'s arguments instead."""
     import torch
 
     from clipprompt.clip.openai_clip import import_clip
 
     torch.manual_seed(seed)
-    model = import_clip().model.CLIP(**RANDOM_CLIP)
+    model = import_clip().model.CLIP(**(shapes or RANDOM_CLIP))
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def clip_geometry(state_dict):
+    """(image size, prompt depth) of a ViT CLIP state dict: the published depth 9, at most the blocks of the
+    shallower tower minus one."""
+    image_size = state_dict["visual.conv1.weight"].shape[-1] * round(
+        (state_dict["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    layers = min(len({k.split(".")[3] for k in state_dict if k.startswith("visual.transformer.resblocks.")}),
+                 len({k.split(".")[2] for k in state_dict if k.startswith("transformer.resblocks.")}))
+    return image_size, min(9, layers - 1)
 
 
 def official_options(trainer, depth, image_size):
@@ -460,11 +483,7 @@ def forward(args):
     if "visual.proj" not in state_dict or "visual.class_embedding" not in state_dict:
         fail_input(f"--clip {args.clip}: not a ViT CLIP (the official deep prompts need a ViT image tower)")
     state_dict = {k: v.half().float() if v.is_floating_point() else v for k, v in state_dict.items()}
-    image_size = state_dict["visual.conv1.weight"].shape[-1] * round(
-        (state_dict["visual.positional_embedding"].shape[0] - 1) ** 0.5)
-    layers = min(len({k.split(".")[3] for k in state_dict if k.startswith("visual.transformer.resblocks.")}),
-                 len({k.split(".")[2] for k in state_dict if k.startswith("transformer.resblocks.")}))
-    depth = min(9, layers - 1)
+    image_size, depth = clip_geometry(state_dict)
     cfg, _ = official_options(args.trainer, depth, image_size)
     generator = torch.Generator().manual_seed(args.seed)
     images = torch.randn(BATCH, 3, image_size, image_size, generator=generator)
@@ -587,6 +606,162 @@ def report(trainer, commit, ours, theirs, job):
     return 0 if ok else 1
 
 
+# ----- speed: one training step of the official code against ours -------------------------------------
+
+SPEED_TRAINERS = ("MaPLe", "PromptSRC")
+SPEED_CLIPS = ("vit_b16", "small")  # --clip-shapes: tools/benchlib.py's ViT-B/16 shapes, or forward's small CLIP
+FULL_TEXT_SIDE = "ours-77"  # --full-text: ours with the text pass over all 77 positions, as the official code's
+SGD = {"momentum": 0.9, "weight_decay": 5e-4}  # Dassl's SGD defaults, which the published configs keep
+
+
+def speed_clip_shapes(name):
+    """``clip.model.CLIP``'s arguments for ``--clip-shapes``."""
+    if name == "small":
+        return RANDOM_CLIP
+    from tools.benchlib import ARCHS
+
+    embed, resolution, vision_layers, vision_width, patch, text_width, text_layers = ARCHS[name]
+    return {"embed_dim": embed, "image_resolution": resolution, "vision_layers": vision_layers,
+            "vision_width": vision_width, "vision_patch_size": patch, "context_length": 77, "vocab_size": 49408,
+            "transformer_width": text_width, "transformer_heads": text_width // 64, "transformer_layers": text_layers}
+
+
+def time_ours(job_path, out_path):
+    """Our side of ``speed``, in its own process (``python -c``, from the repository root): our model of the
+    job's trainer on the job's CLIP, class names and batch; our trainer's step (``model.loss``,
+    ``model.backward``, SGD), timed as the official one (``time_steps`` of the worker)."""
+    import collections
+    import types
+
+    import torch
+
+    from clipprompt.clip.loader import load_clip
+    from clipprompt.methods import BuildContext, get_method
+    from clipprompt.prompts.templates import expand_templates
+    from tools.parity_forward_worker import time_steps, timed
+
+    torch.set_num_threads(1)
+    job = torch.load(job_path, weights_only=True)
+    method = get_method(job["trainer"])
+    options = method.published_options(**job["ours_options"])
+    context = BuildContext(templates=lambda entries, what=None: expand_templates(entries, DATASET_TEMPLATE),
+                           max_epoch=SCHEDULE["epochs"])
+    torch.manual_seed(1)
+    model = method.build(load_clip("ViT-B/16", path=job["clip"]), job["base"], options, context)
+    trainable = model.freeze_clip()
+    model.text_encoder.full_context = job["full_context"]  # --full-text: all 77 positions, as the official pass
+    model.train()
+    optim = torch.optim.SGD(trainable, lr=SCHEDULE["lr"], **SGD)
+    hooks = types.SimpleNamespace(scale=lambda x: x, reduce=lambda grads: grads)  # no amp, one process
+    totals = collections.defaultdict(float)
+    timed(model.text_encoder, "forward", "text tower", totals)
+    timed(model, "encode_image", "image tower", totals)
+    timed(model, "encode_image_frozen", "frozen image tower", totals)
+    images, labels = job["images"], job["labels"]
+
+    def step():
+        loss, _, terms = model.loss(images, labels)
+        optim.zero_grad()
+        model.backward(loss, terms, trainable, hooks)
+        optim.step()
+
+    rows = time_steps(step, job["warmup"], job["steps"], totals)
+    positions = 77 if job["full_context"] else int(model.prompt_learner.tokenized_prompts.argmax(-1).max()) + 1
+    torch.save({"rows": rows, "text_positions": positions}, out_path)
+
+
+def run_side(side, job, job_path, out_path, root, dassl):
+    """One side's timed steps in a fresh process; the worker's output dict, or None (its tail printed)."""
+    import subprocess
+
+    import torch
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if side != "official":
+        job = dict(job, full_context=side == FULL_TEXT_SIDE)
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        cmd = "import sys; from tools.parity_upstream import time_ours; time_ours(sys.argv[1], sys.argv[2])"
+        cwd = repo
+    else:  # the official code first on the import path, as in forward
+        env["PYTHONPATH"] = os.pathsep.join([root, dassl, os.path.dirname(os.path.abspath(__file__))])
+        cmd = "import sys, parity_forward_worker as worker; worker.main(sys.argv[1], sys.argv[2])"
+        cwd = os.path.dirname(job_path)
+    torch.save(job, job_path)
+    if os.path.exists(out_path):
+        os.remove(out_path)
+    proc = subprocess.run([sys.executable, "-c", cmd, job_path, out_path], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not os.path.isfile(out_path):
+        print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:]), file=sys.stderr)
+        print(f"error: {side} side of {job['trainer']} failed in its process (exit {proc.returncode}); "
+              "see the lines above", file=sys.stderr)
+        return None
+    return torch.load(out_path, weights_only=False)
+
+
+def speed(args):
+    """Exit status: 0 when both sides were timed (a measurement, never a verdict), 1 when one side's process
+    failed, 2 on bad input."""
+    import statistics
+    import tempfile
+
+    root, dassl = check_forward_inputs(args)
+    import torch
+
+    commit = upstream_commit(args.upstream)
+    state_dict = random_clip_state_dict(shapes=speed_clip_shapes(args.clip_shapes))
+    image_size, depth = clip_geometry(state_dict)
+    cfg, ours_options = official_options(args.trainer, depth, image_size)
+    from tools.benchlib import class_names
+
+    generator = torch.Generator().manual_seed(args.seed)
+    job = {"trainer": args.trainer, "code_root": root, "dassl": dassl, "backbone": "ViT-B/16", "cfg": cfg,
+           "ours_options": ours_options, "base": class_names(args.classes), "mode": "speed",
+           "images": torch.randn(BATCH, 3, image_size, image_size, generator=generator),
+           "labels": torch.randint(args.classes, (BATCH,), generator=generator),
+           "warmup": args.warmup, "steps": args.steps}
+    sides = ("ours", FULL_TEXT_SIDE, "official") if args.full_text else ("ours", "official")
+    results = {side: [] for side in sides}
+    with tempfile.TemporaryDirectory(prefix="parity-speed-") as tmp:
+        job["clip"] = os.path.join(tmp, "clip.pt")
+        torch.save(state_dict, job["clip"])
+        for _ in range(args.repeats):  # A B A B: both sides see the same stretches of a shared machine
+            for side in sides:
+                out = run_side(side, job, os.path.join(tmp, "job.pt"), os.path.join(tmp, "out.pt"), root, dassl)
+                if out is None:
+                    return 1
+                results[side].append(out)
+                print(f"  measured {args.trainer} {side}: steps "
+                      + " ".join(f"{row['cpu']:.3f}" for row in out["rows"]) + " s", file=sys.stderr, flush=True)
+    shapes = speed_clip_shapes(args.clip_shapes)
+    print(f"{args.trainer} speed: official code at {commit}; random CLIP ({args.clip_shapes}: image "
+          f"{image_size} px, patch {shapes['vision_patch_size']}, vision {shapes['vision_width']} x "
+          f"{shapes['vision_layers']}, text {shapes['transformer_width']} x {shapes['transformer_layers']}), "
+          f"prompt depth {depth}, {args.classes} classes, batch {BATCH}, fp32, 1 thread; median of "
+          f"{args.repeats} x {args.steps} steps after {args.warmup} warm-up per process; process CPU time")
+    medians = {}
+    for side, outs in results.items():
+        rows = [row for out in outs for row in out["rows"]]
+        cpu = [row["cpu"] for row in rows]
+        medians[side] = statistics.median(cpu)
+        per_process = [statistics.median(row["cpu"] for row in out["rows"]) for out in outs]
+        parts = sorted({name for row in rows for name in row["parts"]})
+        split = {name: statistics.median(row["parts"].get(name, 0.0) for row in rows) for name in parts}
+        rest = statistics.median(row["cpu"] - sum(row["parts"].values()) for row in rows)
+        print(f"{args.trainer} {side}: median step {medians[side]:.3f} s (min {min(cpu):.3f}, max {max(cpu):.3f}, "
+              f"per process {' '.join(f'{m:.3f}' for m in per_process)}; wall median "
+              f"{statistics.median(row['wall'] for row in rows):.3f} s)")
+        print(f"{args.trainer} {side} breakdown: text positions {outs[0]['text_positions']}; forward: "
+              + ", ".join(f"{name} {value:.3f} s" for name, value in split.items())
+              + f"; the rest (backward, loss, optimizer) {rest:.3f} s")
+    print(f"{args.trainer} ratio ours/official: {medians['ours'] / medians['official']:.3f}")
+    if args.full_text:
+        print(f"{args.trainer} ratio {FULL_TEXT_SIDE}/official: {medians[FULL_TEXT_SIDE] / medians['official']:.3f}")
+    for site, count in sorted(results["official"][0]["shims"].items()):
+        print(f"{args.trainer} neutralised: {site} x{count}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -616,6 +791,22 @@ def main():
     p.add_argument("--clip", help="CLIP state dict read in place of the download")
     p.error = fail_input  # bad input: one error line, exit 2
 
+    p = sub.add_parser("speed", help="one training step of the official trainer against ours: step times")
+    p.add_argument("--trainer", required=True, choices=SPEED_TRAINERS)
+    p.add_argument("--upstream", required=True, help="checkout of the official repository")
+    p.add_argument("--dassl", required=True, help="Dassl source tree (KaiyangZhou's)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per process (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first, per process")
+    p.add_argument("--repeats", type=int, default=1, help="processes per side, run ours, official, ours, ...")
+    p.add_argument("--classes", type=int, default=50)
+    p.add_argument("--full-text", action="store_true",
+                   help=f"also time ours with the 77-position text pass (side {FULL_TEXT_SIDE})")
+    p.add_argument("--clip-shapes", choices=SPEED_CLIPS, default="vit_b16",
+                   help="vit_b16: ViT-B/16's shapes; small: the forward check's small CLIP")
+    p.add_argument("--seed", type=int, default=0, help="images and labels")
+    p.set_defaults(clip=None)
+    p.error = fail_input
+
     argv = sys.argv[1:]
     rest = []
     if "--" in argv:
@@ -629,6 +820,13 @@ def main():
         sys.exit(forward(args))
     elif args.command == "train":
         sys.exit(official_train(args, rest))
+    elif args.command == "speed":
+        for flag in ("steps", "repeats", "classes"):
+            if getattr(args, flag) < 1:
+                fail_input(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+        if args.warmup < 0:
+            fail_input(f"--warmup must be at least 0, got {args.warmup}")
+        sys.exit(speed(args))
     else:
         table(args)
 
