@@ -57,7 +57,7 @@ def test_the_toolkit_imports_clip_only_through_the_helper():
         found += [where for path in paths for where in clip_imports(path)]
     # The parity worker runs inside the official code's process and imports *its* fork of clip (the
     # worker checks it came from the official checkout), never OpenAI's package through the toolkit.
-    official = [where for where in found if where.startswith("tools/parity_official_worker.py:")]
+    official = [where for where in found if where.startswith("tools/parity_forward_worker.py:")]
     assert len(official) == 1, official
     others = [where for where in found if not where.startswith("clipprompt/clip/openai_clip.py:") and where not in official]
     assert found and not others, others

@@ -1,4 +1,4 @@
-"""The sample-for-sample harness (tools/parity_upstream.py setup/upstream/table, tools/parity_official_worker.py):
+"""The sample-for-sample harness (tools/parity_upstream.py setup/upstream/table, tools/parity_forward_worker.py):
 the parts that run without the official code (fakes stand in for the checkouts and the run folders)."""
 
 import argparse
@@ -228,7 +228,7 @@ def test_maple_widths_are_the_clips_in_the_maple_module_only():
 
     import torch
 
-    from tools.parity_official_worker import widen_maple
+    from tools.parity_forward_worker import widen_maple
 
     module = types.SimpleNamespace(nn=torch.nn, torch=torch)
     counts = collections.Counter()

@@ -21,7 +21,7 @@ of their Dassl trees, and works in a folder outside the repository (``--work``).
     The official ``train.py`` of the checkout ``DIR`` (its code folder: KgCoOp's and ProGrad's repositories
     keep it in a subfolder), unmodified, in place of this process: ``PYTHONPATH`` = its code folder, the
     patched Dassl of ``setup`` (the fork for KgCoOp and ProGrad), and ``tools/`` for
-    ``parity_official_worker.py``, which installs run-time shims and then runs ``train.py`` as ``__main__``
+    ``parity_forward_worker.py``, which installs run-time shims and then runs ``train.py`` as ``__main__``
     (the shims, listed in that module: ``.half()``/``.cuda()`` as identities, ``clip._download`` -> ``WORK/
     clip.pt``, KgCoOp's and ProGrad's ``OxfordPets`` template -> the benchmark's, MaPLe's hard-coded
     widths 768/512 -> the CLIP's; each is counted and printed at the end of the run's log).
@@ -39,7 +39,7 @@ of their Dassl trees, and works in a folder outside the repository (``--work``).
     frozen features), every learnable gradient, and PromptSRC's Gaussian-aggregated prompts after a
     short schedule. One line per quantity (max abs difference, ``ok`` within 1e-5) after the official
     commit; exit 0 when all are within, 1 when one is not, 2 on bad input (one ``error:`` line). The
-    official code runs unmodified in its own process (``tools/parity_official_worker.py``: its shims,
+    official code runs unmodified in its own process (``tools/parity_forward_worker.py``: its shims,
     ``.half()``/``.cuda()`` as identities on the CPU, are listed there and printed per call site).
     ``--dassl``: KgCoOp and ProGrad take the ``Dassl.ProGrad.pytorch`` of their repository, the others
     KaiyangZhou's Dassl. docs/cpu_benchmarks.md ("Parity with upstream CoOp") has the table.
@@ -273,7 +273,7 @@ def upstream(args, rest):
     # the patched Dassl, then tools/ for the worker; no bytecode is written into the official checkout.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join(filter(None, [root, dassl, here, os.environ.get("PYTHONPATH")])))
-    code = "import sys, parity_official_worker as worker; worker.train_main(sys.argv[1], sys.argv[2:])"
+    code = "import sys, parity_forward_worker as worker; worker.train_main(sys.argv[1], sys.argv[2:])"
     sys.stdout.flush()
     os.chdir(root)
     os.execve(sys.executable, [sys.executable, "-c", code, spec_path, *rest], env)
@@ -686,7 +686,7 @@ def forward(args):
         # itself (imported by its bare name: neither this repository's root nor clipprompt is on the path).
         here = os.path.dirname(os.path.abspath(__file__))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, dassl, here]))
-        code = "import sys, parity_official_worker as worker; worker.main(sys.argv[1], sys.argv[2])"
+        code = "import sys, parity_forward_worker as worker; worker.main(sys.argv[1], sys.argv[2])"
         proc = subprocess.run([sys.executable, "-c", code, job_path, out_path], cwd=tmp, env=env,
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0 or not os.path.isfile(out_path):

@@ -5,7 +5,7 @@
 #   TRAINERS="KgCoOp ProGrad MaPLe PromptSRC" KGCOOP=... PROGRAD=... MAPLE=... PROMPTSRC=... CLIP=... \
 #       bash tools/parity_upstream.sh
 # The official code stays outside this repository and runs unmodified (run-time shims only, listed in
-# tools/parity_official_worker.py); the Dassl trees are copied, and patched, under WORK by
+# tools/parity_forward_worker.py); the Dassl trees are copied, and patched, under WORK by
 # python -m tools.parity_upstream setup.
 # Environment:
 #   TRAINERS  default "CoOp CoCoOp"; any of CoOp CoCoOp KgCoOp ProGrad MaPLe PromptSRC
