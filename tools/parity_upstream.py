@@ -262,6 +262,15 @@ def upstream(args, rest):
     if args.trainer in ON_DASSL_FORK:
         spec["template"] = info["template"]
     rest = translate_config_argument(args.trainer, rest, work)
+    # The name the official load_clip_to_cpu looks up in clip._MODELS: the config's (Dassl's default "" when
+    # it names none, as the mini CoOp configs), or the command line's.
+    if "--config-file" in rest:
+        import yaml
+
+        with open(rest[rest.index("--config-file") + 1]) as f:
+            spec["backbone"] = ((yaml.safe_load(f) or {}).get("MODEL") or {}).get("BACKBONE", {}).get("NAME", "")
+    else:
+        spec["backbone"] = ""
     if "MODEL.BACKBONE.NAME" in rest:
         spec["backbone"] = rest[rest.index("MODEL.BACKBONE.NAME") + 1]
     spec_path = os.path.join(work, "official_configs", f"{args.trainer}.spec.json")
