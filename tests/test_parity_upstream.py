@@ -292,3 +292,23 @@ def test_official_accuracy_is_read_from_the_last_evaluation_of_the_log(tmp_path)
     )
     assert tool.upstream_accuracy(str(tmp_path)) == pytest.approx(85.85)
     assert tool.upstream_accuracy(str(tmp_path / "missing")) is None
+
+
+def test_upstream_redirects_the_download_of_the_backbone_the_config_names_even_none(tmp_path):
+    """The mini CoOp configs name no backbone: the official load_clip_to_cpu looks up clip._MODELS[""]."""
+    fake_benchmark_data(tmp_path / "data", "fashion_mnist", "split_fashion_mnist.json")
+    fake_clip(tmp_path / "clip.pt")
+    work = tmp_path / "work"
+    tool.setup(argparse.Namespace(dassl=DASSL_SRC, dassl_prograd=None, clip=str(tmp_path / "clip.pt"),
+                                  data=str(tmp_path / "data"), work=str(work), benchmark="fashion10", trainers=["CoOp"]))
+    code = tmp_path / "coop"
+    for folder in ("trainers", "clip"):
+        (code / folder).mkdir(parents=True)
+        (code / folder / "__init__.py").write_text("")
+    (code / "trainers" / "coop.py").write_text("class TrainerX: pass\nclass CoOp(TrainerX): pass\n")
+    (code / "clip" / "clip.py").write_text("_MODELS = {}\ndef _download(url, root=None):\n    raise RuntimeError\n")
+    (code / "train.py").write_text("from clip import clip\nprint(clip._download(clip._MODELS['']))\n")
+    proc = run_cli(["-m", "tools.parity_upstream", "upstream", "--trainer", "CoOp", "--code", str(code), "--work",
+                    str(work), "--", "--config-file", "benchmarks/configs/trainers/CoOp/mini_c4_ep20_batch8_ctxv1.yaml"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == str(work / "clip.pt")
