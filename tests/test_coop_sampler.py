@@ -19,7 +19,6 @@ from dassl.utils import set_random_seed  # noqa: E402
 import datasets  # noqa: E402,F401  (registers the datasets)
 from clipprompt.config import extend_cfg  # noqa: E402
 from clipprompt.errors import UserError  # noqa: E402
-from conftest import run_cli  # noqa: E402
 
 CLASSES = ["abyssinian", "beagle", "boxer", "chihuahua", "pug"]
 # Uneven classes, one short of 4 shots in train and val; interleaved and shuffled below so
@@ -188,86 +187,3 @@ def test_a_malicious_coop_pickle_is_refused_before_it_runs(coop_data):
     assert str(path) in str(err.value) and "system" in str(err.value)
     assert not marker.exists()
     assert path.read_bytes()  # left in place for the user to inspect, not overwritten
-
-
-# The parity harness (tools/parity_upstream.py); upstream's code itself is not needed here. ------------
-
-def _fake_coop_checkout(folder):
-    """A stand-in for a CoOp checkout: train.py and the two trainers' load_clip_to_cpu, as upstream writes it."""
-    from tools import parity_upstream as tool
-
-    (folder / "trainers").mkdir(parents=True)
-    (folder / ".git").mkdir()
-    (folder / "train.py").write_text("print('upstream train.py')\n")
-    for relpath in tool.COOP_EDITS:
-        (folder / relpath).write_text("def load_clip_to_cpu(cfg):\n    backbone_name = cfg.MODEL.BACKBONE.NAME\n"
-                                      + tool.COOP_DOWNLOAD + "    return model_path\n")
-    return folder
-
-
-def test_parity_setup_patches_copies_of_dassl_and_coop_and_rounds_the_clip_weights(tmp_path):
-    import argparse
-
-    import torch
-
-    from tools import parity_upstream as tool
-
-    data = tmp_path / "data" / "fashion_mnist"
-    (data / "images").mkdir(parents=True)
-    (data / "split_fashion_mnist.json").write_text("{}")
-    weights = {"w": torch.tensor([1.0 + 2 ** -13, 3.0]), "steps": torch.tensor([7])}
-    torch.save(weights, tmp_path / "clip.pt")
-    dassl_src = os.path.dirname(os.path.dirname(dassl.__file__))
-    coop = _fake_coop_checkout(tmp_path / "CoOp")
-    work = tmp_path / "work"
-    tool.setup(argparse.Namespace(coop=str(coop), dassl=dassl_src, clip=str(tmp_path / "clip.pt"),
-                                  data=str(tmp_path / "data"), work=str(work)))
-
-    for relpath, old, new in tool.DASSL_EDITS:
-        text = (work / "Dassl" / relpath).read_text()
-        assert new in text and old not in text.replace(new, "")
-    # The installed Dassl is untouched.
-    assert tool.DASSL_EDITS[0][1] in open(os.path.join(dassl_src, tool.DASSL_EDITS[0][0])).read()
-    # The CoOp copy's loaders read the rounded weights instead of downloading; the checkout is untouched.
-    for relpath in tool.COOP_EDITS:
-        namespace = {}
-        exec((work / "CoOp" / relpath).read_text(), namespace)
-        cfg = argparse.Namespace(MODEL=argparse.Namespace(BACKBONE=argparse.Namespace(NAME="")))
-        assert namespace["load_clip_to_cpu"](cfg) == str(work / "clip.pt")
-        assert tool.COOP_DOWNLOAD in (coop / relpath).read_text()
-    assert (work / "CoOp" / "train.py").is_file() and not (work / "CoOp" / ".git").exists()
-    rounded = torch.load(work / "clip.pt", weights_only=True)
-    assert rounded["w"].tolist() == [1.0, 3.0] and rounded["steps"].tolist() == [7]  # fp16 rounding only
-    assert os.path.samefile(work / "data_upstream" / "oxford_pets" / "images", data / "images")
-    assert os.path.samefile(work / "data_upstream" / "oxford_pets" / "split_zhou_OxfordPets.json",
-                            data / "split_fashion_mnist.json")
-
-
-def test_parity_runs_upstream_train_py_of_the_copy_with_the_patched_dassl_first(tmp_path):
-    """``upstream`` runs WORK/CoOp/train.py as a script (its folder first on the import path) with the
-    patched Dassl on PYTHONPATH; here a train.py that prints where its imports resolve."""
-    work = tmp_path / "work"
-    (work / "CoOp" / "trainers").mkdir(parents=True)
-    (work / "CoOp" / "trainers" / "__init__.py").write_text("")
-    (work / "Dassl" / "dassl").mkdir(parents=True)
-    (work / "Dassl" / "dassl" / "__init__.py").write_text("")
-    (work / "CoOp" / "train.py").write_text(
-        "import sys, dassl, trainers\nprint(dassl.__file__, trainers.__file__, *sys.argv[1:])\n")
-    proc = run_cli(["-m", "tools.parity_upstream", "upstream", "--coop", str(tmp_path / "unused"), "--work", str(work),
-                    "--", "--seed", "1"])
-    assert proc.returncode == 0, proc.stderr
-    dassl_file, trainers_file, *rest = proc.stdout.split()
-    assert dassl_file == str(work / "Dassl" / "dassl" / "__init__.py")
-    assert trainers_file == str(work / "CoOp" / "trainers" / "__init__.py")  # upstream's, not ours
-    assert rest == ["--seed", "1"]
-
-
-def test_parity_reads_dassl_accuracy_from_the_last_evaluation(tmp_path):
-    from tools import parity_upstream as tool
-
-    (tmp_path / "log.txt").write_text(
-        "=> result\n* total: 2,000\n* correct: 1,000\n* accuracy: 50.0%\n"
-        "=> result\n* total: 2,000\n* correct: 1,717\n* accuracy: 85.8%\n"
-    )
-    assert tool.upstream_accuracy(str(tmp_path)) == pytest.approx(85.85)
-    assert tool.upstream_accuracy(str(tmp_path / "missing")) is None

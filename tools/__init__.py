@@ -5,7 +5,8 @@
 Commands: ``grid`` (grids of runs), ``ablation`` (ablation plans, paired per-seed statistics),
 ``bench`` (speed and memory per trainer), ``plot_base_new`` (Base against New), ``export_open_clip``
 (an OpenAI-layout CLIP as an open_clip model), ``parity_upstream`` (with ``parity_upstream.sh``: our
-CoOp and CoCoOp against upstream's).
+trainers against the official code's, trained on the same samples, and one step of each;
+``parity_forward_worker`` is the official code's side, run in a process of its own).
 
 Their libraries: ``gridlib`` (planning and running the jobs of a grid), ``ablationlib/`` (plans,
 stages, runs, aggregation, report), ``benchlib`` (the models and the measurement of one step).

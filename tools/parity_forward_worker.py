@@ -1,14 +1,19 @@
-"""The upstream half of ``python -m tools.parity_upstream forward`` (and of ``train``: :func:`train`): runs an
-official trainer's code.
+"""The official code's side of ``python -m tools.parity_upstream``: runs an official trainer unmodified.
 
-Run by ``tools/parity_upstream.py`` in its own process (``python -c`` calling :func:`main` with JOB and OUT,
-``PYTHONPATH`` = the official code root, its Dassl tree, then this folder; the working directory a
-temporary folder): it imports nothing of ``clipprompt`` (the official ``trainers``, ``clip`` and Dassl
-come first on its import path, so they never mix with ours; :func:`main` checks where they came from)
-and exchanges tensors through the two files.
-JOB (``torch.save``, written by the tool): the code root, the Dassl tree, the CLIP file, the config
-values, the class names, the images, the learnable parameters under the official names and the
-short schedule. OUT: logits, loss terms, gradients, the aggregated prompts and the shims it used.
+Two entry points (and ``main``'s timing mode for ``speed``), each run by ``tools/parity_upstream.py`` in a
+process of its own with ``PYTHONPATH`` = the official code root, its Dassl tree, then this folder (imported by its bare name): it imports nothing of
+``clipprompt`` (the official ``trainers``, ``clip`` and Dassl come first on its import path, so they never mix
+with ours; :func:`official_clip` checks where they came from).
+
+* :func:`main` (``forward``): one step. JOB (``torch.save``, written by the tool): the code root, the Dassl
+  tree, the CLIP file, the config values, the class names, the images, the learnable parameters under the
+  official names and the short schedule. OUT: logits, loss terms, gradients, the aggregated prompts and the
+  shims it used. The trainer object is made without Dassl's ``__init__`` (no data loaders):
+  ``TrainerBase.__init__``, then ``cfg``, ``device``, ``dm.dataset.classnames`` and the official
+  ``build_model()``.
+* :func:`train_main` (``upstream`` and ``train``): the official ``train.py`` itself, run as ``__main__`` with the given
+  arguments (a whole training run or evaluation), after the shims below; it prints the shims it used at
+  the end of its log.
 
 The official code runs unmodified. At run time, in this process only:
 
@@ -22,12 +27,21 @@ The official code runs unmodified. At run time, in this process only:
   fp16 (or make an fp32 run fail on mixed dtypes); the identity leaves the fp32 computation.
 * ``torch.Tensor.cuda`` / ``torch.nn.Module.cuda`` return their input (counted too): everything runs
   on the CPU, where a device move changes no value.
-* The official trainer's ``F`` (``torch.nn.functional``) is wrapped so that the values of
+* ``forward`` only: the official trainer's ``F`` (``torch.nn.functional``) is wrapped so that the values of
   ``cross_entropy``, ``l1_loss`` and ``kl_div`` are recorded as they pass (PromptSRC's terms); forward
   hooks record the model's (KgCoOp's score) and ProGrad's criterion's outputs. Nothing is changed.
-
-The trainer object is made without Dassl's ``__init__`` (no data loaders): ``TrainerBase.__init__``,
-then ``cfg``, ``device``, ``dm.dataset.classnames`` and the official ``build_model()``.
+* ``upstream`` only, where the run asks for it (the tool passes them):
+  - ``CUSTOM_TEMPLATES["OxfordPets"]`` of the official KgCoOp and ProGrad trainer modules is set to the
+    benchmark dataset's template. The official code reads the benchmark through its ``OxfordPets`` class,
+    and these two trainers take their hand-crafted prompt (KgCoOp's guidance, ProGrad's zero-shot teacher,
+    and ProGrad's context initialisation: the template's words before "{}") from that table by dataset name;
+    the pets template would give them a prompt ours never sees (and ProGrad's 8 words do not fit 4 tokens).
+  - MaPLe's prompt widths (MaPLe issue #73): its ``trainers/maple.py`` hard-codes ViT-B/16's widths, 768
+    for the coupling layers' output (``nn.Linear(ctx_dim, 768)``, the image tower's width) and 512 for the
+    deep text prompts (``torch.empty(n_ctx, 512)``, the text tower's width). In that module only, ``nn.Linear``
+    with 768 outputs is built with the CLIP's image width instead and ``torch.empty`` with a last size of
+    512 with its text width (counted and reported like the other shims). With ViT-B/16's widths nothing
+    changes.
 
 Timing mode (``python -m tools.parity_upstream speed``; JOB's ``mode`` is ``"speed"``): the same shims
 and the same build, at the official initialisation (no parameters given), then warm-up steps and timed
@@ -108,22 +122,6 @@ def official_clip(code_root, dassl, backbone, clip_file):
             raise SystemExit(f"error: imported {name} from {origin}, not from {code_root} or {dassl}")
     upstream_clip._MODELS[backbone] = "parity-upstream://clip.pt"
     upstream_clip._download = lambda url, root=None: clip_file
-
-
-def train(code_root, dassl, backbone, clip_file, argv):
-    """The official ``train.py`` with ``argv``, unmodified, under the same shims as :func:`main` (used by
-    ``python -m tools.parity_upstream train``): it trains, saves its checkpoints and evaluates as it does."""
-    import runpy
-
-    code_root, dassl = os.path.realpath(code_root), os.path.realpath(dassl)
-    counts = collections.Counter()
-    install_shims(code_root, counts)
-    official_clip(code_root, dassl, backbone, clip_file)
-    script = os.path.join(code_root, "train.py")
-    sys.argv = [script, *argv]
-    runpy.run_path(script, run_name="__main__")
-    for site, count in sorted(counts.items()):
-        print(f"neutralised: {site} x{count}")
 
 
 def build(job, module, classnames):
@@ -226,6 +224,63 @@ def speed(job, module, counts):
     return {"rows": rows, "text_positions": int(model.tokenized_prompts.shape[-1]), "shims": dict(counts)}
 
 
+class Substituted:
+    """A module seen through one trainer module's global name, with some of its attributes replaced."""
+
+    def __init__(self, real, **replaced):
+        self._real, self._replaced = real, replaced
+
+    def __getattr__(self, name):
+        return self._replaced[name] if name in self._replaced else getattr(self._real, name)
+
+
+def widen_maple(module, vision_width, text_width, counts):
+    """MaPLe's hard-coded ViT-B/16 widths (768 image, 512 text) -> the CLIP's, in ``module`` only."""
+    import torch
+
+    def linear(in_features, out_features, *args, **kwargs):
+        if out_features == 768 and vision_width != 768:
+            counts[f"trainers/maple.py nn.Linear(..., 768) -> {vision_width} (the CLIP's image width)"] += 1
+            out_features = vision_width
+        return torch.nn.Linear(in_features, out_features, *args, **kwargs)
+
+    def empty(*size, **kwargs):
+        if len(size) == 1 and isinstance(size[0], (tuple, list)):
+            size = tuple(size[0])
+        if size and size[-1] == 512 and text_width != 512:
+            counts[f"trainers/maple.py torch.empty(..., 512) -> {text_width} (the CLIP's text width)"] += 1
+            size = (*size[:-1], text_width)
+        return torch.empty(*size, **kwargs)
+
+    module.nn = Substituted(module.nn, Linear=linear)
+    module.torch = Substituted(module.torch, empty=empty)
+
+
+def train_main(spec_path, argv):
+    """The official ``train.py`` with ``argv``, after the shims; ``spec_path``: JSON written by the tool
+    (trainer, code_root, dassl, backbone, clip, and where asked: template, vision_width, text_width)."""
+    import json
+    import runpy
+
+    with open(spec_path) as f:
+        spec = json.load(f)
+    code_root, dassl = os.path.realpath(spec["code_root"]), os.path.realpath(spec["dassl"])
+    os.chdir(code_root)
+    counts = collections.Counter()
+    install_shims(code_root, counts)
+    official_clip(code_root, dassl, spec["backbone"], spec["clip"])
+    module = importlib.import_module("trainers." + TRAINERS[spec["trainer"]][0])
+    if spec.get("template"):
+        module.CUSTOM_TEMPLATES["OxfordPets"] = spec["template"]
+        counts[f"{module.__name__}.CUSTOM_TEMPLATES['OxfordPets'] = {spec['template']!r}"] += 1
+    if spec["trainer"] == "MaPLe" and "vision_width" in spec:
+        widen_maple(module, spec["vision_width"], spec["text_width"], counts)
+    sys.argv = [os.path.join(code_root, "train.py"), *argv]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    for site, count in sorted(counts.items()):
+        print(f"parity shim: {site} x{count}")
+
+
 def main(job_path, out_path):
     import torch
 
@@ -234,7 +289,6 @@ def main(job_path, out_path):
     os.chdir(code_root)
     counts = collections.Counter()
     install_shims(code_root, counts)
-
     official_clip(code_root, dassl, job["backbone"], job["clip"])
 
     module = importlib.import_module("trainers." + TRAINERS[job["trainer"]][0])

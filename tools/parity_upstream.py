@@ -1,32 +1,35 @@
-"""Parity with upstream: CoOp/CoCoOp on the samples ours draw; one step of the peers' official code, its values and time.
+"""Parity with the official code: trained on the samples ours draw; one step of every peer's official code, its values and time.
 
-Upstream's code never enters this repository: this tool takes the path of a CoOp
-checkout (``git clone https://github.com/KaiyangZhou/CoOp``) and of a Dassl source
-tree, and works in a folder outside the repository (``--work``). Subcommands:
+The official code never enters this repository: this tool takes the paths of the official checkouts and
+of their Dassl trees, and works in a folder outside the repository (``--work``). Subcommands:
 
-``setup --coop DIR --dassl DIR --clip FILE --data ROOT --work WORK``
-    * ``WORK/Dassl``: a copy of the Dassl tree with the two edits upstream needs on
-      torch >= 2.4 (the warm-up scheduler passes ``verbose`` to ``LRScheduler``;
-      ``torch.load`` defaults to ``weights_only=True``, which refuses Dassl's
-      pickled scheduler state). Nothing else changes.
-    * ``WORK/CoOp``: a copy of the CoOp checkout whose ``load_clip_to_cpu`` (CoOp's and
-      CoCoOp's) reads ``WORK/clip.pt`` instead of downloading OpenAI's weights (it can only
-      download). Nothing else changes.
-    * ``WORK/clip.pt``: the CLIP checkpoint with its weights rounded through fp16.
-      Upstream's loader builds CLIP with ``clip.build_model`` (fp16) and then casts
-      to fp32, which rounds an fp32 file; ours reloads the fp32 weights. Rounded
-      once here, both sides load identical weights.
-    * ``WORK/data_upstream/oxford_pets/``: symbolic links to ``ROOT/fashion_mnist``'s
-      images and split file, so upstream reads the benchmark with its own, unmodified
-      ``OxfordPets`` dataset class (its split reader, its few-shot sampler, its
-      ``subsample_classes``); the dataset class only reads a CoOp split file.
-``upstream --coop DIR --work WORK -- <train.py args>``
-    Upstream's ``train.py`` (of ``WORK/CoOp``), run in place of this process by the same
-    interpreter with ``PYTHONPATH`` = the patched Dassl: its own folder comes first on its
-    import path, so ``trainers``, ``datasets`` and ``clip`` are upstream's.
-``table --ours OUT --upstream OUT --ours-data ROOT --work WORK``
-    Checks that both sides cached the same few-shot files per seed and prints
-    Base/New accuracy per trainer and seed, side by side (Markdown).
+``setup --dassl DIR [--dassl-prograd DIR] --clip FILE --data ROOT --work WORK --benchmark B --trainers T ...``
+    * ``WORK/Dassl`` (and ``WORK/Dassl.ProGrad``: the ``Dassl.ProGrad.pytorch`` fork that KgCoOp's and
+      ProGrad's repositories ship): a copy of the Dassl tree with the two edits the official code needs on
+      torch >= 2.4 (the warm-up scheduler passes ``verbose`` to ``LRScheduler``; ``torch.load`` defaults to
+      ``weights_only=True``, which refuses Dassl's pickled scheduler state). Nothing else changes.
+    * ``WORK/clip.pt``: the CLIP checkpoint with its weights rounded through fp16. The official loaders
+      build CLIP with ``clip.build_model`` (fp16) and then cast to fp32, which rounds an fp32 file; ours
+      reloads the fp32 weights. Rounded once here, both sides load identical weights.
+    * ``WORK/data_upstream/<T>/oxford_pets/``: per trainer, symbolic links to the benchmark's images and
+      split file (``ROOT/fashion_mnist`` for ``fashion10``, ``ROOT/fashion_colours``), so each official
+      repository reads the benchmark with its own, unmodified ``OxfordPets`` dataset class (its split
+      reader, its few-shot sampler and cache, its ``subsample_classes``); the class only reads a CoOp split
+      file. One folder per trainer: each repository writes and reads its own few-shot cache.
+    * ``WORK/benchmark.json``: the benchmark, its dataset's name, folder and template, and the CLIP's widths.
+``upstream --trainer T --code DIR --work WORK -- <train.py args>``
+    The official ``train.py`` of the checkout ``DIR`` (its code folder: KgCoOp's and ProGrad's repositories
+    keep it in a subfolder), unmodified, in place of this process: ``PYTHONPATH`` = its code folder, the
+    patched Dassl of ``setup`` (the fork for KgCoOp and ProGrad), and ``tools/`` for
+    ``parity_forward_worker.py``, which installs run-time shims and then runs ``train.py`` as ``__main__``
+    (the shims, listed in that module: ``.half()``/``.cuda()`` as identities, ``clip._download`` -> ``WORK/
+    clip.pt``, KgCoOp's and ProGrad's ``OxfordPets`` template -> the benchmark's, MaPLe's hard-coded
+    widths 768/512 -> the CLIP's; each is counted and printed at the end of the run's log).
+    ``--config-file`` names our config: it is replaced by the official trainer's translation of it
+    (:func:`official_config`), written to ``WORK/official_configs/<T>/``.
+``table --ours OUT --upstream OUT --ours-data ROOT --work WORK --trainers T ...``
+    Checks that both sides cached the same few-shot files per seed and prints Base/New accuracy per
+    trainer and seed, side by side, with the means and the paired differences (Markdown).
 
 ``forward --trainer {KgCoOp,ProGrad,MaPLe,PromptSRC,IVLP,CoOp,CoCoOp} --upstream DIR --dassl DIR [--clip FILE]``
     One step of the official trainer against ours, fp32, on one CLIP (``--clip``, rounded through fp16;
@@ -59,8 +62,8 @@ tree, and works in a folder outside the repository (``--work``). Subcommands:
     text pass over all 77 positions, as the official code runs it. Exit 0 when both sides were timed (a measurement, not a
     verdict), 1 when a side's process failed, 2 on bad input. docs/performance.md has the numbers.
 
-``tools/parity_upstream.sh`` runs the whole comparison (``python -m tools.parity_upstream ...``
-from the repository root).
+``tools/parity_upstream.sh`` runs the whole sample-for-sample comparison (``python -m tools.parity_upstream
+...`` from the repository root).
 """
 
 import argparse
@@ -78,13 +81,79 @@ DASSL_EDITS = (
     ("dassl/utils/torchtools.py", "checkpoint = torch.load(fpath, map_location=map_location)",
      "checkpoint = torch.load(fpath, map_location=map_location, weights_only=False)"),
 )
-# Upstream's load_clip_to_cpu (trainers/coop.py and trainers/cocoop.py) downloads OpenAI's weights named by
-# MODEL.BACKBONE.NAME; the copy reads the file {clip} (WORK/clip.pt) instead. Its fallback then
-# loads it as a state dict and builds the model with clip.build_model, as upstream does.
-COOP_DOWNLOAD = "    url = clip._MODELS[backbone_name]\n    model_path = clip._download(url)\n"
-COOP_LOCAL = "    model_path = {clip!r}  # tools/parity_upstream.py setup: the rounded CLIP, not a download\n"
-COOP_EDITS = ("trainers/coop.py", "trainers/cocoop.py")
-TRAINERS = ("CoOp", "CoCoOp")
+# The trainers of the sample-for-sample runs, and those whose official code runs on the Dassl.ProGrad fork.
+SAMPLE_TRAINERS = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC")
+ON_DASSL_FORK = ("KgCoOp", "ProGrad")
+BENCHMARK_DATASETS = {"fashion10": "FashionMNIST", "fashion_colours": "FashionColours"}
+
+# Our config keys -> the official trainer's, per trainer: (our section under TRAINER, {our key: official key}).
+# Keys of ours outside the map must hold the value in OFFICIAL_FIXED (what the official code does without a
+# key), else official_config refuses: nothing of our config is dropped silently.
+OFFICIAL_KEYS = {
+    "KgCoOp": ("KGCOOP", {"N_CTX": "TRAINER.COOP.N_CTX", "CSC": "TRAINER.COOP.CSC", "W": "TRAINER.COOP.W",
+                          "CLASS_TOKEN_POSITION": "TRAINER.COOP.CLASS_TOKEN_POSITION",
+                          "PREC": "TRAINER.COOP.PREC"}),
+    "ProGrad": ("PROGRAD", {"N_CTX": "TRAINER.COOP.N_CTX", "CSC": "TRAINER.COOP.CSC",
+                            "CLASS_TOKEN_POSITION": "TRAINER.COOP.CLASS_TOKEN_POSITION",
+                            "PREC": "TRAINER.COOP.PREC", "LAMBDA": "LOSS.LAMBDA", "T": "LOSS.T"}),
+    "MaPLe": ("MAPLE", {k: "TRAINER.MAPLE." + k for k in ("N_CTX", "CTX_INIT", "PROMPT_DEPTH", "PREC")}),
+    "PromptSRC": ("PROMPTSRC", {k: "TRAINER.PROMPTSRC." + k for k in (
+        "N_CTX_TEXT", "N_CTX_VISION", "CTX_INIT", "PROMPT_DEPTH_TEXT", "PROMPT_DEPTH_VISION", "TEXT_LOSS_WEIGHT",
+        "IMAGE_LOSS_WEIGHT", "GPA_MEAN", "GPA_STD", "PREC")}),
+}
+OFFICIAL_FIXED = {
+    # KgCoOp's CTX_INIT True hard-codes "a photo of a"; ProGrad's takes the words of the dataset's template
+    # before "{}" (the benchmark's "a photo of a {}." through the worker's template shim).
+    "KgCoOp": {"CTX_INIT": "a photo of a", "HAND_TEMPLATES": ["dataset"]},
+    "ProGrad": {"CTX_INIT": "a photo of a", "HAND_TEMPLATES": ["dataset"]},
+    "MaPLe": {},
+    "PromptSRC": {"GPA": True, "HAND_TEMPLATES": ["promptsrc_ensemble"], "KL_LOSS_WEIGHT": 1.0},
+}
+OFFICIAL_EXTRA = {  # set on the official side whatever ours says
+    "KgCoOp": {"TRAINER.COOP.CTX_INIT": True},
+    "ProGrad": {"TRAINER.COOP.CTX_INIT": True, "LOSS.NAME": "prograd"},
+}
+# The official train.py declares these as int (yacs refuses a float for an int key).
+OFFICIAL_INTS = {"TRAINER.PROMPTSRC.TEXT_LOSS_WEIGHT", "TRAINER.PROMPTSRC.IMAGE_LOSS_WEIGHT",
+                 "TRAINER.PROMPTSRC.GPA_MEAN", "TRAINER.PROMPTSRC.GPA_STD"}
+
+
+def official_config(trainer, ours):
+    """The official trainer's config (nested dict) for our config ``ours`` (nested dict, as read from YAML):
+    every section but TRAINER as it is; our trainer's keys under the official names (OFFICIAL_KEYS).
+    Raises ValueError naming the key that the official code cannot express."""
+    if trainer in ("CoOp", "CoCoOp"):  # our CoOp and CoCoOp keys are CoOp's own
+        return json.loads(json.dumps(ours))
+    section, keys = OFFICIAL_KEYS[trainer]
+    out = {k: json.loads(json.dumps(v)) for k, v in ours.items() if k != "TRAINER"}
+    trainer_cfg = dict((ours.get("TRAINER") or {}).get(section) or {})
+    others = set((ours.get("TRAINER") or {})) - {section}
+    if others:
+        raise ValueError(f"TRAINER.{sorted(others)[0]}: a section the official {trainer} config has no use for")
+    flat = dict(OFFICIAL_EXTRA.get(trainer, {}))
+    for key, value in trainer_cfg.items():
+        if key in keys:
+            official = keys[key]
+            if official in OFFICIAL_INTS:
+                if float(value) != int(value):
+                    raise ValueError(f"TRAINER.{section}.{key} {value}: the official {official} is an integer")
+                value = int(value)
+            flat[official] = value
+        elif key in OFFICIAL_FIXED[trainer]:
+            if value != OFFICIAL_FIXED[trainer][key]:
+                raise ValueError(f"TRAINER.{section}.{key} {value!r}: the official {trainer} can only do "
+                                 f"{OFFICIAL_FIXED[trainer][key]!r}")
+        else:
+            raise ValueError(f"TRAINER.{section}.{key}: no official {trainer} key for it")
+    if trainer == "KgCoOp":  # its meta-net cast reads CoCoOp's precision key
+        flat["TRAINER.COCOOP.PREC"] = flat.get("TRAINER.COOP.PREC", "fp16")
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def replace_once(path, old, new):
@@ -97,52 +166,144 @@ def replace_once(path, old, new):
         f.write(text.replace(old, new))
 
 
+def patched_dassl(source, target):
+    """``target``: a copy of the Dassl tree ``source`` with DASSL_EDITS (made once)."""
+    if not os.path.isfile(os.path.join(source, "dassl", "engine", "trainer.py")):
+        fail_input(f"{source} is not a Dassl source tree (no dassl/engine/trainer.py)")
+    if not os.path.isdir(target):
+        shutil.copytree(os.path.join(source, "dassl"), os.path.join(target, "dassl"))
+        for relpath, old, new in DASSL_EDITS:
+            replace_once(os.path.join(target, relpath), old, new)
+
+
+def benchmark_dataset(benchmark):
+    """(Dassl dataset name, its folder under the data root, image folder, split file, template)."""
+    import datasets  # noqa: F401  (registers our dataset classes)
+    from dassl.data.datasets import DATASET_REGISTRY
+
+    from clipprompt.prompts.templates import DATASET_TEMPLATES, DEFAULT_TEMPLATE
+
+    name = BENCHMARK_DATASETS[benchmark]
+    cls = DATASET_REGISTRY.get(name)
+    return name, cls.dataset_dir, cls.image_dir, cls.split_file, DATASET_TEMPLATES.get(name, DEFAULT_TEMPLATE)
+
+
 def setup(args):
     work = os.path.abspath(args.work)
     os.makedirs(work, exist_ok=True)
-    dassl_copy = os.path.join(work, "Dassl")
-    if not os.path.isdir(dassl_copy):
-        shutil.copytree(os.path.join(args.dassl, "dassl"), os.path.join(dassl_copy, "dassl"))
-        for relpath, old, new in DASSL_EDITS:
-            replace_once(os.path.join(dassl_copy, relpath), old, new)
-    coop_copy = os.path.join(work, "CoOp")
-    if not os.path.isdir(coop_copy):
-        shutil.copytree(args.coop, coop_copy, ignore=shutil.ignore_patterns(".git", "output", "data"))
-        for relpath in COOP_EDITS:
-            replace_once(os.path.join(coop_copy, relpath), COOP_DOWNLOAD, COOP_LOCAL.format(clip=os.path.join(work, "clip.pt")))
+    patched_dassl(args.dassl, os.path.join(work, "Dassl"))
+    if set(args.trainers) & set(ON_DASSL_FORK):
+        if not args.dassl_prograd:
+            fail_input(f"--dassl-prograd: {' and '.join(ON_DASSL_FORK)} need the Dassl.ProGrad.pytorch of their "
+                       "repository")
+        patched_dassl(args.dassl_prograd, os.path.join(work, "Dassl.ProGrad"))
     import torch
 
-    from clipprompt.runtime.files import torch_save_atomic
+    from clipprompt.runtime.files import torch_save_atomic, write_text_atomic
 
     state_dict = torch.load(args.clip, map_location="cpu", weights_only=True)
     # atomic: runs of another setup may be reading it
     torch_save_atomic({k: v.half().float() if v.is_floating_point() else v for k, v in state_dict.items()},
                       os.path.join(work, "clip.pt"))
 
-    source = os.path.join(os.path.abspath(args.data), "fashion_mnist")
-    target = os.path.join(work, "data_upstream", "oxford_pets")
-    os.makedirs(target, exist_ok=True)
-    for name, link in (("images", "images"), ("split_fashion_mnist.json", "split_zhou_OxfordPets.json")):
-        if not os.path.exists(os.path.join(source, name)):
-            sys.exit(f"error: {os.path.join(source, name)} not found; run one FashionMNIST job of ours first")
-        if not os.path.lexists(os.path.join(target, link)):
-            os.symlink(os.path.join(source, name), os.path.join(target, link))
+    name, folder, image_dir, split_file, template = benchmark_dataset(args.benchmark)
+    source = os.path.join(os.path.abspath(args.data), folder)
+    for trainer in args.trainers:
+        target = os.path.join(work, "data_upstream", trainer, "oxford_pets")
+        os.makedirs(target, exist_ok=True)
+        for name_here, link in ((image_dir, "images"), (split_file, "split_zhou_OxfordPets.json")):
+            if not os.path.exists(os.path.join(source, name_here)):
+                fail_input(f"{os.path.join(source, name_here)} not found; run one {args.benchmark} job of ours first")
+            if not os.path.lexists(os.path.join(target, link)):
+                os.symlink(os.path.join(source, name_here), os.path.join(target, link))
     with open(os.path.join(work, "fashion_as_oxford_pets.yaml"), "w") as f:
         f.write('DATASET:\n  NAME: "OxfordPets"\n')
+    info = {"benchmark": args.benchmark, "dataset": name, "dataset_dir": folder, "template": template,
+            "vision_width": int(state_dict["visual.conv1.weight"].shape[0]),
+            "text_width": int(state_dict["ln_final.weight"].shape[0])}
+    write_text_atomic(os.path.join(work, "benchmark.json"), json.dumps(info, indent=1) + "\n")
     print(f"parity work folder ready: {work}")
+
+
+def code_root(trainer, checkout, flag="--code"):
+    """The folder of the official train.py of ``trainer`` inside ``checkout``; exits 2 if it is not there."""
+    folder, trainer_file, marker = OFFICIAL_TRAINERS[trainer]
+    root = os.path.join(checkout, folder) if folder else checkout
+    try:
+        with open(os.path.join(root, trainer_file)) as f:
+            found = marker in f.read()
+    except OSError:
+        found = False
+    if not found or not os.path.isfile(os.path.join(root, "clip", "clip.py")) \
+            or not os.path.isfile(os.path.join(root, "train.py")):
+        fail_input(f"{flag} {checkout} is not a checkout of {EXPECTED_REPOSITORY[trainer]} "
+                   f"({os.path.join(folder, trainer_file)} with {marker!r}, clip/ and train.py expected)")
+    return os.path.abspath(root)
+
+
+def translate_config_argument(trainer, rest, work):
+    """``rest`` with ``--config-file OURS`` replaced by the official translation, written under WORK."""
+    import yaml
+
+    if "--config-file" not in rest:
+        return rest
+    at = rest.index("--config-file") + 1
+    ours = rest[at]
+    with open(ours) as f:
+        cfg = yaml.safe_load(f) or {}
+    try:
+        official = official_config(trainer, cfg)
+    except ValueError as exc:
+        fail_input(f"{ours}: {exc}")
+    path = os.path.join(work, "official_configs", trainer, os.path.basename(ours))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    text = f"# The official {trainer}'s translation of {os.path.abspath(ours)} (tools/parity_upstream.py)\n"
+    with open(path, "w") as f:
+        f.write(text + yaml.safe_dump(official, sort_keys=False))
+    return [*rest[:at], path, *rest[at + 1:]]
 
 
 def upstream(args, rest):
     work = os.path.abspath(args.work)
-    train = os.path.join(work, "CoOp", "train.py")
-    if not os.path.isfile(train):
-        sys.exit(f"error: {train} not found; run setup --coop {args.coop} --work {args.work} ... first")
-    # Run as a script, upstream's folder is first on its import path (its trainers, datasets and clip,
-    # not ours); PYTHONPATH puts the patched Dassl before the installed one.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.join(work, "Dassl"),
-                                                                      os.environ.get("PYTHONPATH")])))
+    info_path = os.path.join(work, "benchmark.json")
+    if not os.path.isfile(info_path):
+        fail_input(f"{info_path} not found; run setup --work {args.work} ... first")
+    with open(info_path) as f:
+        info = json.load(f)
+    root = code_root(args.trainer, args.code)
+    dassl = os.path.join(work, "Dassl.ProGrad" if args.trainer in ON_DASSL_FORK else "Dassl")
+    if not os.path.isdir(dassl):
+        fail_input(f"{dassl} not found; run setup with --trainers {args.trainer} first")
+    spec = {"trainer": args.trainer, "code_root": root, "dassl": dassl, "backbone": "ViT-B/16",
+            "clip": os.path.join(work, "clip.pt"), "vision_width": info["vision_width"],
+            "text_width": info["text_width"]}
+    if args.trainer in ON_DASSL_FORK:
+        spec["template"] = info["template"]
+    rest = translate_config_argument(args.trainer, rest, work)
+    # The name the official load_clip_to_cpu looks up in clip._MODELS: the config's (Dassl's default "" when
+    # it names none, as the mini CoOp configs), or the command line's.
+    if "--config-file" in rest:
+        import yaml
+
+        with open(rest[rest.index("--config-file") + 1]) as f:
+            spec["backbone"] = ((yaml.safe_load(f) or {}).get("MODEL") or {}).get("BACKBONE", {}).get("NAME", "")
+    else:
+        spec["backbone"] = ""
+    if "MODEL.BACKBONE.NAME" in rest:
+        spec["backbone"] = rest[rest.index("MODEL.BACKBONE.NAME") + 1]
+    spec_path = os.path.join(work, "official_configs", f"{args.trainer}.spec.json")
+    os.makedirs(os.path.dirname(spec_path), exist_ok=True)
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The official code folder first on the import path (its trainers, datasets and clip, not ours), then
+    # the patched Dassl, then tools/ for the worker; no bytecode is written into the official checkout.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [root, dassl, here, os.environ.get("PYTHONPATH")])))
+    code = "import sys, parity_forward_worker as worker; worker.train_main(sys.argv[1], sys.argv[2:])"
     sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, train, *rest], env)
+    os.chdir(root)
+    os.execve(sys.executable, [sys.executable, "-c", code, spec_path, *rest], env)
 
 
 def upstream_accuracy(run_dir):
@@ -185,6 +346,8 @@ def table(args):
     with the 95% t-interval of the mean paired difference."""
     from clipprompt.results.paired import paired_difference
 
+    with open(os.path.join(args.work, "benchmark.json")) as f:
+        dataset_dir = json.load(f)["dataset_dir"]
     rows = ["| trainer | seed | same few-shot files | Base ours | Base upstream | Δ Base "
             "| New ours | New upstream | Δ New |", "|---|---|---|---|---|---|---|---|---|"]
 
@@ -196,7 +359,7 @@ def table(args):
     def fmt(value, signed=False):
         return "-" if value is None else f"{value:+.2f}" if signed else f"{value:.2f}"
 
-    for trainer in TRAINERS:
+    for trainer in args.trainers:
         per_seed = []
         for seed in args.seeds:
             values = []
@@ -204,11 +367,9 @@ def table(args):
                 run = os.path.join(sub, trainer, f"seed{seed}")
                 values += [ours_accuracy(os.path.join(args.ours, run)),
                            upstream_accuracy(os.path.join(args.upstream, run))]
-            same = same_samples(
-                os.path.join(args.ours_data, "fashion_mnist", "split_fewshot", f"shot_{args.shots}-seed_{seed}.pkl"),
-                os.path.join(args.work, "data_upstream", "oxford_pets", "split_fewshot",
-                             f"shot_{args.shots}-seed_{seed}.pkl"),
-            )
+            cache = os.path.join("split_fewshot", f"shot_{args.shots}-seed_{seed}.pkl")
+            same = same_samples(os.path.join(args.ours_data, dataset_dir, cache),
+                                os.path.join(args.work, "data_upstream", trainer, "oxford_pets", cache))
             row = cells(values)
             per_seed.append(values)
             rows.append(f"| {trainer} | {seed} | {'-' if same is None else 'yes' if same else 'NO'} | "
@@ -230,7 +391,7 @@ def table(args):
 # --trainer: (folder of the training code inside the checkout, or "" for its root; the trainer file; the
 # class it must define). KgCoOp's and ProGrad's repositories keep the code in a subfolder next to their
 # Dassl fork.
-FORWARD_TRAINERS = {
+OFFICIAL_TRAINERS = {
     "KgCoOp": ("KgCoOp", "trainers/kgcoop.py", "class KgCoOp(TrainerX)"),
     "ProGrad": ("ProGrad.public", "trainers/prograd.py", "class ProGrad(TrainerX)"),
     "MaPLe": ("", "trainers/maple.py", "class MaPLe(TrainerX)"),
@@ -262,21 +423,10 @@ def fail_input(message):
 
 def check_forward_inputs(args):
     """(code root of the official trainer, its Dassl tree); exits 2 naming what to fix."""
-    folder, trainer_file, marker = FORWARD_TRAINERS[args.trainer]
     repo = EXPECTED_REPOSITORY[args.trainer]
     if not os.path.isdir(args.upstream):
         fail_input(f"--upstream {args.upstream} is not a folder; pass a checkout of {repo}")
-    root = os.path.join(args.upstream, folder) if folder else args.upstream
-    path = os.path.join(root, trainer_file)
-    try:
-        with open(path) as f:
-            found = marker in f.read()
-    except OSError:
-        found = False
-    if not found or not os.path.isfile(os.path.join(root, "clip", "clip.py")) \
-            or not os.path.isfile(os.path.join(root, "train.py")):
-        fail_input(f"--upstream {args.upstream} is not a checkout of {repo} ({os.path.join(folder, trainer_file)} "
-                   f"with {marker!r}, clip/ and train.py expected)")
+    root = code_root(args.trainer, args.upstream, "--upstream")
     trainer_py = os.path.join(args.dassl, "dassl", "engine", "trainer.py")
     if not os.path.isfile(trainer_py):
         fail_input(f"--dassl {args.dassl} is not a Dassl source tree (no dassl/engine/trainer.py)")
@@ -287,7 +437,7 @@ def check_forward_inputs(args):
                            f"folder of the {repo} checkout")
     if args.clip is not None and not os.path.isfile(args.clip):
         fail_input(f"--clip {args.clip} not found; pass a CLIP state dict file, or leave --clip out for a random CLIP")
-    return os.path.abspath(root), os.path.abspath(args.dassl)
+    return root, os.path.abspath(args.dassl)
 
 
 def upstream_commit(path):
@@ -528,17 +678,25 @@ def official_train(args, rest):
 
     if not args.clip:
         fail_input("--clip is required: the CLIP file the official load_clip_to_cpu reads instead of a download")
+    import tempfile
+
     root, dassl = check_forward_inputs(args)
     here = os.path.dirname(os.path.abspath(__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, dassl, here]))
-    code = ("import sys, parity_forward_worker as worker; "
-            "worker.train(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])")
     backbone = rest[rest.index("MODEL.BACKBONE.NAME") + 1] if "MODEL.BACKBONE.NAME" in rest else "ViT-B/16"
+    # The worker's one runner of an official train.py (as ``upstream``), without the benchmark's shims.
+    spec = {"trainer": args.trainer, "code_root": root, "dassl": dassl, "backbone": backbone,
+            "clip": os.path.abspath(args.clip)}
+    code = "import sys, parity_forward_worker as worker; worker.train_main(sys.argv[1], sys.argv[2:])"
     sys.stdout.flush()
-    # Run in the official code root: "python -c" puts the working directory first on the import path, and
-    # this repository's trainers/ and datasets/ must not shadow the official ones.
-    return subprocess.run([sys.executable, "-c", code, root, dassl, backbone, os.path.abspath(args.clip), *rest],
-                          env=env, cwd=root, check=False).returncode
+    with tempfile.TemporaryDirectory(prefix="parity-train-") as work:
+        spec_path = os.path.join(work, "spec.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        # Run in the official code root: "python -c" puts the working directory first on the import path,
+        # and this repository's trainers/ and datasets/ must not shadow the official ones.
+        return subprocess.run([sys.executable, "-c", code, spec_path, *rest], env=env, cwd=root,
+                              check=False).returncode
 
 
 def report(trainer, commit, ours, theirs, job):
@@ -766,26 +924,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("setup")
-    for flag in ("--coop", "--dassl", "--clip", "--data", "--work"):
+    for flag in ("--dassl", "--clip", "--data", "--work"):
         p.add_argument(flag, required=True)
+    p.add_argument("--dassl-prograd", help="the Dassl.ProGrad.pytorch of KgCoOp's or ProGrad's repository")
+    p.add_argument("--benchmark", default="fashion10", choices=sorted(BENCHMARK_DATASETS))
+    p.add_argument("--trainers", nargs="+", default=["CoOp", "CoCoOp"], choices=SAMPLE_TRAINERS)
     p = sub.add_parser("upstream")
-    p.add_argument("--coop", required=True)
+    p.add_argument("--trainer", required=True, choices=SAMPLE_TRAINERS)
+    p.add_argument("--code", required=True, help="checkout of the trainer's official repository")
     p.add_argument("--work", required=True)
     p = sub.add_parser("table")
     for flag in ("--ours", "--upstream", "--ours-data", "--work"):
         p.add_argument(flag, required=True)
+    p.add_argument("--trainers", nargs="+", default=["CoOp", "CoCoOp"], choices=SAMPLE_TRAINERS)
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--shots", type=int, default=16)
 
     p = sub.add_parser("forward", help="the official trainer's logits, loss terms and gradients against ours")
-    p.add_argument("--trainer", required=True, choices=sorted(FORWARD_TRAINERS))
+    p.add_argument("--trainer", required=True, choices=sorted(OFFICIAL_TRAINERS))
     p.add_argument("--upstream", required=True, help="checkout of the official repository")
     p.add_argument("--dassl", required=True, help="Dassl source tree (ProGrad: its Dassl.ProGrad.pytorch)")
     p.add_argument("--clip", help="CLIP state dict (ViT); default: a small random CLIP")
     p.add_argument("--seed", type=int, default=0, help="images and labels")
     p.error = fail_input
     p = sub.add_parser("train", help="the official train.py, unmodified, under the forward shims")
-    p.add_argument("--trainer", required=True, choices=sorted(FORWARD_TRAINERS))
+    p.add_argument("--trainer", required=True, choices=sorted(OFFICIAL_TRAINERS))
     p.add_argument("--upstream", required=True, help="checkout of the official repository")
     p.add_argument("--dassl", required=True, help="Dassl source tree (KgCoOp, ProGrad: their Dassl.ProGrad.pytorch)")
     p.add_argument("--clip", help="CLIP state dict read in place of the download")
