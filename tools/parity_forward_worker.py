@@ -256,6 +256,18 @@ def widen_maple(module, vision_width, text_width, counts):
     module.torch = Substituted(module.torch, empty=empty)
 
 
+def enter_official(spec):
+    """Into the official code root of ``spec`` (a job or a train spec: code_root, dassl, backbone, clip,
+    trainer), with the shims installed and the official clip pointed at the CLIP file; returns the code
+    root, the official trainer module and the shims' counter."""
+    code_root, dassl = os.path.realpath(spec["code_root"]), os.path.realpath(spec["dassl"])
+    os.chdir(code_root)
+    counts = collections.Counter()
+    install_shims(code_root, counts)
+    official_clip(code_root, dassl, spec["backbone"], spec["clip"])
+    return code_root, importlib.import_module("trainers." + TRAINERS[spec["trainer"]][0]), counts
+
+
 def train_main(spec_path, argv):
     """The official ``train.py`` with ``argv``, after the shims; ``spec_path``: JSON written by the tool
     (trainer, code_root, dassl, backbone, clip, and where asked: template, vision_width, text_width)."""
@@ -264,12 +276,7 @@ def train_main(spec_path, argv):
 
     with open(spec_path) as f:
         spec = json.load(f)
-    code_root, dassl = os.path.realpath(spec["code_root"]), os.path.realpath(spec["dassl"])
-    os.chdir(code_root)
-    counts = collections.Counter()
-    install_shims(code_root, counts)
-    official_clip(code_root, dassl, spec["backbone"], spec["clip"])
-    module = importlib.import_module("trainers." + TRAINERS[spec["trainer"]][0])
+    code_root, module, counts = enter_official(spec)
     if spec.get("template"):
         module.CUSTOM_TEMPLATES["OxfordPets"] = spec["template"]
         counts[f"{module.__name__}.CUSTOM_TEMPLATES['OxfordPets'] = {spec['template']!r}"] += 1
@@ -285,13 +292,7 @@ def main(job_path, out_path):
     import torch
 
     job = torch.load(job_path, weights_only=True)
-    code_root, dassl = os.path.realpath(job["code_root"]), os.path.realpath(job["dassl"])
-    os.chdir(code_root)
-    counts = collections.Counter()
-    install_shims(code_root, counts)
-    official_clip(code_root, dassl, job["backbone"], job["clip"])
-
-    module = importlib.import_module("trainers." + TRAINERS[job["trainer"]][0])
+    _, module, counts = enter_official(job)
     if job.get("mode") == "speed":
         torch.save(speed(job, module, counts), out_path)
         return
