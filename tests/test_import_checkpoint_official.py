@@ -16,32 +16,26 @@ import shlex
 
 import pytest
 import torch
-from conftest import requires_dassl, run_cli, write_pets_dataset
+from conftest import TINY_TRAINER_CFG, requires_dassl, run_cli, write_pets_dataset
 from helpers import ok, results
 
 FORK = "Dassl.ProGrad.pytorch"
 DEPTH = 3  # prompt layers of the deep trainers on the 4-block random CLIP
-ONE_EPOCH = """
-DATALOADER:
-  TRAIN_X:
-    BATCH_SIZE: 4
-  TEST:
-    BATCH_SIZE: 16
-  NUM_WORKERS: 0
-INPUT:
-  SIZE: (32, 32)
-  INTERPOLATION: "bicubic"
-  PIXEL_MEAN: [0.48145466, 0.4578275, 0.40821073]
-  PIXEL_STD: [0.26862954, 0.26130258, 0.27577711]
-  TRANSFORMS: ["normalize"]
-OPTIM:
-  NAME: "sgd"
-  LR: 0.02
-  MAX_EPOCH: 1
-  LR_SCHEDULER: "cosine"
-TRAIN:
-  PRINT_FREQ: 100
-"""
+
+
+def _replace_once(text, old, new):
+    assert text.count(old) == 1, old
+    return text.replace(old, new)
+
+
+# The suite's tiny config, for one epoch without randomness in the images (both sides see the same
+# pixels) and without warm-up (one epoch would be all warm-up).
+ONE_EPOCH = TINY_TRAINER_CFG
+for _old, _new in (('TRANSFORMS: ["random_flip", "normalize"]', 'TRANSFORMS: ["normalize"]'),
+                   ("LR: 0.002\n  MAX_EPOCH: 2\n", "LR: 0.02\n  MAX_EPOCH: 1\n"),
+                   ('  WARMUP_EPOCH: 1\n  WARMUP_TYPE: "constant"\n  WARMUP_CONS_LR: 1e-5\n', "")):
+    ONE_EPOCH = _replace_once(ONE_EPOCH, _old, _new)
+
 # trainer: (variable of the checkout, its Dassl (the fork inside it, or None: CLIPPROMPT_UPSTREAM_DASSL),
 #           the official config keys, ours). The same prompts on both sides, fp32.
 INIT = "a photo of a"
