@@ -15,6 +15,13 @@ TINY = ["INPUT.SIZE", "(32, 32)", "DATALOADER.NUM_WORKERS", "0", "DATALOADER.TRA
         "DATALOADER.TEST.BATCH_SIZE", "16", "OPTIM.MAX_EPOCH", "2", "TRAIN.PRINT_FREQ", "100"]
 
 
+def image_batch(n, classes, seed=0, resolution=32):
+    """``n`` seeded random images of the tiny CLIP's size (conftest.TINY_RESOLUTION) and labels cycling
+    over ``classes`` classes."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, resolution, resolution, generator=g), torch.arange(n) % classes
+
+
 def train_args(root, out, clip_path, cfg_file, trainer="DualPromptMI", seed=1, subsample="base", extra=()):
     """train.py's command line; ``extra`` mixes flags (--x [value]) and KEY VALUE options."""
     flags, opts, i = [], [], 0

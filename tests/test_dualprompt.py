@@ -10,14 +10,14 @@ from clipprompt.methods.coop import CoOpCLIP
 from clipprompt.prompts.hand import encode_hand_crafted
 from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION
+from helpers import image_batch
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
 TEMPLATE = ["a photo of a {}."]
 
 
 def batch(n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, TINY_RESOLUTION, TINY_RESOLUTION, generator=g), torch.arange(n) % len(NAMES)
+    return image_batch(n, len(NAMES), seed, TINY_RESOLUTION)
 
 
 def make(tiny_clip, seed=0, **overrides):

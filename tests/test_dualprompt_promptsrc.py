@@ -18,7 +18,7 @@ from clipprompt.errors import UserError
 from clipprompt.methods.dualprompt import DualPromptMICLIP, DualPromptMIConfig
 from clipprompt.methods.promptsrc import PromptSRCCLIP, PromptSRCOptions, gaussian_epoch_weights
 from conftest import TINY_RESOLUTION, build_tiny_clip, requires_dassl, run_cli
-from helpers import DUAL_LEARNERS, TINY, ok, results, train_args, user_error
+from helpers import DUAL_LEARNERS, TINY, image_batch, ok, results, train_args, user_error
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
 HAND = ["a photo of a {}."]
@@ -37,8 +37,7 @@ def clip3():
 
 
 def batch(n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, TINY_RESOLUTION, TINY_RESOLUTION, generator=g), torch.arange(n) % len(NAMES)
+    return image_batch(n, len(NAMES), seed, TINY_RESOLUTION)
 
 
 def dual(clip_model, teacher=TEACHER, **overrides):

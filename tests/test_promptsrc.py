@@ -15,6 +15,7 @@ from clipprompt.prompts.hand import encode_hand_crafted
 from clipprompt.methods.promptsrc import GaussianPromptAggregate, PromptSRCCLIP, gaussian_epoch_weights
 from clipprompt.clip.backbone import as_backbone
 from conftest import TINY_RESOLUTION, build_tiny_clip
+from helpers import image_batch
 
 NAMES = ["dog", "cat", "sea lion", "car", "tree"]
 TEMPLATES = ["a photo of a {}.", "a drawing of a {}.", "itap of a {}."]
@@ -27,8 +28,7 @@ def clip3():
 
 
 def batch(n=6, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 3, TINY_RESOLUTION, TINY_RESOLUTION, generator=g), torch.arange(n) % len(NAMES)
+    return image_batch(n, len(NAMES), seed, TINY_RESOLUTION)
 
 
 def randomise(module, seed=0, std=0.3):
