@@ -1,10 +1,11 @@
 """Does DualPromptMI meet its targets on a base-to-new run? Paired per-seed comparisons and a collapse check.
 
     python -m benchmarks.targets output/fashion_colours/base2new
-    python -m benchmarks.targets output/mini/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
+    python -m benchmarks.targets output/mini_quick/base2new --method DualPromptMI=mini_c4_ep20_batch8_ctxv1
 
-For the method's config (``--method``, default DualPromptMI's
-``mini_c4_ep20_batch8_ctxv1``) it prints:
+For the method's config (``--method``; default DualPromptMI's published-schedule config
+``mini_published_c4_ep10_batch4_ctxv1``, else the quick mode's ``mini_c4_ep20_batch8_ctxv1``,
+whichever the folder holds) it prints:
 
 1. its HM against each bundled trainer's (CoOp, CoCoOp, KgCoOp, ProGrad, MaPLe, PromptSRC
    and "CoOp + ensemble", i.e. the method's ``..._ensemble_only`` config, else the default's):
@@ -36,7 +37,8 @@ from clipprompt.errors import UserError, exit_status
 from clipprompt.results import load_results, per_config_values
 from clipprompt.results.paired import BETTER, paired_difference
 
-METHOD = ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1")
+# The method's run for each SCHEDULE of scripts/mini_benchmark.sh: the first the folder holds is judged.
+METHODS = (("DualPromptMI", "mini_published_c4_ep10_batch4_ctxv1"), ("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"))
 ENSEMBLE_SUFFIX = "_ensemble_only"  # "CoOp + ensemble": the method's trainer with MI and augmentation off
 BASELINES = ("CoOp", "CoCoOp", "KgCoOp", "ProGrad", "MaPLe", "PromptSRC")
 ZERO_SHOT = "ZeroshotCLIP"
@@ -67,8 +69,8 @@ def comparisons(values, method):
     over another prompt learner) are shown for information."""
     rows = []
     ensemble = (method[0], method[1] + ENSEMBLE_SUFFIX)
-    if ensemble not in values:  # a variant without its own ensemble-only config: the default's
-        ensemble = (METHOD[0], METHOD[1] + ENSEMBLE_SUFFIX)
+    if ensemble not in values:  # a variant without its own ensemble-only config: a default's, if run
+        ensemble = next(((t, c + ENSEMBLE_SUFFIX) for t, c in METHODS if (t, c + ENSEMBLE_SUFFIX) in values), ensemble)
     targets = [(name, _single_config(values, name)) for name in BASELINES] + [("CoOp + ensemble", ensemble)]
     for label, key in targets:
         if key in values:
@@ -127,19 +129,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("root", help="base-to-new output folder (holding train_base/ and test_new/)")
     parser.add_argument("--dataset", default=None, help="Dassl dataset name when the folder holds several")
-    parser.add_argument("--method", default="=".join(METHOD), metavar="TRAINER=CFG",
-                        help=f"the method's run (default {'='.join(METHOD)}); its CFG{ENSEMBLE_SUFFIX} is "
-                             "'CoOp + ensemble'")
+    parser.add_argument("--method", default=None, metavar="TRAINER=CFG",
+                        help=f"the method's run (default: the first the folder holds of "
+                             f"{', '.join('='.join(m) for m in METHODS)}); its CFG{ENSEMBLE_SUFFIX} is 'CoOp + ensemble'")
     parser.add_argument("--benchmark", choices=BENCHMARKS, default=None,
                         help="whose target rule to apply (default: read from the results' dataset, "
                              "FashionMNIST = fashion10, FashionColours = fashion_colours)")
     args = parser.parse_args(argv)
+    loaded = load_results(args.root)
+    values = per_config_values(loaded, "accuracy", args.dataset, require_dataset=False)
+    if args.method is None:
+        args.method = "=".join(next((m for m in METHODS if m in values), METHODS[0]))
     trainer, sep, cfg = args.method.partition("=")
     if not sep or not trainer or not cfg:
         raise UserError(f"--method {args.method!r}: write TRAINER=CFG")
     method = (trainer, cfg)
-    loaded = load_results(args.root)
-    values = per_config_values(loaded, "accuracy", args.dataset, require_dataset=False)
     if method not in values:
         found = ", ".join(f"{t}={c}" for t, c in sorted(values)) or "none"
         raise UserError(f"{args.root}: no base-to-new results of {trainer}={cfg} (found: {found})")

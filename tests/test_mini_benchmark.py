@@ -10,7 +10,18 @@ import pytest
 from conftest import requires_dassl, run_cli
 
 
-EXPECTED = {
+EXPECTED = {  # SCHEDULE=published, the default
+    ("ZeroshotCLIP", "mini"),
+    ("CoOp", "mini_published_ep200_batch32_ctxv1"),
+    ("CoCoOp", "mini_published_c4_ep10_batch1_ctxv1"),
+    ("KgCoOp", "mini_published_c4_ep100_batch128_ctxv1"),
+    ("ProGrad", "mini_published_c4_ep100_batch32_ctxv1"),
+    ("MaPLe", "mini_published_c2_ep5_batch4_2ctx"),
+    ("PromptSRC", "mini_published_c2_ep20_batch4_4+4ctx"),
+    ("DualPromptMI", "mini_published_c4_ep10_batch4_ctxv1"),
+    ("DualPromptMI", "mini_published_c2_ep20_batch4_4+4ctx_promptsrc"),
+}
+EXPECTED_QUICK_MODE = {  # SCHEDULE=mini
     ("ZeroshotCLIP", "mini"),
     ("CoOp", "mini_c4_ep20_batch8_ctxv1"),
     ("CoCoOp", "mini_c4_ep10_batch1_ctxv1"),
@@ -45,6 +56,9 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     assert found == EXPECTED
     assert open(out / "base_new.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert "wall time:" in proc.stdout and "HM" in proc.stdout
+    sha = (out / "mini_clip_checkpoint.txt").read_text().split()[0]
+    assert f"mini CLIP: {out / 'mini_clip' / 'mini_clip.pt'}, sha256 {sha} (SCHEDULE=published)" in proc.stdout
+    assert "Targets of DualPromptMI (mini_published_c4_ep10_batch4_ctxv1)" in proc.stdout
     assert "pretraining: epoch 1/1, step 3/3 (100%)" in proc.stdout and "ETA" in proc.stdout  # not silent for minutes
 
     # a second call reuses the checkpoint and the finished runs
@@ -52,10 +66,25 @@ def test_quick_mini_benchmark_end_to_end(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Reusing the mini CLIP" in again.stdout
 
-    # a full-size run refuses the QUICK checkpoint instead of reusing it
-    full = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra={**env, "QUICK": "0"}, timeout=300)
+    # a full-size rebuild refuses the QUICK checkpoint instead of reusing it
+    full = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra={**env, "QUICK": "0", "REBUILD": "1"}, timeout=300)
     assert full.returncode == 2, full.stdout[-2000:] + full.stderr[-2000:]
     assert "was made with another recipe" in full.stderr and "Reusing" not in full.stdout
+    # the shipped checkpoint into the same OUTPUT: its finished runs were made on other weights, so refused
+    shipped = run_cli(["bash", "scripts/mini_benchmark.sh"], env_extra={**env, "QUICK": "0"}, timeout=300)
+    assert shipped.returncode == 2, shipped.stdout[-2000:] + shipped.stderr[-2000:]
+    assert f"error: OUTPUT={out} holds runs made on the mini CLIP {sha} " in shipped.stderr
+    assert "choose another OUTPUT" in shipped.stderr and len(shipped.stderr.strip().splitlines()) == 1
+
+    # the quick mode: its own configs, in its own folder, on the same CLIP
+    quick_out = tmp_path / "mini_quick"
+    quick = run_cli(["bash", "scripts/mini_benchmark.sh"], timeout=900,
+                    env_extra={**env, "SCHEDULE": "mini", "OUTPUT": str(quick_out), "TRAINERS": "ZeroshotCLIP CoOp",
+                               "CLIP_CKPT": str(out / "mini_clip" / "mini_clip.pt")})
+    assert quick.returncode == 0, quick.stdout[-2000:] + quick.stderr[-2000:]
+    with open(quick_out / "base2new" / "results_base2new.csv") as f:
+        found = {(r["trainer"], r["config"]) for r in csv.DictReader(f) if r["dataset"] == "FashionMNIST"}
+    assert found == {("ZeroshotCLIP", "mini"), ("CoOp", "mini_c4_ep20_batch8_ctxv1")} <= EXPECTED_QUICK_MODE
 
 
 @requires_dassl
@@ -115,6 +144,8 @@ def _run_with_fake_python(tmp_path, **env):
     ({"SEEDS": "-1"}, "-1 is not a non-negative integer"),
     ({"JOBS": "0"}, "error: JOBS=0: give a positive integer"),
     ({"JOBS": "2.5"}, "error: JOBS=2.5: give a positive integer"),
+    ({"SCHEDULE": "fast"}, "error: SCHEDULE=fast: choose published (the default) or mini (the quick mode)"),
+    ({"REBUILD": "yes"}, "error: REBUILD=yes: give 1 (pretrain) or 0 (the shipped mini CLIP)"),
 ])
 def test_a_bad_setting_stops_before_the_pretraining(tmp_path, setting, message):
     proc, calls, seconds = _run_with_fake_python(tmp_path, **setting)
@@ -127,8 +158,18 @@ def test_a_bad_setting_stops_before_the_pretraining(tmp_path, setting, message):
 
 
 def test_good_settings_reach_the_pretraining_and_the_grid(tmp_path):
-    proc, calls, _ = _run_with_fake_python(tmp_path, TRAINERS="ZeroshotCLIP CoOp", SEEDS="0 7", JOBS="1")
+    proc, calls, _ = _run_with_fake_python(tmp_path, TRAINERS="ZeroshotCLIP CoOp", SEEDS="0 7", JOBS="1", REBUILD="1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert calls[0].startswith("-m benchmarks.pretrain_mini_clip --benchmark fashion10")
     grid = next(call for call in calls if call.startswith("-m tools.grid"))
     assert "--trainers ZeroshotCLIP CoOp --cfg" in grid and "--seeds 0 7 " in grid and "--jobs 1 " in grid
+    assert "CoOp=mini_published_ep200_batch32_ctxv1" in grid
+
+
+def test_by_default_the_shipped_checkpoint_is_checked_and_used_not_pretrained(tmp_path):
+    proc, calls, _ = _run_with_fake_python(tmp_path, TRAINERS="ZeroshotCLIP CoOp", SEEDS="1", BENCHMARK="fashion_colours", REBUILD="0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert calls[0] == "-m benchmarks.mini_clip.shipped fashion_colours"
+    # the real command: the pinned file's path, or one error line and exit 2 (which stops the script)
+    real = run_cli(["-m", "benchmarks.mini_clip.shipped", "fashion10"])
+    assert real.returncode == 0 and real.stdout.strip().endswith("benchmarks/checkpoints/fashion10-v1.fp16.pt")

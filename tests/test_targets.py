@@ -71,6 +71,16 @@ def test_all_targets_met_exits_zero(tmp_path):
     assert "targets: met" in result.stdout
 
 
+def test_the_default_method_is_the_published_schedules_run_when_the_folder_holds_it(tmp_path):
+    root = _tree(tmp_path)  # the quick mode's runs only: its method is judged
+    assert "Targets of DualPromptMI (mini_c4_ep20_batch8_ctxv1)" in run_cli(["-m", "benchmarks.targets", root]).stdout
+    published = "mini_published_c4_ep10_batch4_ctxv1"
+    _write(root, "DualPromptMI", published, {1: (60.0, 60.0), 2: (61.0, 61.0), 3: (60.0, 60.0)},
+           variants={"soft_only": {s: (61.0, 60.0) for s in SEEDS}, "hand_only": {s: (60.0, 75.0) for s in SEEDS}})
+    result = run_cli(["-m", "benchmarks.targets", root])
+    assert f"Targets of DualPromptMI ({published})" in result.stdout and result.returncode == 1  # below KgCoOp
+
+
 def test_missing_method_run_names_what_exists(tmp_path):
     root = _tree(tmp_path)
     with pytest.raises(UserError, match="no base-to-new results of DualPromptMI=other"):
