@@ -31,9 +31,10 @@ def test_dualpromptmi_over_deep_prompt_learners_reads_with_its_learner():
     points = [_row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1"),
               _row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_ivlp"),
               _row("DualPromptMI", "mini_c4_ep20_batch8_ctxv1_maple"),
+              _row("DualPromptMI", "mini_published_c2_ep20_batch4_4+4ctx_promptsrc"),
               _row("MaPLe", "mini_c2_ep20_batch8_2ctx")]
     labels = [label.split(":")[0] for label in plot_base_new.point_labels(points)]
-    assert labels == ["DualPromptMI", "DualPromptMI (IVLP)", "DualPromptMI (MaPLe)", "MaPLe"]
+    assert labels == ["DualPromptMI", "DualPromptMI (IVLP)", "DualPromptMI (MaPLe)", "DualPromptMI (PromptSRC)", "MaPLe"]
 
 
 def test_config_is_added_only_when_one_name_has_several_configs():

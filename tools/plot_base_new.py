@@ -51,11 +51,13 @@ def points_to_plot(rows: list[Base2NewRow], averages: list[Base2NewRow]) -> tupl
 
 # What a reader knows a (trainer, config) as, where its trainer name alone would mislead: a rule
 # (trainer, config suffix) -> name. DualPromptMI with MI and augmentation off is CoOp plus the
-# hand-crafted inference ensemble; its ``*_ivlp`` / ``*_maple`` configs run over those prompt learners.
+# hand-crafted inference ensemble; its ``*_ivlp`` / ``*_maple`` / ``*_promptsrc`` configs run over those prompt
+# learners.
 READABLE_NAMES = (
     ("DualPromptMI", "_ensemble_only", "CoOp + ensemble"),
     ("DualPromptMI", "_ivlp", "DualPromptMI (IVLP)"),
     ("DualPromptMI", "_maple", "DualPromptMI (MaPLe)"),
+    ("DualPromptMI", "_promptsrc", "DualPromptMI (PromptSRC)"),
 )
 
 
