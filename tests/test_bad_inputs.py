@@ -122,8 +122,11 @@ def test_ctrl_c_ends_in_one_line_and_the_printed_command_resumes_into_the_same_l
     args = train_args(pets_root, out, tiny_clip_path, tiny_cfg_file,
                       extra=[*TINY, "OPTIM.MAX_EPOCH", "400", "TRAIN.CHECKPOINT_FREQ", "1"])
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: give the
+    # run the default handler, as a terminal would, so the test holds when the suite runs in the background.
     proc = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = os.path.join(out, "prompt_learner", "model.pth.tar-1")
     deadline = time.time() + 240
     while not os.path.exists(first) and proc.poll() is None and time.time() < deadline:
